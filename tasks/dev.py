@@ -1,0 +1,61 @@
+"""Chores of working on this repository: tests, lint, format, re-lock, clean."""
+
+import shlex
+import sys
+
+from .common import task
+from .lib.paths import PROJECT_ROOT
+
+# Generated files and caches that `dev.clean` removes; nothing a user made.
+CLEAN_GLOBS = (".pytest_cache", ".ruff_cache", "**/__pycache__", "tests/.tmp")
+
+
+def _python_tool(*args: str) -> str:
+    """A command that runs a tool installed in this interpreter's environment."""
+    return shlex.join([sys.executable, "-m", *args])
+
+
+@task(help={"args": "Extra pytest arguments, e.g. '-k settings -x'.", "dry_run": "Print the command only."})
+def test(c, args="", dry_run=False):
+    """Run the test suite (pytest)."""
+    command = _python_tool("pytest") + (" " + args if args else "")
+    c.run(command, dry=dry_run, pty=sys.stdout.isatty())
+
+
+@task(help={"fix": "Apply ruff's safe fixes.", "dry_run": "Print the commands only."})
+def lint(c, fix=False, dry_run=False):
+    """Lint with ruff, and check that the code is formatted."""
+    with c.cd(str(PROJECT_ROOT)):
+        c.run(_python_tool("ruff", "check", *(["--fix"] if fix else []), "."), dry=dry_run)
+        c.run(_python_tool("ruff", "format", "--check", "."), dry=dry_run)
+
+
+@task(name="format", help={"dry_run": "Print the command only."})
+def format_(c, dry_run=False):
+    """Format the code with ruff."""
+    with c.cd(str(PROJECT_ROOT)):
+        c.run(_python_tool("ruff", "format", "."), dry=dry_run)
+
+
+@task(help={"upgrade": "Take the newest versions allowed by requirements.in.", "dry_run": "Print the command only."})
+def lock(c, upgrade=False, dry_run=False):
+    """Re-compile requirements.txt from requirements.in (uv pip compile)."""
+    argv = ["uv", "pip", "compile", "requirements.in", "-o", "requirements.txt", "--python-version", "3.11", "-q"]
+    if upgrade:
+        argv.append("--upgrade")
+    with c.cd(str(PROJECT_ROOT)):
+        c.run(shlex.join(argv), dry=dry_run)
+
+
+@task(help={"dry_run": "List what would be removed without removing it."})
+def clean(c, dry_run=False):
+    """Remove caches and generated files (never data, experiments or venvs)."""
+    import shutil
+
+    for pattern in CLEAN_GLOBS:
+        for path in sorted(PROJECT_ROOT.glob(pattern)):
+            if ".venv" in path.parts:
+                continue
+            print(f"{'would remove' if dry_run else 'removing'} {path.relative_to(PROJECT_ROOT)}")
+            if not dry_run:
+                shutil.rmtree(path)

@@ -1,0 +1,276 @@
+"""The project's configuration: schema, layered resolution with provenance, validation.
+
+Layers, lowest first (later wins):
+  1. the project's invoke.yaml (the defaults)
+  2. /etc/invoke.yaml, then ~/.invoke.yaml (per machine, per user)
+  3. documented environment names (ROBOFLOW_VL_100_ROOT, ODINW_DATA_ROOT, SAM3_EXPERIMENT_ROOT, HF_HOME)
+  4. INVOKE_<SECTION>_<KEY> environment variables (e.g. INVOKE_SLURM_PARTITION)
+  5. a runtime file given with `inv -f FILE`
+  6. task flags
+
+invoke itself ranks the project file above the user's; we resolve our keys in the order
+above so that a user's ~/.invoke.yaml can override the project defaults.
+"""
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .paths import PROJECT_ROOT, nearest_existing, resolve_path
+
+# Top-level keys that belong to invoke or fabric, not to us: passed through untouched.
+FOREIGN_SECTIONS = frozenset(
+    {
+        "run",
+        "runners",
+        "sudo",
+        "tasks",
+        "timeouts",  # invoke
+        "connect_kwargs",
+        "forward_agent",
+        "gateway",
+        "inline_ssh_env",
+        "load_ssh_configs",
+        "port",
+        "ssh_config_path",
+        "user",
+        "authentication",  # fabric
+    }
+)
+
+# Environment variables whose values are secrets: reported as set/unset, never shown.
+SECRET_ENV_VARS = (
+    "HF_TOKEN",
+    "WANDB_API_KEY",
+    "ROBOFLOW_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "GDRIVE_CREDENTIALS_DATA",
+)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its dotted name, kind, meaning and documented env name."""
+
+    name: str
+    kind: str  # "path", "str", "int", "float" or "choice"
+    help: str
+    env: str | None = None
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+
+SCHEMA: tuple[Key, ...] = (
+    Key("sam3.checkout", "path", "The sam3 submodule (facebookresearch/sam3)."),
+    Key("sam3.train_venv", "path", "Virtual environment holding torch and sam3 for training."),
+    Key(
+        "paths.roboflow_vl_100_root",
+        "path",
+        "Roboflow 100-VL root (one folder per dataset).",
+        env="ROBOFLOW_VL_100_ROOT",
+    ),
+    Key("paths.odinw_data_root", "path", "ODinW root (AerialMaritimeDrone/large/train, ...).", env="ODINW_DATA_ROOT"),
+    Key("paths.experiment_root", "path", "Where experiment folders are created.", env="SAM3_EXPERIMENT_ROOT"),
+    Key("paths.hf_home", "path", "Hugging Face home; weights go to its hub/ cache.", env="HF_HOME"),
+    Key("slurm.partition", "str", "SLURM partition ('' lets SLURM choose its default)."),
+    Key("slurm.account", "str", "SLURM account ('' for none)."),
+    Key("slurm.qos", "str", "SLURM quality of service ('' for none)."),
+    Key("slurm.num_gpus", "int", "GPUs per node for cluster jobs.", minimum=1),
+    Key("slurm.num_nodes", "int", "Nodes per cluster job.", minimum=1),
+    Key("hw.run_kind", "choice", "Kind of run the VRAM need is judged for.", choices=("box", "segmentation", "eval")),
+    Key("hw.vram_box_gb", "float", "Free VRAM a box-only fine-tune needs per GPU (GiB).", minimum=0),
+    Key("hw.vram_segmentation_gb", "float", "Free VRAM a fine-tune with masks needs per GPU (GiB).", minimum=0),
+    Key("hw.vram_eval_gb", "float", "Free VRAM an evaluation needs per GPU (GiB).", minimum=0),
+    Key("hw.disk_rf100vl_gb", "float", "Disk for Roboflow 100-VL, zip and extracted (GB).", minimum=0),
+    Key("hw.disk_odinw_gb", "float", "Disk for ODinW (GB).", minimum=0),
+    Key("hw.disk_weights_gb", "float", "Disk for the SAM3 checkpoint in the HF cache (GB).", minimum=0),
+    Key("hw.disk_checkpoints_gb", "float", "Disk for one experiment's checkpoints (GB).", minimum=0),
+    Key("hw.disk_train_venv_gb", "float", "Disk for the training venv (torch, sam3) (GB).", minimum=0),
+    Key("hw.disk_margin", "float", "Warn when free space is within this fraction of the need.", minimum=0),
+)
+
+KEYS: dict[str, Key] = {key.name: key for key in SCHEMA}
+OUR_SECTIONS = frozenset(name.split(".")[0] for name in KEYS)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of values: a label for provenance and the nested mapping it gave."""
+
+    label: str
+    data: Mapping[str, Any]
+    strict_sections: bool = False  # unknown top-level sections are errors (the project file)
+
+
+@dataclass
+class Settings:
+    """Resolved values with the source each came from."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def path(self, name: str) -> Path:
+        return self.values[name]
+
+
+def env_name(key: str) -> str:
+    """INVOKE_<SECTION>_<KEY>, as invoke spells it."""
+    return "INVOKE_" + key.replace(".", "_").upper()
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for name, value in data.items():
+        dotted = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            yield from _flatten(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
+def _unknown_key_error(dotted: str, label: str) -> ConfigError:
+    close = difflib.get_close_matches(dotted, list(KEYS), n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"known sections: {', '.join(sorted(OUR_SECTIONS))}"
+    return ConfigError(f"{label}: unknown key '{dotted}' ({hint}); fix the spelling or remove it")
+
+
+def _layer_values(layer: Layer) -> Iterable[tuple[str, Any]]:
+    for section, content in layer.data.items():
+        if section in FOREIGN_SECTIONS:
+            continue
+        if section not in OUR_SECTIONS:
+            if layer.strict_sections:
+                raise _unknown_key_error(str(section), layer.label)
+            continue  # a user-wide file may hold other projects' sections
+        if not isinstance(content, Mapping):
+            raise ConfigError(f"{layer.label}: '{section}' must be a mapping of keys; see invoke.yaml")
+        for dotted, value in _flatten(content, f"{section}."):
+            if dotted not in KEYS:
+                raise _unknown_key_error(dotted, layer.label)
+            yield dotted, value
+
+
+def coerce(key: Key, raw: Any, source: str) -> Any:
+    """Turn a raw value (YAML scalar, env string or flag) into the key's type, or fail in one line."""
+    where = f"{key.name} = {raw!r} (from {source})"
+    if key.kind == "path":
+        if raw is None or str(raw).strip() == "":
+            raise ConfigError(f"{where} is empty; set it to a folder path")
+        return resolve_path(str(raw))
+    if key.kind == "str":
+        return "" if raw is None else str(raw)
+    if key.kind == "choice":
+        if str(raw) not in key.choices:
+            raise ConfigError(f"{where} is not one of {', '.join(key.choices)}; pick one of those")
+        return str(raw)
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        number = int(raw) if key.kind == "int" else float(raw)
+        if key.kind == "int" and isinstance(raw, float) and raw != int(raw):
+            raise ValueError
+    except (TypeError, ValueError):
+        kind = "a whole number" if key.kind == "int" else "a number"
+        raise ConfigError(f"{where} is not {kind}; set it to {kind}") from None
+    if key.minimum is not None and number < key.minimum:
+        raise ConfigError(f"{where} is below {key.minimum:g}; set it to {key.minimum:g} or more")
+    return number
+
+
+def check_location(name: str, path: Path, source: str) -> None:
+    """A configured folder must be a directory, or creatable in a writable existing parent."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name} = {path} (from {source}) is a file, not a folder; point it at a folder")
+    anchor = nearest_existing(path)
+    if not anchor.is_dir():
+        raise ConfigError(f"{name} = {path} (from {source}): {anchor} is not a folder; fix the path")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name} = {path} (from {source}): {anchor} is not writable; choose a writable location")
+
+
+def resolve(layers: Iterable[Layer], environ: Mapping[str, str], flags: Mapping[str, Any] | None = None) -> Settings:
+    """Merge layers, then env names, INVOKE_* variables and flags; validate every value."""
+    layers = list(layers)
+    raw: dict[str, tuple[Any, str]] = {}
+    runtime = [layer for layer in layers if layer.label.startswith("-f ")]
+    for layer in layers:
+        if layer in runtime:
+            continue
+        for dotted, value in _layer_values(layer):
+            raw[dotted] = (value, layer.label)
+    for key in SCHEMA:
+        if key.env and environ.get(key.env):
+            raw[key.name] = (environ[key.env], f"env {key.env}")
+        if env_name(key.name) in environ:
+            raw[key.name] = (environ[env_name(key.name)], f"env {env_name(key.name)}")
+    for layer in runtime:
+        for dotted, value in _layer_values(layer):
+            raw[dotted] = (value, layer.label)
+    for dotted, value in (flags or {}).items():
+        if dotted not in KEYS:
+            raise _unknown_key_error(dotted, "flag")
+        if value is not None:
+            raw[dotted] = (value, f"flag --{dotted.split('.')[-1].replace('_', '-')}")
+
+    settings = Settings()
+    for key in SCHEMA:
+        if key.name not in raw:
+            raise ConfigError(f"{key.name} has no value; add it to invoke.yaml (see README, Configuration)")
+        value, source = raw[key.name]
+        settings.values[key.name] = coerce(key, value, source)
+        settings.sources[key.name] = source
+        if key.kind == "path":
+            check_location(key.name, settings.values[key.name], source)
+    return settings
+
+
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def mask(value: Any) -> Any:
+    """A value safe to print: credentials embedded in URLs are hidden; numbers stay numbers."""
+    if isinstance(value, int | float):
+        return value
+    return _URL_CREDENTIALS.sub("***@", str(value))
+
+
+def secret_status(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Whether each known secret is set, without its value."""
+    return [(name, "set (hidden)" if environ.get(name) else "not set") for name in SECRET_ENV_VARS]
+
+
+def layers_from_invoke(config: Any) -> list[Layer]:
+    """The file layers invoke loaded, in our order (project defaults below user files)."""
+    layers = [Layer(_label(config._project_path, "invoke.yaml"), config._project or {}, strict_sections=True)]
+    layers.append(Layer(_label(config._system_path, "/etc/invoke.yaml"), config._system or {}))
+    layers.append(Layer(_label(config._user_path, "~/.invoke.yaml"), config._user or {}))
+    if config._runtime_path:
+        layers.append(Layer(f"-f {config._runtime_path}", config._runtime or {}, strict_sections=True))
+    return layers
+
+
+def _label(path: str | None, fallback: str) -> str:
+    """A short name for a config file: relative to the project, ~ for home, else absolute."""
+    if not path:
+        return fallback
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(PROJECT_ROOT):
+        return str(resolved.relative_to(PROJECT_ROOT))
+    home = Path.home().resolve()
+    return f"~/{resolved.relative_to(home)}" if resolved.is_relative_to(home) else str(resolved)
+
+
+def from_invoke(config: Any, flags: Mapping[str, Any] | None = None) -> Settings:
+    """Settings for a task: invoke's loaded files, this process's environment, the task's flags."""
+    return resolve(layers_from_invoke(config), os.environ, flags)

@@ -1,0 +1,40 @@
+"""Shared fixtures. Tests import the very module `inv` loads: tasks.py, whose __path__ is tasks/."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKES = ROOT / "tests" / "fakes"
+SHIM = FAKES / "nvml_shim"
+
+sys.path.insert(0, str(ROOT / "tests"))  # for `from fakes.fake_nvml import ...`
+
+
+@pytest.fixture
+def clean_env(tmp_path, monkeypatch):
+    """An environment without the user's config or our variables: HOME is an empty folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INVOKE_", "SAM3_", "ROBOFLOW", "ODINW", "HF_", "FAKE_NVML"))
+    }
+    env["HOME"] = str(home)
+    return env
+
+
+def run_inv(args, env, cwd=ROOT, nvml_scenario=None, timeout=120):
+    """Run the real `inv` CLI in a subprocess; with a scenario, NVML is the fake shim."""
+    env = dict(env)
+    if nvml_scenario is not None:
+        import json
+
+        env["FAKE_NVML_SCENARIO"] = json.dumps(nvml_scenario)
+        env["PYTHONPATH"] = os.pathsep.join([str(SHIM), env.get("PYTHONPATH", "")])
+    inv = Path(sys.executable).with_name("inv")
+    return subprocess.run([str(inv), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
