@@ -82,14 +82,15 @@ def check_disk(
         shared = by_device[os.stat(anchor).st_dev]
         total_need = sum(other.need_gb for other in shared)
         free_gb = usage(anchor).free / GB
-        others = total_need - loc.need_gb
         detail = (
             f"{loc.path}{'' if loc.path.exists() else ' (not created yet)'}: {loc.reason}, needs "
             f"{loc.need_gb:g} GB; {free_gb:.1f} GB free on {mount_point(anchor)}"
         )
-        if others:
-            detail += f", shared with {others:g} GB more for other locations"
-        if free_gb < loc.need_gb:
+        if total_need > loc.need_gb:
+            detail += f" ({total_need:g} GB needed there in all)"
+        if loc.need_gb == 0:
+            checks.append(Check("disk", loc.name, PASS, detail))
+        elif free_gb < loc.need_gb:
             checks.append(
                 Check(
                     "disk",
@@ -105,7 +106,7 @@ def check_disk(
                     "disk",
                     loc.name,
                     WARN,
-                    detail + f": {total_need:g} GB in all will not fit at once",
+                    detail + ": not all of it fits at once",
                     "move some of these locations to another disk, or free space as you go",
                 )
             )
