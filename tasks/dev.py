@@ -44,7 +44,7 @@ def lock(c, upgrade=False, dry_run=False):
     if upgrade:
         argv.append("--upgrade")
     with c.cd(str(PROJECT_ROOT)):
-        c.run(shlex.join(argv), dry=dry_run)
+        c.run(_python_tool(*argv), dry=dry_run)
 
 
 @task(help={"dry_run": "List what would be removed without removing it."})

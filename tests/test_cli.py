@@ -141,4 +141,4 @@ def test_bad_invoke_env_number_is_ours_to_report_not_invokes_traceback(clean_env
 def test_dev_chores_dry_run_print_exact_commands(clean_env):
     done = run_inv(["dev.lock", "--dry-run"], clean_env)
     assert done.returncode == 0
-    assert "uv pip compile requirements.in -o requirements.txt --python-version 3.11 -q" in done.stdout
+    assert "-m uv pip compile requirements.in -o requirements.txt --python-version 3.11 -q" in done.stdout

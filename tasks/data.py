@@ -1,0 +1,94 @@
+"""Datasets: check RF100-VL and ODinW trees against what SAM3 needs, and make synthetic ones."""
+
+from .common import load_settings, task
+from .lib import report as report_lib
+from .lib.errors import ConfigError, ToolError
+
+ROOT_KEYS = {"rf100vl": "paths.roboflow_vl_100_root", "odinw": "paths.odinw_data_root"}
+KIND_HELP = "rf100vl or odinw (default: rf100vl)."
+DATASETS_HELP = "Comma-separated dataset names (default: all of the kind)."
+WORKERS_HELP = "Processes to use (default: every CPU this process may use)."
+
+
+def _workers(value) -> int | None:
+    if value is None:
+        return None
+    if not str(value).isdigit() or int(value) < 1:
+        raise ConfigError(f"--workers {value!r} is not a whole number >= 1; pass e.g. --workers 4")
+    return int(value)
+
+
+@task(default=True, help={
+    "kind": KIND_HELP,
+    "root": "Data root (default: paths.roboflow_vl_100_root or paths.odinw_data_root).",
+    "datasets": DATASETS_HELP,
+    "deep": "Also walk every byte of each image's structure (slower).",
+    "workers": WORKERS_HELP,
+    "no_cache": "Re-read everything instead of reusing verdicts on unchanged files.",
+    "json": "Print JSON instead of tables.",
+})  # fmt: skip
+def validate(c, kind="rf100vl", root=None, datasets=None, deep=False, workers=None, no_cache=False, json=False):
+    """Check datasets against SAM3's loaders; exit 1 on errors."""
+    import time
+
+    from .lib import coco
+
+    if kind not in ROOT_KEYS:
+        raise ConfigError(f"--kind {kind!r} is not one of {', '.join(ROOT_KEYS)}; pick one of those")
+    key = ROOT_KEYS[kind]
+    data_root = load_settings(c, **{key: root}).path(key)
+    names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
+    started = time.perf_counter()
+    reports = coco.validate_root(kind, data_root, names, deep, _workers(workers), use_cache=not no_cache)
+    seconds = time.perf_counter() - started
+    if json:
+        print(report_lib.to_json(coco.as_dict(kind, data_root, reports, deep, seconds)))
+    else:
+        columns = ("dataset", "status", "images", "boxes", "errors", "warnings", "time", "first issue")
+        report_lib.print_table(f"data.validate {kind}: {data_root} ({seconds:.2f} s)", columns,
+                               coco.summary_rows(reports))  # fmt: skip
+        issues = coco.issue_rows(reports)
+        if issues:
+            report_lib.print_table("issues", ("dataset", "status", "count", "issue", "first example", "fix"), issues)
+    failed = [r.name for r in reports if r.errors]
+    if failed:
+        shown = ", ".join(failed[:5]) + (", ..." if len(failed) > 5 else "")
+        raise ToolError(f"{len(failed)} dataset(s) have errors ({shown}); see the fix column above")
+
+
+@task(help={
+    "root": "Folder to write into (required; datasets not made by data.synth are never replaced).",
+    "kind": KIND_HELP,
+    "datasets": "How many datasets (e.g. 3), 'all', or comma-separated names (default: all).",
+    "images": "Images per dataset, split like the real data, at least 6 (default: 9).",
+    "defects": "Inject problems data.validate must catch: 'all' or comma-separated names.",
+    "seed": "Random seed; the same seed writes the same files (default: 0).",
+    "full": "RF100-VL at full count (164,149 tiny images, 1,355,491 boxes) for benchmarks.",
+    "workers": WORKERS_HELP,
+    "dry_run": "Print what would be written, write nothing.",
+})  # fmt: skip
+def synth(c, root=None, kind="rf100vl", datasets=None, images=9, defects=None, seed=0, full=False, workers=None,
+          dry_run=False):  # fmt: skip
+    """Write fake RF100-VL/ODinW-13 data in SAM3's exact layout."""
+    import time
+
+    from .lib import synth as synth_lib
+    from .lib.paths import resolve_path
+
+    if not root:
+        raise ConfigError("pass --root DIR: data.synth never writes into the configured data roots by default")
+    plan = synth_lib.plan(kind, str(resolve_path(root)), datasets, int(images), defects, int(seed), full)
+    title = f"data.synth {kind}: {len(plan.datasets)} datasets, {plan.images:,} images, {plan.boxes:,} boxes"
+    if dry_run:
+        columns = ("dataset", "folder", "images train/valid/test", "boxes", "categories", "size", "defects")
+        report_lib.print_table(f"{title} (dry run: nothing written)", columns, synth_lib.plan_rows(plan))
+        print(f"would write about {plan.estimated_bytes() / 1e6:,.0f} MB under {plan.root}")
+        return
+    started = time.perf_counter()
+    written = synth_lib.write(plan, _workers(workers))
+    print(f"{title} written under {plan.root} in {time.perf_counter() - started:.1f} s")
+    injected = [(defect, synth_lib.DEFECTS[defect].what, w.name, where, synth_lib.DEFECTS[defect].code)
+                for w in written for defect, where in w.defects]  # fmt: skip
+    if injected:
+        columns = ("defect", "what", "dataset", "where", "data.validate reports")
+        report_lib.print_table("defects injected", columns, injected)
