@@ -44,7 +44,7 @@ def test_layers_apply_in_the_documented_order(tmp_path):
             "paths": {"experiment_root": str(tmp_path / "user")},
         },
     )
-    runtime = S.Layer("-f run.yaml", {"slurm": {"qos": "runtime"}})
+    runtime = S.Layer("-f run.yaml", {"slurm": {"qos": "runtime"}}, above_environment=True)
     environ = {"SAM3_EXPERIMENT_ROOT": str(tmp_path / "alias"), "INVOKE_SLURM_ACCOUNT": "env"}
     settings = S.resolve(
         [project(slurm={"partition": "project"}), user, runtime],

@@ -109,6 +109,7 @@ class Layer:
     label: str
     data: Mapping[str, Any]
     strict_sections: bool = False  # unknown top-level sections are errors (the project file)
+    above_environment: bool = False  # a runtime file (inv -f) overrides environment variables
 
 
 @dataclass
@@ -203,10 +204,7 @@ def resolve(layers: Iterable[Layer], environ: Mapping[str, str], flags: Mapping[
     """Merge layers, then env names, INVOKE_* variables and flags; validate every value."""
     layers = list(layers)
     raw: dict[str, tuple[Any, str]] = {}
-    runtime = [layer for layer in layers if layer.label.startswith("-f ")]
-    for layer in layers:
-        if layer in runtime:
-            continue
+    for layer in (layer for layer in layers if not layer.above_environment):
         for dotted, value in _layer_values(layer):
             raw[dotted] = (value, layer.label)
     for key in SCHEMA:
@@ -214,7 +212,7 @@ def resolve(layers: Iterable[Layer], environ: Mapping[str, str], flags: Mapping[
             raw[key.name] = (environ[key.env], f"env {key.env}")
         if env_name(key.name) in environ:
             raw[key.name] = (environ[env_name(key.name)], f"env {env_name(key.name)}")
-    for layer in runtime:
+    for layer in (layer for layer in layers if layer.above_environment):
         for dotted, value in _layer_values(layer):
             raw[dotted] = (value, layer.label)
     for dotted, value in (flags or {}).items():
@@ -256,7 +254,7 @@ def layers_from_invoke(config: Any) -> list[Layer]:
     layers.append(Layer(_label(config._system_path, "/etc/invoke.yaml"), config._system or {}))
     layers.append(Layer(_label(config._user_path, "~/.invoke.yaml"), config._user or {}))
     if config._runtime_path:
-        layers.append(Layer(f"-f {config._runtime_path}", config._runtime or {}, strict_sections=True))
+        layers.append(Layer(f"-f {config._runtime_path}", config._runtime or {}, True, above_environment=True))
     return layers
 
 
