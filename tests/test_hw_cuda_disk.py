@@ -93,9 +93,9 @@ def test_a_venv_without_torch_reads_as_no_torch(tmp_path):
 
 @pytest.mark.slow
 def test_real_torch_in_a_training_env_is_probed_in_a_subprocess():
-    venv = os.environ.get("SAM3_TEST_TORCH_VENV") or str(Path(__file__).resolve().parents[1] / ".venv-test-torch")
+    venv = str(Path(__file__).resolve().parents[1] / ".venv-train")
     if not (Path(venv) / "bin" / "python").exists():
-        pytest.skip("no venv with torch: scripts/setup-tests builds .venv-test-torch")
+        pytest.skip("no training env: scripts/setup-tests builds .venv-train")
     build = cuda.torch_in_venv(Path(venv))
     assert isinstance(build, cuda.TorchBuild), build
     assert build.version.startswith("2.")

@@ -80,6 +80,7 @@ SCHEMA: tuple[Key, ...] = (
     ),
     Key("paths.odinw_data_root", "path", "ODinW root (AerialMaritimeDrone/large/train, ...).", env="ODINW_DATA_ROOT"),
     Key("paths.experiment_root", "path", "Where experiment folders are created.", env="SAM3_EXPERIMENT_ROOT"),
+    Key("paths.demo_data_root", "path", "Generated tiny RF100-VL data for the demo run (inv run.train)."),
     Key("paths.hf_home", "path", "Hugging Face home; weights go to its hub/ cache.", env="HF_HOME"),
     Key("slurm.partition", "str", "SLURM partition ('' lets SLURM choose its default)."),
     Key("slurm.account", "str", "SLURM account ('' for none)."),

@@ -1,0 +1,465 @@
+"""run.train / run.eval as plain functions: plan (render configs, build commands), check, launch, record.
+
+A run lives in `<experiment_root>/<name>/`: `launch.json` records what was launched, and each
+dataset gets its own SAM3 experiment folder `<name>/<dataset>/` (config.yaml,
+config_resolved.yaml, checkpoints/, tensorboard/, logs/<dataset>/, submitit_logs/), so no two
+datasets ever share a checkpoint that a requeue could resume by mistake.
+"""
+
+import copy
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import sam3_config
+from .errors import ConfigError, ToolError
+from .paths import PROJECT_ROOT, atomic_write_text
+
+RECORD = "launch.json"
+DEMO_PYTHONPATH = PROJECT_ROOT / "demo"
+DEMO_DATASETS = ("13-lkc01", "-grccs", "actions")
+BPE_NAME = "bpe_simple_vocab_16e6.txt.gz"
+# --smoke: keys shrunk when the config has them (a few iterations, a few images, validation at once).
+SMOKE = {
+    "trainer.max_epochs": 1,
+    "trainer.val_epoch_freq": 1,
+    "trainer.skip_first_val": False,
+    "roboflow_train.num_images": 4,
+    "odinw_train.num_images": 4,
+    "scratch.max_data_epochs": 1,
+    "scratch.target_epoch_size": 4,
+    "scratch.num_train_workers": 0,
+    "submitit.timeout_hour": 1,
+}
+
+
+@dataclass
+class Request:
+    """What the user asked for, flags already parsed."""
+
+    config: str | None
+    mode: str = "local"
+    datasets: str | None = None
+    sets: list[str] = field(default_factory=list)
+    name: str | None = None
+    num_gpus: int | None = None
+    num_nodes: int | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    smoke: bool = False
+    evaluate: bool = False
+
+
+@dataclass
+class Task:
+    dataset: str | None
+    config_name: str
+    config_path: Path
+    config_text: str
+    experiment_dir: Path
+    argv: list[str]
+
+
+@dataclass
+class Plan:
+    name: str
+    mode: str
+    source: Path
+    run_dir: Path
+    tasks: list[Task]
+    env: dict[str, str]
+    diff: str
+    warnings: list[str] = field(default_factory=list)
+
+    def command_lines(self) -> list[str]:
+        prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.env.items()))
+        return [f"cd {shlex.quote(str(self.run_dir))} && {prefix} {shlex.join(task.argv)}" for task in self.tasks]
+
+
+def find_bpe(sam3_checkout: Path, sam3_package: Path | None, environ=os.environ) -> Path | None:
+    """SAM3's BPE vocabulary: $SAM3_BPE_PATH, the submodule's assets, or the installed package's."""
+    candidates = [Path(environ["SAM3_BPE_PATH"])] if environ.get("SAM3_BPE_PATH") else []
+    candidates.append(sam3_checkout / "sam3" / "assets" / BPE_NAME)
+    if sam3_package:
+        candidates.append(sam3_package / "assets" / BPE_NAME)
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def sam3_package_dir(python: Path) -> Path:
+    """Where the training env imports `sam3` from (a submodule in editable mode, or site-packages)."""
+    if not python.exists():
+        raise ToolError(f"no training environment at {python.parent.parent}; build it with scripts/setup-train-env")
+    code = "import importlib.util as u; s = u.find_spec('sam3'); print(s.submodule_search_locations[0] if s else '')"
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+    location = done.stdout.strip()
+    if done.returncode != 0 or not location:
+        raise ToolError(f"sam3 is not installed in {python.parent.parent}; build it with scripts/setup-train-env")
+    return Path(location)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "run"
+
+
+def plan(request: Request, settings, sam3_package: Path, python: Path, environ=os.environ) -> Plan:
+    """Render every config the run needs and the exact commands; write nothing."""
+    checkout = settings.path("sam3.checkout")
+    if request.config is None:
+        source = sam3_config.DEMO_CONFIG
+    else:
+        source = sam3_config.find_config(request.config, sam3_config.config_roots(checkout, environ))
+    original = sam3_config.load(source)
+    mode_key = (original.get("trainer") or {}).get("mode", "train")
+    if request.evaluate and mode_key != "val":
+        raise ConfigError(f"{source.name} has trainer.mode: {mode_key}; run.eval runs evaluation configs (mode: val)")
+    if not request.evaluate and mode_key == "val":
+        raise ConfigError(f"{source.name} is an evaluation config (trainer.mode: val); use inv run.eval")
+    if request.mode not in ("local", "cluster"):
+        raise ConfigError(f"--mode {request.mode!r} is not local or cluster; pick one of those")
+    for flag, value in (("--num-gpus", request.num_gpus), ("--num-nodes", request.num_nodes)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {value} must be 1 or more; SAM3 runs one process per GPU")
+
+    name = _safe_name(request.name or ("demo" if request.config is None else source.stem))
+    run_dir = settings.path("paths.experiment_root") / name
+    data_root = settings.path("paths.demo_data_root") if request.config is None else None
+    bpe = find_bpe(checkout, sam3_package, environ)
+    rendered = sam3_config.apply_sets(copy.deepcopy(original), request.sets)
+    if request.smoke:
+        for key, value in SMOKE.items():
+            try:
+                sam3_config.set_key(rendered, key, value)
+            except ConfigError:
+                continue
+    listing = sam3_config.dataset_list(rendered)
+    datasets: list[str | None] = [None]
+    if listing:
+        datasets = sam3_config.select_datasets(listing[1], request.datasets)
+    elif request.datasets:
+        raise ConfigError(f"--datasets: {source.name} has no dataset list (all_roboflow_supercategories or "
+                          "all_odinw_supercategories); drop --datasets")  # fmt: skip
+
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(settings.path("paths.hf_home"))}
+    if _names_demo_trainer(rendered):
+        env["PYTHONPATH"] = str(DEMO_PYTHONPATH)
+    num_gpus = request.num_gpus or (1 if request.mode == "local" else settings["slurm.num_gpus"])
+    num_nodes = request.num_nodes or (1 if request.mode == "local" else settings["slurm.num_nodes"])
+    if request.mode == "local" and num_nodes != 1:
+        raise ConfigError("--num-nodes above 1 needs --mode cluster; SAM3 runs a single node locally")
+    generated = sam3_package / "train" / "configs" / sam3_config.GENERATED
+    tasks, first_config = [], None
+    for dataset in datasets:
+        experiment_dir = run_dir / _safe_name(dataset) if dataset is not None else run_dir
+        values = {
+            "<YOUR_DATASET_DIR>": str(data_root or settings.path("paths.roboflow_vl_100_root")),
+            "<YOUR_DATA_DIR>": str(settings.path("paths.odinw_data_root")),
+            "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir),
+        }
+        if bpe:
+            values["<BPE_PATH>"] = str(bpe)
+        task_config = sam3_config.fill(copy.deepcopy(rendered), values)
+        sam3_config.set_key(task_config, "launcher.experiment_log_dir", str(experiment_dir), create=True)
+        if dataset is not None:
+            sam3_config.set_key(task_config, "submitit.job_array.task_index", listing[1].index(dataset), create=True)
+        left = sam3_config.placeholders(task_config)
+        if left:
+            key, placeholder = left[0]
+            fix = (
+                "set SAM3_BPE_PATH or check out the sam3 submodule"
+                if placeholder == "<BPE_PATH>"
+                else (f"--set {key}=VALUE")
+            )
+            raise ConfigError(f"{key} still holds the placeholder {placeholder}; {fix}")
+        first_config = first_config or task_config
+        file_name = f"{name}--{_safe_name(dataset)}.yaml" if dataset is not None else f"{name}.yaml"
+        argv = [str(python), "-m", "sam3.train.train", "-c", f"configs/{sam3_config.GENERATED}/{file_name}",
+                "--use-cluster", "1" if request.mode == "cluster" else "0",
+                "--num-gpus", str(num_gpus), "--num-nodes", str(num_nodes)]  # fmt: skip
+        for flag, value in (("--partition", request.partition), ("--account", request.account),
+                            ("--qos", request.qos)):  # fmt: skip
+            if value:
+                argv += [flag, value]
+        tasks.append(Task(dataset, argv[4], generated / file_name, sam3_config.to_text(task_config, source),
+                          experiment_dir, argv))  # fmt: skip
+    diff = sam3_config.diff(original, first_config, str(source), str(tasks[0].config_path))
+    result = Plan(name, request.mode, source, run_dir, tasks, env, diff)
+    trainer = rendered.get("trainer") or {}
+    if trainer.get("skip_saving_ckpts") and int(trainer.get("max_epochs") or 0) > 1:
+        result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
+                               "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)")  # fmt: skip
+    return result
+
+
+def _names_demo_trainer(config: dict) -> bool:
+    return str((config.get("trainer") or {}).get("_target_", "")).startswith("sam3_demo.")
+
+
+def write_configs(plan_: Plan) -> None:
+    """Write each rendered config where SAM3's train.py looks for it (temporary name, then rename)."""
+    for task in plan_.tasks:
+        task.config_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(task.config_path, task.config_text)
+
+
+def remove_configs(plan_: Plan) -> None:
+    for task in plan_.tasks:
+        task.config_path.unlink(missing_ok=True)
+
+
+def _git_commit(path: Path) -> str | None:
+    done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def training_versions(python: Path) -> dict[str, str]:
+    code = ("import importlib.metadata as m, json\nout = {}\nfor name in ('torch', 'sam3', 'hydra-core', 'submitit'):\n"
+            "    try: out[name] = m.version(name)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))")  # fmt: skip
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+    return json.loads(done.stdout) if done.returncode == 0 else {}
+
+
+def new_record(plan_: Plan, request: Request, python: Path, command: list[str]) -> dict[str, Any]:
+    """What was launched, from where and with what: no environment values, so no secrets."""
+    return {
+        "name": plan_.name,
+        "mode": plan_.mode,
+        "command": command,
+        "request": asdict(request),
+        "source_config": str(plan_.source),
+        "run_dir": str(plan_.run_dir),
+        "host": platform.node(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commits": {
+            name: _git_commit(path)
+            for name, path in (
+                ("project", PROJECT_ROOT),
+                ("sam3", PROJECT_ROOT / "sam3"),
+                ("GLIP", PROJECT_ROOT / "GLIP"),
+                ("rf100-vl", PROJECT_ROOT / "rf100-vl"),
+            )
+            if path.exists()
+        },  # fmt: skip
+        "versions": {"python": sys.version.split()[0], **training_versions(python)},
+        "tasks": [
+            {
+                "dataset": t.dataset,
+                "experiment_dir": str(t.experiment_dir),
+                "config": str(t.config_path),
+                "argv": t.argv,
+                "state": "pending",
+                "pid": None,
+                "job_id": None,
+                "exit_code": None,
+            }
+            for t in plan_.tasks
+        ],  # fmt: skip
+    }
+
+
+def save_record(run_dir: Path, record: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / RECORD, json.dumps(record, indent=2) + "\n")
+
+
+def run_local(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
+    """Run each dataset's train.py in turn, streaming its output and teeing it to <task>/train.log."""
+    environment = _environment(plan_)
+    worst = 0
+    for task, entry in zip(plan_.tasks, record["tasks"], strict=True):
+        task.experiment_dir.mkdir(parents=True, exist_ok=True)
+        label = task.dataset or plan_.name
+        print(f"== {label}: {shlex.join(task.argv)}", file=stream, flush=True)
+        with open(task.experiment_dir / "train.log", "a") as log:
+            process = subprocess.Popen(task.argv, cwd=plan_.run_dir, env=environment, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)  # fmt: skip
+            entry.update(state="running", pid=process.pid)
+            save_record(plan_.run_dir, record)
+            for line in process.stdout:
+                log.write(line)
+                stream.write(f"[{label}] {line}")
+            code = process.wait()
+        entry.update(state="done" if code == 0 else "failed", exit_code=code)
+        save_record(plan_.run_dir, record)
+        worst = worst or code
+    record["ended"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    save_record(plan_.run_dir, record)
+    return worst
+
+
+def _environment(plan_: Plan) -> dict[str, str]:
+    environment = dict(os.environ)
+    for key, value in plan_.env.items():
+        joined = key == "PYTHONPATH" and environment.get(key)
+        environment[key] = f"{value}{os.pathsep}{environment[key]}" if joined else value
+    return environment
+
+
+JOB_ID = re.compile(r"Submitit Job ID:\s*(\S+)")
+
+
+def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
+    """Cluster mode: SAM3's train.py submits through submitit and returns; record the job ids."""
+    worst = 0
+    for task, entry in zip(plan_.tasks, record["tasks"], strict=True):
+        task.experiment_dir.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(task.argv, cwd=plan_.run_dir, env=_environment(plan_), capture_output=True, text=True)
+        (task.experiment_dir / "submit.log").write_text(done.stdout + done.stderr)
+        ids = JOB_ID.findall(done.stdout)
+        entry.update(state="submitted" if done.returncode == 0 and ids else "failed", job_id=",".join(ids) or None,
+                     exit_code=None if done.returncode == 0 else done.returncode)  # fmt: skip
+        print(f"{task.dataset or plan_.name}: SLURM job {entry['job_id'] or '(none)'}", file=stream)
+        if done.returncode != 0 or not ids:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            print("\n".join(tail), file=stream)
+            worst = worst or done.returncode or 1
+        save_record(plan_.run_dir, record)
+    return worst
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"sam3.train.train" in cmdline
+
+
+def _slurm_state(job_id: str) -> str:
+    done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    states = sorted(set(done.stdout.split()))
+    if states:
+        return "/".join(s.lower() for s in states)
+    done = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=60)
+    match = re.search(r"JobState=(\S+)", done.stdout)
+    return match.group(1).lower() if match else "finished (no longer known to SLURM)"
+
+
+def task_state(record: dict[str, Any], entry: dict[str, Any]) -> str:
+    """The state now: from the process table for local runs, from squeue/scontrol for cluster runs."""
+    if record["mode"] == "cluster" and entry.get("job_id"):
+        return ", ".join(_slurm_state(job) for job in entry["job_id"].split(","))
+    if entry["state"] == "running" and not _pid_alive(entry["pid"]):
+        return "stopped (the launcher went away)"
+    return entry["state"]
+
+
+def _log_files(record: dict[str, Any], entry: dict[str, Any]) -> list[Path]:
+    folder = Path(entry["experiment_dir"])
+    if record["mode"] == "cluster":
+        return sorted((folder / "submitit_logs").glob("*_log.*")) + [folder / "submit.log"]
+    return [folder / "train.log"]
+
+
+def print_logs(record: dict[str, Any], dataset: str | None, follow: bool, stream=sys.stdout, poll: float = 1.0) -> None:
+    """Print each task's log; with follow, keep printing new lines until no task is running."""
+    entries = [e for e in record["tasks"] if dataset in (None, e["dataset"])]
+    if not entries:
+        names = ", ".join(str(e["dataset"]) for e in record["tasks"])
+        raise ConfigError(f"--dataset {dataset!r} is not in run {record['name']} (its datasets: {names})")
+    offsets: dict[Path, int] = {}
+    while True:
+        for entry in entries:
+            for path in _log_files(record, entry):
+                if not path.exists():
+                    continue
+                with open(path, errors="replace") as handle:
+                    handle.seek(offsets.get(path, 0))
+                    text = handle.read()
+                    offsets[path] = handle.tell()
+                label = entry["dataset"] or record["name"]
+                for line in text.splitlines():
+                    stream.write(f"[{label}] {line}\n")
+        stream.flush()
+        running = any(task_state(record, e).startswith(("running", "pending", "submitted")) for e in entries)
+        if not follow or not running:
+            return
+        time.sleep(poll)
+        record = json.loads((Path(record["run_dir"]) / RECORD).read_text())
+        entries = [e for e in record["tasks"] if dataset in (None, e["dataset"])]
+
+
+def cancel(record: dict[str, Any], dry_run: bool, kill, sig) -> list[str]:
+    """scancel the run's SLURM jobs, or signal its local process groups; what was done, a line each."""
+    done = []
+    for entry in record["tasks"]:
+        label = entry["dataset"] or record["name"]
+        if record["mode"] == "cluster" and entry.get("job_id"):
+            argv = ["scancel", *entry["job_id"].split(",")]
+            if not dry_run:
+                subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
+            done.append(f"{label}: {'would run' if dry_run else 'ran'} {shlex.join(argv)}")
+        elif _pid_alive(entry["pid"]):
+            if not dry_run:
+                kill(-os.getpgid(entry["pid"]), sig)
+            done.append(f"{label}: {'would stop' if dry_run else 'stopped'} process group of pid {entry['pid']}")
+    return done or [f"{record['name']}: nothing is running"]
+
+
+AP_KEY = re.compile(r"coco_eval_bbox_(AP|AP_50)$")
+
+
+def val_results(experiment_dir: Path, dataset: str | None) -> dict[str, float]:
+    """AP and AP_50 from the last line of SAM3's val_stats.json (JSONL) for one task; {} if none yet."""
+    logs = experiment_dir / "logs"
+    paths = [logs / dataset / "val_stats.json"] if dataset else sorted(logs.glob("*/val_stats.json"))
+    for path in paths:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if lines:
+            stats = json.loads(lines[-1])
+            return {m.group(1): value for key, value in stats.items() if (m := AP_KEY.search(key))}
+    return {}
+
+
+def where_things_go(plan_: Plan) -> list[tuple[str, str]]:
+    """The rows of the after-launch table: what is written where."""
+    rows = [("experiment", str(plan_.run_dir)), ("launch record", str(plan_.run_dir / RECORD))]
+    for task in plan_.tasks:
+        label = task.dataset or "run"
+        rows += [
+            (f"{label}: configs", str(task.experiment_dir / "config_resolved.yaml")),
+            (f"{label}: checkpoints", str(task.experiment_dir / "checkpoints")),
+            (f"{label}: tensorboard", str(task.experiment_dir / "tensorboard")),
+            (f"{label}: logs", str(task.experiment_dir / "logs")),
+        ]
+        if plan_.mode == "cluster":
+            rows.append((f"{label}: submitit logs", str(task.experiment_dir / "submitit_logs")))
+    return rows
+
+
+def tensorboard_hint(run_dir: Path, environ=os.environ) -> list[str]:
+    lines = [f"tensorboard --logdir {shlex.quote(str(run_dir))}"]
+    if environ.get("SSH_CONNECTION"):
+        host = platform.node()
+        lines.append(f"from your laptop: ssh -N -L 6006:localhost:6006 {host}   then open http://localhost:6006")
+    return lines
+
+
+def load_record(experiment_root: Path, name: str | None) -> dict[str, Any]:
+    """A run's record by name, or the most recent one."""
+    if name:
+        path = experiment_root / name / RECORD
+        if not path.is_file():
+            known = ", ".join(sorted(p.parent.name for p in experiment_root.glob(f"*/{RECORD}"))[:8]) or "none yet"
+            raise ConfigError(f"no run named {name!r} under {experiment_root} (runs: {known}); see inv run.list")
+        return json.loads(path.read_text())
+    records = list_records(experiment_root)
+    if not records:
+        raise ConfigError(f"no runs under {experiment_root} yet; start one with inv run.train")
+    return records[-1]
+
+
+def list_records(experiment_root: Path) -> list[dict[str, Any]]:
+    """Every run's record, oldest first."""
+    paths = sorted(experiment_root.glob(f"*/{RECORD}"), key=lambda p: p.stat().st_mtime)
+    return [json.loads(path.read_text()) for path in paths]

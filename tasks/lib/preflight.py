@@ -1,0 +1,124 @@
+"""Pre-flight: everything that can be known before a job runs or queues, each problem one line
+with its fix. The config checks run in the training env (scripts/sam3_preflight_probe.py)."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import coco
+from .launch import Plan
+from .paths import PROJECT_ROOT, nearest_existing
+from .report import FAIL, PASS, Check
+
+PROBE = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
+
+
+def probe_configs(plan: Plan, python: Path) -> list[Check]:
+    """Compose, resolve, import every _target_, and stat every path, as SAM3's train.py will."""
+    environment = dict(os.environ, **plan.env)
+    argv = [str(python), str(PROBE), *[task.config_name for task in plan.tasks]]
+    done = subprocess.run(argv, capture_output=True, text=True, env=environment, timeout=600)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return [Check("config", plan.name, FAIL, f"the training env could not check the configs: {last}",
+                      "repair the training env: scripts/setup-train-env")]  # fmt: skip
+    checks = []
+    for task, (_name, report) in zip(plan.tasks, json.loads(done.stdout.strip().splitlines()[-1]).items(), strict=True):
+        subject = task.dataset or plan.name
+        for error in report["errors"]:
+            fix = "fetch and validate the data (inv data.validate)" if "does not exist" in error else \
+                "fix the config or install what it names in the training env"  # fmt: skip
+            checks.append(Check("config", subject, FAIL, error, fix))
+        if not report["errors"]:
+            checks.append(Check("config", subject, PASS,
+                                f"composes and resolves; {report['targets']} _target_ import; "
+                                f"{report['paths']} data paths exist"))  # fmt: skip
+    return checks
+
+
+def check_data(plan: Plan, kind: str | None, root: Path | None) -> list[Check]:
+    """data.validate's rules on exactly the datasets this run will open."""
+    datasets = [task.dataset for task in plan.tasks if task.dataset]
+    if not kind or not datasets or root is None:
+        return []
+    reports = coco.validate_root(kind, root, datasets)
+    checks = []
+    for report in reports:
+        if report.errors:
+            first = report.errors[0]
+            checks.append(Check("data", report.name, FAIL, f"{len(report.errors)} error(s), first: {first.message}",
+                                "inv data.validate --datasets NAME shows them all"))  # fmt: skip
+        else:
+            checks.append(Check("data", report.name, PASS, f"{len(report.warnings)} warning(s)"))
+    return checks
+
+
+def check_experiment_dir(plan: Plan) -> Check:
+    anchor = nearest_existing(plan.run_dir)
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        return Check("experiment", str(plan.run_dir), FAIL, f"{anchor} is not writable",
+                     "set paths.experiment_root (SAM3_EXPERIMENT_ROOT) to a writable folder")  # fmt: skip
+    return Check("experiment", str(plan.run_dir), PASS, "writable")
+
+
+def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: str | None,
+                  timeout_hour: float | None) -> list[Check]:  # fmt: skip
+    """SLURM is there, the partition exists and its time limit fits, and sbatch --test-only accepts."""
+    if plan.mode != "cluster":
+        return []
+    if not shutil.which("sbatch"):
+        return [Check("slurm", "sbatch", FAIL, "no sbatch on PATH: submitit would quietly run the jobs here instead",
+                      "run on the cluster's login node (inv -H login ...) or use --mode local")]  # fmt: skip
+    checks = []
+    limits = partition_limits()
+    chosen = partition or next((name for name, (_, default) in limits.items() if default), None)
+    if partition and partition not in limits:
+        checks.append(Check("slurm", f"partition {partition}", FAIL, "SLURM has no such partition",
+                            f"pick one of: {', '.join(limits) or 'none listed by sinfo'}"))  # fmt: skip
+    elif chosen and timeout_hour:
+        limit = limits[chosen][0]
+        if limit is not None and timeout_hour * 60 > limit:
+            checks.append(Check("slurm", f"partition {chosen}", FAIL,
+                                f"submitit.timeout_hour {timeout_hour:g} h exceeds the partition's {limit / 60:g} h",
+                                f"--set submitit.timeout_hour={limit // 60} or pick a longer partition"))  # fmt: skip
+        else:
+            checks.append(Check("slurm", f"partition {chosen}", PASS, f"time limit {_minutes(limit)}"))
+    argv = ["sbatch", "--test-only", "--wrap", "true"]
+    for flag, value in (("--partition", partition), ("--account", account), ("--qos", qos)):
+        if value:
+            argv.append(f"{flag}={value}")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    words = (done.stderr or done.stdout).strip().splitlines()
+    if done.returncode != 0:
+        checks.append(Check("slurm", "sbatch --test-only", FAIL, f"SLURM says: {words[-1] if words else done.returncode}",
+                            "fix --partition/--account/--qos (sinfo and sacctmgr show what you may use)"))  # fmt: skip
+    else:
+        checks.append(Check("slurm", "sbatch --test-only", PASS, words[-1] if words else "accepted"))
+    return checks
+
+
+def _minutes(limit: int | None) -> str:
+    return "unlimited" if limit is None else f"{limit / 60:g} h"
+
+
+def parse_time_limit(text: str) -> int | None:
+    """SLURM time limit ('1-00:00:00', '2:00:00', '30', 'infinite') in minutes; None for no limit."""
+    text = text.strip()
+    if text in ("infinite", "UNLIMITED", "n/a", ""):
+        return None
+    days, _, rest = text.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    hours, minutes, seconds = ([0] * (3 - len(parts)) + parts) if len(parts) > 1 else (0, parts[0], 0)
+    return (int(days or 0) * 24 + hours) * 60 + minutes + (1 if seconds else 0)
+
+
+def partition_limits() -> dict[str, tuple[int | None, bool]]:
+    """{partition: (time limit in minutes or None, is default)} from sinfo."""
+    done = subprocess.run(["sinfo", "-h", "-o", "%P %l"], capture_output=True, text=True, timeout=60)
+    limits = {}
+    for line in done.stdout.splitlines():
+        name, _, limit = line.partition(" ")
+        limits[name.rstrip("*")] = (parse_time_limit(limit), name.endswith("*"))
+    return limits

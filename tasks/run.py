@@ -1,0 +1,205 @@
+"""Runs: render a SAM3 config, check it, launch SAM3's train.py locally or on SLURM, follow it."""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from invoke import Exit
+
+from .common import load_settings, task
+from .lib import report as report_lib
+
+CONFIG_HELP = ("SAM3 config: its SAM3 name (configs/roboflow_v100/x.yaml), short name (x), or a path to your own "
+               "YAML. Put it after the task name: inv run.train --config x. Default: the CPU demo.")  # fmt: skip
+COMMON_HELP = {
+    "mode": "local (this machine) or cluster (SLURM through submitit). Default: local.",
+    "datasets": "RF100-VL/ODinW configs: all, a,b,c, or @file with one name a line. Default: all.",
+    "set": "Override a config key, dotted: --set scratch.train_batch_size=2 (repeatable; +key=v adds a key).",
+    "name": "Run name, the experiment folder under paths.experiment_root. Default: the config's short name.",
+    "num_gpus": "GPUs per node. Default: 1 locally, slurm.num_gpus on a cluster.",
+    "num_nodes": "Nodes (cluster only). Default: slurm.num_nodes.",
+    "partition": "SLURM partition. Default: slurm.partition.",
+    "account": "SLURM account. Default: slurm.account.",
+    "qos": "SLURM QOS. Default: slurm.qos.",
+    "smoke": "Shrink the run to a few iterations on a few images with validation at once.",
+    "no_preflight": "Skip the checks before launching.",
+    "dry_run": "Show the rendered config's path, its diff against the source, and the exact command; run nothing.",
+}
+
+
+def _launch(c, evaluate, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
+            no_preflight, dry_run):  # fmt: skip
+    from .lib import launch, preflight, sam3_config
+
+    settings = load_settings(c)
+    python = settings.path("sam3.train_venv") / "bin" / "python"
+    request = launch.Request(
+        config=config, mode=mode, datasets=datasets, sets=list(set_ or []), name=name,
+        num_gpus=_int("--num-gpus", num_gpus), num_nodes=_int("--num-nodes", num_nodes),
+        partition=partition or settings["slurm.partition"] or None, account=account or settings["slurm.account"] or None,
+        qos=qos or settings["slurm.qos"] or None, smoke=smoke, evaluate=evaluate,
+    )  # fmt: skip
+    plan = launch.plan(request, settings, launch.sam3_package_dir(python), python)
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
+    if dry_run:
+        print(f"source config: {plan.source}")
+        for task_ in plan.tasks:
+            print(f"rendered config: {task_.config_path}  (-c {task_.config_name})")
+        print(plan.diff or "(no differences)")
+        print("\n".join(plan.command_lines()))
+        return
+    kind_root = _data_kind_and_root(plan, settings, sam3_config)
+    if config is None:
+        _ensure_demo_data(settings.path("paths.demo_data_root"))
+    launch.write_configs(plan)
+    if not no_preflight:
+        checks = [preflight.check_experiment_dir(plan), *preflight.probe_configs(plan, python),
+                  *preflight.check_data(plan, *kind_root),
+                  *preflight.check_cluster(plan, request.partition, request.account, request.qos,
+                                           _timeout_hour(plan))]  # fmt: skip
+        report_lib.print_checks("pre-flight", checks)
+        for check in checks:
+            if check.status in (report_lib.FAIL, report_lib.WARN):
+                print(f"{check.status}: {check.check} {check.subject}: {check.detail}; fix: {check.fix}")
+        if report_lib.worst(checks) == report_lib.FAIL:
+            launch.remove_configs(plan)
+            raise Exit("error: pre-flight failed; nothing was launched (see the fix column)", code=1)
+    record = launch.new_record(plan, request, python, sys.argv)
+    launch.save_record(plan.run_dir, record)
+    code = launch.run_local(plan, record) if plan.mode == "local" else launch.submit(plan, record)
+    report_lib.print_table(f"{plan.name}: where things are", ("what", "where"), launch.where_things_go(plan))
+    if plan.mode == "local":
+        _print_status(launch.load_record(plan.run_dir.parent, plan.name))
+    for line in launch.tensorboard_hint(plan.run_dir):
+        print(line)
+    if code:
+        raise Exit(f"error: a task exited with {code}; see inv run.logs --name {plan.name}", code=1)
+
+
+def _int(flag, value):
+    from .lib.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r} is not a whole number; pass e.g. {flag} 2") from None
+
+
+def _timeout_hour(plan):
+    import yaml
+
+    return (yaml.safe_load(plan.tasks[0].config_text).get("submitit") or {}).get("timeout_hour")
+
+
+def _data_kind_and_root(plan, settings, sam3_config):
+    listing = sam3_config.dataset_list(sam3_config.load(plan.source))
+    if not listing:
+        return None, None
+    if listing[0] == "all_odinw_supercategories":
+        return "odinw", settings.path("paths.odinw_data_root")
+    is_demo = plan.source == sam3_config.DEMO_CONFIG
+    return "rf100vl", settings.path("paths.demo_data_root" if is_demo else "paths.roboflow_vl_100_root")
+
+
+def _ensure_demo_data(root):
+    from .lib import launch
+    from .lib import synth as synth_lib
+
+    missing = [name for name in launch.DEMO_DATASETS if not (root / name).is_dir()]
+    if missing:
+        synth_lib.write(synth_lib.plan("rf100vl", str(root), ",".join(missing), 12, None, 0))
+        print(f"generated the demo datasets {', '.join(missing)} under {root} (data.synth)")
+
+
+@task(iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP, "set_": COMMON_HELP["set"],
+                                                          **{k: v for k, v in COMMON_HELP.items() if k != "set"}})  # fmt: skip
+def train(c, config=None, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
+          partition=None, account=None, qos=None, smoke=False, no_preflight=False, dry_run=False):  # fmt: skip
+    """Fine-tune SAM3 with train.py, locally or on SLURM (no --config: the CPU demo)."""
+    _launch(c, False, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
+            no_preflight, dry_run)  # fmt: skip
+
+
+@task(name="eval", iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""),
+                                            "set_": COMMON_HELP["set"],
+                                            **{k: v for k, v in COMMON_HELP.items() if k != "set"}})  # fmt: skip
+def eval_(c, config, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
+          partition=None, account=None, qos=None, smoke=False, no_preflight=False, dry_run=False):  # fmt: skip
+    """Evaluate SAM3 with an evaluation config (trainer.mode: val)."""
+    _launch(c, True, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
+            no_preflight, dry_run)  # fmt: skip
+
+
+@task(name="list", help={"json": "Print JSON instead of a table."})
+def list_(c, json=False):
+    """List launched runs: name, mode, datasets, state, start."""
+    from .lib import launch
+
+    records = launch.list_records(load_settings(c).path("paths.experiment_root"))
+    rows = [(r["name"], r["mode"], len(r["tasks"]), _state(r), r["started"], r["run_dir"]) for r in records]
+    if json:
+        print(report_lib.to_json({"runs": records}))
+        return
+    report_lib.print_table("runs", ("name", "mode", "tasks", "state", "started", "folder"), rows)
+
+
+def _state(record):
+    from .lib import launch
+
+    states = [launch.task_state(record, entry) for entry in record["tasks"]]
+    return ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
+
+
+@task(help={"name": "Run name (default: the last run).", "json": "Print JSON instead of a table."})
+def status(c, name=None, json=False):
+    """Show each task of a run: state, pid or job id, exit code, bbox AP."""
+    from .lib import launch
+
+    record = launch.load_record(load_settings(c).path("paths.experiment_root"), name)
+    if json:
+        states = [launch.task_state(record, e) for e in record["tasks"]]
+        results = [launch.val_results(Path(e["experiment_dir"]), e["dataset"]) for e in record["tasks"]]
+        print(report_lib.to_json({"run": record, "states": states, "results": results}))
+        return
+    _print_status(record)
+
+
+def _print_status(record):
+    from .lib import launch
+
+    rows = []
+    for e in record["tasks"]:
+        result = launch.val_results(Path(e["experiment_dir"]), e["dataset"])
+        rows.append((e["dataset"] or record["name"], launch.task_state(record, e), e["pid"] or "-", e["job_id"] or "-",
+                     "-" if e["exit_code"] is None else e["exit_code"], _ap(result.get("AP")), _ap(result.get("AP_50")),
+                     e["experiment_dir"]))  # fmt: skip
+    columns = ("task", "state", "pid", "job", "exit", "bbox AP", "AP50", "folder")
+    report_lib.print_table(f"{record['name']} ({record['mode']})", columns, rows)
+
+
+def _ap(value):
+    return "-" if value is None else "no GT" if value < 0 else f"{100 * value:.1f}"
+
+
+@task(help={"name": "Run name (default: the last run).", "follow": "Keep printing new lines until the run ends.",
+            "dataset": "Only this dataset's log."})  # fmt: skip
+def logs(c, name=None, follow=False, dataset=None):
+    """Print a run's logs (train.log per dataset, or submitit logs on a cluster)."""
+    from .lib import launch
+
+    record = launch.load_record(load_settings(c).path("paths.experiment_root"), name)
+    launch.print_logs(record, dataset, follow)
+
+
+@task(help={"name": "Run name (default: the last run).", "dry_run": "Show what would be stopped."})
+def cancel(c, name=None, dry_run=False):
+    """Stop a run: scancel its SLURM jobs, or signal its local processes."""
+    from .lib import launch
+
+    record = launch.load_record(load_settings(c).path("paths.experiment_root"), name)
+    for line in launch.cancel(record, dry_run, os.kill, signal.SIGTERM):
+        print(line)
