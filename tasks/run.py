@@ -45,8 +45,8 @@ def _launch(c, evaluate, config, mode, datasets, set_, name, num_gpus, num_nodes
         print(f"warning: {warning}")
     if dry_run:
         print(f"source config: {plan.source}")
-        for task_ in plan.tasks:
-            print(f"rendered config: {task_.config_path}  (-c {task_.config_name})")
+        for launch_ in plan.launches:
+            print(f"rendered config: {launch_.config_path}  (-c {launch_.config_name})")
         print(plan.diff or "(no differences)")
         print("\n".join(plan.command_lines()))
         return
@@ -92,7 +92,7 @@ def _int(flag, value):
 def _timeout_hour(plan):
     import yaml
 
-    return (yaml.safe_load(plan.tasks[0].config_text).get("submitit") or {}).get("timeout_hour")
+    return (yaml.safe_load(plan.launches[0].config_text).get("submitit") or {}).get("timeout_hour")
 
 
 def _data_kind_and_root(plan, settings, sam3_config):

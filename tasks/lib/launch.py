@@ -6,6 +6,7 @@ config_resolved.yaml, checkpoints/, tensorboard/, logs/<dataset>/, submitit_logs
 datasets ever share a checkpoint that a requeue could resume by mistake.
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -60,13 +61,23 @@ class Request:
 
 
 @dataclass
-class Task:
-    dataset: str | None
+class Launch:
+    """One call of SAM3's train.py: the config it composes and the exact command."""
+
     config_name: str
     config_path: Path
     config_text: str
-    experiment_dir: Path
     argv: list[str]
+    datasets: list[str | None]
+
+
+@dataclass
+class Task:
+    """One dataset of a run (or the run itself, for configs without a dataset list)."""
+
+    dataset: str | None
+    experiment_dir: Path
+    launch: int  # index into Plan.launches
 
 
 @dataclass
@@ -75,6 +86,7 @@ class Plan:
     mode: str
     source: Path
     run_dir: Path
+    launches: list[Launch]
     tasks: list[Task]
     env: dict[str, str]
     diff: str
@@ -82,7 +94,9 @@ class Plan:
 
     def command_lines(self) -> list[str]:
         prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.env.items()))
-        return [f"cd {shlex.quote(str(self.run_dir))} && {prefix} {shlex.join(task.argv)}" for task in self.tasks]
+        return [
+            f"cd {shlex.quote(str(self.run_dir))} && {prefix} {shlex.join(launch.argv)}" for launch in self.launches
+        ]
 
 
 def find_bpe(sam3_checkout: Path, sam3_package: Path | None, environ=os.environ) -> Path | None:
@@ -136,10 +150,8 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     rendered = sam3_config.apply_sets(copy.deepcopy(original), request.sets)
     if request.smoke:
         for key, value in SMOKE.items():
-            try:
+            with contextlib.suppress(ConfigError):  # shrink only what the config has
                 sam3_config.set_key(rendered, key, value)
-            except ConfigError:
-                continue
     listing = sam3_config.dataset_list(rendered)
     datasets: list[str | None] = [None]
     if listing:
@@ -156,47 +168,89 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     if request.mode == "local" and num_nodes != 1:
         raise ConfigError("--num-nodes above 1 needs --mode cluster; SAM3 runs a single node locally")
     generated = sam3_package / "train" / "configs" / sam3_config.GENERATED
-    tasks, first_config = [], None
-    for dataset in datasets:
-        experiment_dir = run_dir / _safe_name(dataset) if dataset is not None else run_dir
-        values = {
-            "<YOUR_DATASET_DIR>": str(data_root or settings.path("paths.roboflow_vl_100_root")),
-            "<YOUR_DATA_DIR>": str(settings.path("paths.odinw_data_root")),
-            "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir),
-        }
-        if bpe:
-            values["<BPE_PATH>"] = str(bpe)
-        task_config = sam3_config.fill(copy.deepcopy(rendered), values)
-        sam3_config.set_key(task_config, "launcher.experiment_log_dir", str(experiment_dir), create=True)
-        if dataset is not None:
-            sam3_config.set_key(task_config, "submitit.job_array.task_index", listing[1].index(dataset), create=True)
-        left = sam3_config.placeholders(task_config)
-        if left:
-            key, placeholder = left[0]
-            fix = (
-                "set SAM3_BPE_PATH or check out the sam3 submodule"
-                if placeholder == "<BPE_PATH>"
-                else (f"--set {key}=VALUE")
-            )
-            raise ConfigError(f"{key} still holds the placeholder {placeholder}; {fix}")
-        first_config = first_config or task_config
-        file_name = f"{name}--{_safe_name(dataset)}.yaml" if dataset is not None else f"{name}.yaml"
-        argv = [str(python), "-m", "sam3.train.train", "-c", f"configs/{sam3_config.GENERATED}/{file_name}",
-                "--use-cluster", "1" if request.mode == "cluster" else "0",
-                "--num-gpus", str(num_gpus), "--num-nodes", str(num_nodes)]  # fmt: skip
-        for flag, value in (("--partition", request.partition), ("--account", request.account),
-                            ("--qos", request.qos)):  # fmt: skip
-            if value:
-                argv += [flag, value]
-        tasks.append(Task(dataset, argv[4], generated / file_name, sam3_config.to_text(task_config, source),
-                          experiment_dir, argv))  # fmt: skip
-    diff = sam3_config.diff(original, first_config, str(source), str(tasks[0].config_path))
-    result = Plan(name, request.mode, source, run_dir, tasks, env, diff)
+    values = {
+        "<YOUR_DATASET_DIR>": str(data_root or settings.path("paths.roboflow_vl_100_root")),
+        "<YOUR_DATA_DIR>": str(settings.path("paths.odinw_data_root")),
+    }
+    if bpe:
+        values["<BPE_PATH>"] = str(bpe)
+    argv_tail = ["--use-cluster", "1" if request.mode == "cluster" else "0", "--num-gpus", str(num_gpus),
+                 "--num-nodes", str(num_nodes)]  # fmt: skip
+    for flag, value in (("--partition", request.partition), ("--account", request.account), ("--qos", request.qos)):
+        if value:
+            argv_tail += [flag, value]
+
+    def launch(config: dict, file_name: str, members: list[str | None], experiment_dir: Path) -> Launch:
+        config = sam3_config.fill(config, {**values, "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir)})
+        sam3_config.set_key(config, "launcher.experiment_log_dir", str(experiment_dir), create=True)
+        _refuse_placeholders(config)
+        name_ = f"configs/{sam3_config.GENERATED}/{file_name}"
+        text = sam3_config.to_text(config, source)
+        return Launch(name_, generated / file_name, text, [str(python), "-m", "sam3.train.train", "-c", name_, *argv_tail],
+                      members)  # fmt: skip
+
+    launches, tasks = [], []
+    if listing and request.mode == "cluster":
+        # SAM3's own job-array path: one array task per dataset, each with its own folders.
+        config = array_config(copy.deepcopy(rendered), listing[0], datasets)
+        launches.append(launch(config, f"{name}.yaml", list(datasets), run_dir))
+        tasks = [Task(dataset, run_dir / _safe_name(dataset), 0) for dataset in datasets]
+    else:
+        for dataset in datasets:
+            experiment_dir = run_dir / _safe_name(dataset) if dataset is not None else run_dir
+            config = copy.deepcopy(rendered)
+            if dataset is not None:
+                sam3_config.set_key(config, "submitit.job_array.task_index", listing[1].index(dataset), create=True)
+            file_name = f"{name}--{_safe_name(dataset)}.yaml" if dataset is not None else f"{name}.yaml"
+            launches.append(launch(config, file_name, [dataset], experiment_dir))
+            tasks.append(Task(dataset, experiment_dir, len(launches) - 1))
+    import yaml
+
+    first = yaml.safe_load(launches[0].config_text)
+    diff = sam3_config.diff(original, first, str(source), str(launches[0].config_path))
+    result = Plan(name, request.mode, source, run_dir, launches, tasks, env, diff)
     trainer = rendered.get("trainer") or {}
     if trainer.get("skip_saving_ckpts") and int(trainer.get("max_epochs") or 0) > 1:
         result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
                                "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)")  # fmt: skip
     return result
+
+
+def _refuse_placeholders(config: dict) -> None:
+    left = sam3_config.placeholders(config)
+    if left:
+        key, placeholder = left[0]
+        fix = (
+            "set SAM3_BPE_PATH or check out the sam3 submodule" if placeholder == "<BPE_PATH>" else f"--set {key}=VALUE"
+        )
+        raise ConfigError(f"{key} still holds the placeholder {placeholder}; {fix}")
+
+
+# Per-array-task folders: SAM3's configs share checkpoints and TensorBoard across all array tasks.
+PER_DATASET_DIRS = {
+    "trainer.checkpoint.save_dir": "checkpoints",
+    "trainer.logging.tensorboard_writer.log_dir": "tensorboard",
+    "trainer.logging.log_dir": "logs/${sam3_tasks.dataset}",
+}
+
+
+def array_config(config: dict, list_key: str, datasets: list[str]) -> dict:
+    """A config for SAM3's job-array path over exactly these datasets, in this order, each array task
+    writing checkpoints, TensorBoard and logs under <run>/<dataset>/."""
+    field_ = sam3_config.DATASET_LISTS[list_key]
+    entries = config[list_key]
+    by_name = {str(entry[field_] if field_ else entry): entry for entry in entries}
+    config[list_key] = [by_name[name] for name in datasets]
+    sam3_config.set_key(config, "submitit.job_array.num_tasks", len(datasets), create=True)
+    sam3_config.set_key(config, "submitit.job_array.task_index", 0, create=True)
+    suffix = f".{field_}" if field_ else ""
+    index = "${string:${submitit.job_array.task_index}}"
+    config.setdefault("sam3_tasks", {})["dataset"] = "${" + f"{list_key}.{index}{suffix}" + "}"
+    here = "${launcher.experiment_log_dir}/${sam3_tasks.dataset}"
+    for key, leaf in PER_DATASET_DIRS.items():
+        with contextlib.suppress(ConfigError):  # a config without this key writes no such folder
+            sam3_config.set_key(config, key, f"{here}/{leaf}")
+    return config
 
 
 def _names_demo_trainer(config: dict) -> bool:
@@ -205,14 +259,14 @@ def _names_demo_trainer(config: dict) -> bool:
 
 def write_configs(plan_: Plan) -> None:
     """Write each rendered config where SAM3's train.py looks for it (temporary name, then rename)."""
-    for task in plan_.tasks:
-        task.config_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(task.config_path, task.config_text)
+    for launch in plan_.launches:
+        launch.config_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(launch.config_path, launch.config_text)
 
 
 def remove_configs(plan_: Plan) -> None:
-    for task in plan_.tasks:
-        task.config_path.unlink(missing_ok=True)
+    for launch in plan_.launches:
+        launch.config_path.unlink(missing_ok=True)
 
 
 def _git_commit(path: Path) -> str | None:
@@ -253,8 +307,8 @@ def new_record(plan_: Plan, request: Request, python: Path, command: list[str]) 
             {
                 "dataset": t.dataset,
                 "experiment_dir": str(t.experiment_dir),
-                "config": str(t.config_path),
-                "argv": t.argv,
+                "config": str(plan_.launches[t.launch].config_path),
+                "argv": plan_.launches[t.launch].argv,
                 "state": "pending",
                 "pid": None,
                 "job_id": None,
@@ -277,9 +331,10 @@ def run_local(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
     for task, entry in zip(plan_.tasks, record["tasks"], strict=True):
         task.experiment_dir.mkdir(parents=True, exist_ok=True)
         label = task.dataset or plan_.name
-        print(f"== {label}: {shlex.join(task.argv)}", file=stream, flush=True)
+        argv = plan_.launches[task.launch].argv
+        print(f"== {label}: {shlex.join(argv)}", file=stream, flush=True)
         with open(task.experiment_dir / "train.log", "a") as log:
-            process = subprocess.Popen(task.argv, cwd=plan_.run_dir, env=environment, stdout=subprocess.PIPE,
+            process = subprocess.Popen(argv, cwd=plan_.run_dir, env=environment, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)  # fmt: skip
             entry.update(state="running", pid=process.pid)
             save_record(plan_.run_dir, record)
@@ -307,22 +362,40 @@ JOB_ID = re.compile(r"Submitit Job ID:\s*(\S+)")
 
 
 def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
-    """Cluster mode: SAM3's train.py submits through submitit and returns; record the job ids."""
+    """Cluster mode: SAM3's train.py submits through submitit (an array for many datasets) and
+    returns; each dataset's task records its own SLURM job id."""
     worst = 0
-    for task, entry in zip(plan_.tasks, record["tasks"], strict=True):
-        task.experiment_dir.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(task.argv, cwd=plan_.run_dir, env=_environment(plan_), capture_output=True, text=True)
-        (task.experiment_dir / "submit.log").write_text(done.stdout + done.stderr)
+    plan_.run_dir.mkdir(parents=True, exist_ok=True)
+    for index, launch in enumerate(plan_.launches):
+        done = subprocess.run(launch.argv, cwd=plan_.run_dir, env=_environment(plan_), capture_output=True, text=True)
+        with open(plan_.run_dir / "submit.log", "a") as log:
+            log.write(done.stdout + done.stderr)
         ids = JOB_ID.findall(done.stdout)
-        entry.update(state="submitted" if done.returncode == 0 and ids else "failed", job_id=",".join(ids) or None,
-                     exit_code=None if done.returncode == 0 else done.returncode)  # fmt: skip
-        print(f"{task.dataset or plan_.name}: SLURM job {entry['job_id'] or '(none)'}", file=stream)
-        if done.returncode != 0 or not ids:
+        members = [
+            (task, entry) for task, entry in zip(plan_.tasks, record["tasks"], strict=True) if task.launch == index
+        ]
+        ok = done.returncode == 0 and len(ids) == len(members)
+        for (task, entry), job in zip(members, ids + [None] * len(members), strict=False):
+            task.experiment_dir.mkdir(parents=True, exist_ok=True)
+            entry.update(state="submitted" if ok else "failed", job_id=job,
+                         exit_code=None if done.returncode == 0 else done.returncode)  # fmt: skip
+            print(f"{task.dataset or plan_.name}: SLURM job {job or '(none)'}", file=stream)
+        if ok and len(members) > 1:
+            write_task_configs(plan_, launch)
+        if not ok:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             print("\n".join(tail), file=stream)
             worst = worst or done.returncode or 1
         save_record(plan_.run_dir, record)
     return worst
+
+
+def write_task_configs(plan_: Plan, launch: Launch) -> None:
+    """Each array task's config.yaml and config_resolved.yaml in its own folder, with its own index."""
+    probe = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
+    python = launch.argv[0]
+    argv = [python, str(probe), "--task-configs", str(plan_.run_dir), launch.config_name]
+    subprocess.run(argv, env=_environment(plan_), capture_output=True, text=True, check=True, timeout=600)
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -348,17 +421,17 @@ def _slurm_state(job_id: str) -> str:
 def task_state(record: dict[str, Any], entry: dict[str, Any]) -> str:
     """The state now: from the process table for local runs, from squeue/scontrol for cluster runs."""
     if record["mode"] == "cluster" and entry.get("job_id"):
-        return ", ".join(_slurm_state(job) for job in entry["job_id"].split(","))
+        return _slurm_state(entry["job_id"])
     if entry["state"] == "running" and not _pid_alive(entry["pid"]):
         return "stopped (the launcher went away)"
     return entry["state"]
 
 
 def _log_files(record: dict[str, Any], entry: dict[str, Any]) -> list[Path]:
-    folder = Path(entry["experiment_dir"])
     if record["mode"] == "cluster":
-        return sorted((folder / "submitit_logs").glob("*_log.*")) + [folder / "submit.log"]
-    return [folder / "train.log"]
+        job = entry.get("job_id")
+        return sorted((Path(record["run_dir"]) / "submitit_logs").glob(f"{job}_*_log.*")) if job else []
+    return [Path(entry["experiment_dir"]) / "train.log"]
 
 
 def print_logs(record: dict[str, Any], dataset: str | None, follow: bool, stream=sys.stdout, poll: float = 1.0) -> None:
@@ -395,7 +468,7 @@ def cancel(record: dict[str, Any], dry_run: bool, kill, sig) -> list[str]:
     for entry in record["tasks"]:
         label = entry["dataset"] or record["name"]
         if record["mode"] == "cluster" and entry.get("job_id"):
-            argv = ["scancel", *entry["job_id"].split(",")]
+            argv = ["scancel", entry["job_id"]]
             if not dry_run:
                 subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
             done.append(f"{label}: {'would run' if dry_run else 'ran'} {shlex.join(argv)}")
@@ -432,8 +505,8 @@ def where_things_go(plan_: Plan) -> list[tuple[str, str]]:
             (f"{label}: tensorboard", str(task.experiment_dir / "tensorboard")),
             (f"{label}: logs", str(task.experiment_dir / "logs")),
         ]
-        if plan_.mode == "cluster":
-            rows.append((f"{label}: submitit logs", str(task.experiment_dir / "submitit_logs")))
+    if plan_.mode == "cluster":
+        rows.append(("submitit logs", str(plan_.run_dir / "submitit_logs")))
     return rows
 
 

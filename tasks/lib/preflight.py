@@ -18,15 +18,16 @@ PROBE = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
 def probe_configs(plan: Plan, python: Path) -> list[Check]:
     """Compose, resolve, import every _target_, and stat every path, as SAM3's train.py will."""
     environment = dict(os.environ, **plan.env)
-    argv = [str(python), str(PROBE), *[task.config_name for task in plan.tasks]]
+    argv = [str(python), str(PROBE), *[launch.config_name for launch in plan.launches]]
     done = subprocess.run(argv, capture_output=True, text=True, env=environment, timeout=600)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return [Check("config", plan.name, FAIL, f"the training env could not check the configs: {last}",
                       "repair the training env: scripts/setup-train-env")]  # fmt: skip
     checks = []
-    for task, (_name, report) in zip(plan.tasks, json.loads(done.stdout.strip().splitlines()[-1]).items(), strict=True):
-        subject = task.dataset or plan.name
+    reports = json.loads(done.stdout.strip().splitlines()[-1]).values()
+    for launch, report in zip(plan.launches, reports, strict=True):
+        subject = ",".join(d for d in launch.datasets if d) or plan.name
         for error in report["errors"]:
             fix = "fetch and validate the data (inv data.validate)" if "does not exist" in error else \
                 "fix the config or install what it names in the training env"  # fmt: skip
