@@ -92,3 +92,47 @@ def synth(c, root=None, kind="rf100vl", datasets=None, images=9, defects=None, s
     if injected:
         columns = ("defect", "what", "dataset", "where", "data.validate reports")
         report_lib.print_table("defects injected", columns, injected)
+
+
+@task(help={
+    "dataset": "rf100vl (through the rf100vl package; needs ROBOFLOW_API_KEY) or odinw (GLIP's zips).",
+    "root": "Data root (default: paths.roboflow_vl_100_root or paths.odinw_data_root).",
+    "datasets": "Comma-separated names (default: all 100 RF100-VL datasets, or the ODinW zips --odinw picks).",
+    "odinw": "13 (SAM3's set, 13 zips; default) or 35 (32 zips).",
+    "base_url": "Where the ODinW <Name>.zip files live "
+                "(default: https://huggingface.co/GLIPModel/GLIP/resolve/main/odinw_35).",
+    "jobs": "Datasets fetched at the same time (default: 4).",
+    "max_extract_gb": "Refuse an ODinW zip that unpacks to more than this many GB (default: 30).",
+    "force": "Fetch again and replace datasets that are complete, or present but not valid.",
+    "dry_run": "Print the plan (URLs without secrets, target folders) and touch nothing.",
+    "json": "Print JSON instead of tables (progress goes to stderr).",
+})  # fmt: skip
+def fetch(c, dataset="rf100vl", root=None, datasets=None, odinw=None, base_url=None, jobs=None, max_extract_gb=None,
+          force=False, dry_run=False, json=False):  # fmt: skip
+    """Download RF100-VL or ODinW into the data root: resumable, verified, never half-installed."""
+    import sys
+
+    from .lib import fetch as fetch_lib
+
+    if dataset not in ROOT_KEYS:
+        raise ConfigError(f"--dataset {dataset!r} is not one of {', '.join(ROOT_KEYS)}; pick one of those")
+    key = ROOT_KEYS[dataset]
+    settings = load_settings(c, **{key: root})
+    options = fetch_lib.options(dataset, settings.path(key), datasets, odinw, base_url, jobs, max_extract_gb, force,
+                                settings[f"hw.disk_{dataset}_gb"])  # fmt: skip
+    outcome = fetch_lib.run(options, dry_run, sys.stderr if json else sys.stdout)
+    if json:
+        print(report_lib.to_json(outcome.as_dict()))
+    elif dry_run:
+        columns = ("dataset", "action", "why", "source", "target")
+        report_lib.print_table(f"data.fetch {dataset}: {options.root} (dry run)", columns,
+                               fetch_lib.plan_rows(outcome.items))  # fmt: skip
+        print("\n".join(fetch_lib.notes(options, outcome)))
+    else:
+        title = f"data.fetch {dataset}: {options.root} ({outcome.seconds:.1f} s)"
+        columns = ("dataset", "status", "size", "time", "detail")
+        report_lib.print_table(title, columns, fetch_lib.result_rows(outcome.results))
+    if outcome.failed:
+        shown = ", ".join(outcome.failed[:5]) + (", ..." if len(outcome.failed) > 5 else "")
+        raise ToolError(f"{len(outcome.failed)} dataset(s) not fetched ({shown}); see the detail column, then re-run: "
+                        "finished datasets are skipped and partial downloads resume")  # fmt: skip
