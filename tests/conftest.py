@@ -12,6 +12,7 @@ FAKES = ROOT / "tests" / "fakes"
 SHIM = FAKES / "nvml_shim"
 
 sys.path.insert(0, str(ROOT / "tests"))  # for `from fakes.fake_nvml import ...`
+pytest_plugins = ["slurm_fixture"]  # the slurm_cluster fixture: one real single-node cluster per session
 
 
 @pytest.fixture

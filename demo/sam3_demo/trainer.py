@@ -72,9 +72,13 @@ class CpuTrainer:
         self.rank = int(os.environ.get("RANK", "0"))
 
     def run(self):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        devices = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        print(f"rank {self.rank} of {os.environ.get('WORLD_SIZE', '1')}, CUDA_VISIBLE_DEVICES={devices}", flush=True)
+        if self.rank != 0:
+            return  # the model is tiny: rank 0 trains, the other ranks only show what they were given
         log_dir = Path(self.logging_conf.log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=str(self.logging_conf.tensorboard_writer.log_dir))

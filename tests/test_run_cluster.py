@@ -1,0 +1,85 @@
+"""run.train --mode cluster on a real single-node SLURM cluster (scripts/slurm-local): SAM3's own
+job-array path through submitit, one array task per dataset, then status, logs and cancel."""
+
+import json
+import time
+
+import pytest
+import yaml
+from conftest import ROOT, run_inv
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (ROOT / ".venv-train" / "bin" / "python").exists(), reason="no training env (.venv-train)"),
+]
+
+
+@pytest.fixture
+def cluster_env(clean_env, tmp_path, slurm_cluster):
+    return dict(clean_env, SLURM_CONF=str(slurm_cluster.conf), SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
+                INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"))  # fmt: skip
+
+
+def wait_for(env, name, done_states=("completed", "failed", "cancelled", "finished"), limit=240):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = json.loads(run_inv(["run.status", "--name", name, "--json"], env).stdout)
+        if all(state.startswith(done_states) for state in status["states"]):
+            return status
+        time.sleep(2)
+    raise AssertionError(f"run {name} did not finish in {limit} s: {status['states']}")
+
+
+def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tmp_path):
+    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--name", "arr"],
+                   cluster_env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "sbatch --test-only" in done.stdout
+    run_dir = tmp_path / "exp" / "arr"
+    record = json.loads((run_dir / "launch.json").read_text())
+    jobs = [task["job_id"] for task in record["tasks"]]
+    array = jobs[0].split("_")[0]
+    assert jobs == [f"{array}_0", f"{array}_1", f"{array}_2"]
+    status = wait_for(cluster_env, "arr")
+    assert status["states"] == ["completed"] * 3, status["states"]
+    for dataset in ("13-lkc01", "-grccs", "actions"):
+        folder = run_dir / dataset
+        assert (
+            yaml.safe_load((folder / "config_resolved.yaml").read_text())["roboflow_train"]["supercategory"] == dataset
+        )
+        assert (folder / "checkpoints" / "checkpoint.pt").is_file()
+        assert list((folder / "tensorboard").glob("events.out.tfevents.*"))
+        assert (folder / "logs" / dataset / "val_stats.json").read_text().count("\n") == 2
+    logs = run_inv(["run.logs", "--name", "arr", "--dataset", "actions"], cluster_env)
+    assert "CUDA_VISIBLE_DEVICES=0,1" in logs.stdout  # two fake GPUs allocated as GRES
+
+
+def test_partition_slurm_rejects_is_reported_in_slurms_words(cluster_env, tmp_path):
+    done = run_inv(["run.train", "--mode", "cluster", "--partition", "nosuch", "--datasets", "actions", "--name", "p"],
+                   cluster_env)  # fmt: skip
+    assert done.returncode == 1
+    assert "fail: slurm partition nosuch: SLURM has no such partition; fix: pick one of: debug, long" in done.stdout
+    assert "fail: slurm sbatch --test-only: SLURM says:" in done.stdout
+    assert not (tmp_path / "exp" / "p" / "launch.json").exists()
+
+
+def test_timeout_longer_than_the_partition_allows_fails_preflight(cluster_env):
+    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--datasets", "actions", "--name", "t",
+                    "--set", "submitit.timeout_hour=5"], cluster_env)  # fmt: skip
+    assert done.returncode == 1
+    assert "submitit.timeout_hour 5 h exceeds the partition's 1 h" in done.stdout
+
+
+def test_cancel_stops_queued_array_tasks(cluster_env, slurm_cluster):
+    hold = slurm_cluster.sbatch("--partition", "debug", "--gres", "gpu:4", "--wrap", "sleep 60")  # fills the node
+    try:
+        done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2",
+                        "--datasets", "actions", "--name", "c"], cluster_env, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:]
+        status = json.loads(run_inv(["run.status", "--name", "c", "--json"], cluster_env).stdout)
+        assert status["states"] == ["pending"]
+        cancelled = run_inv(["run.cancel", "--name", "c"], cluster_env)
+        assert cancelled.returncode == 0 and "ran scancel" in cancelled.stdout
+        assert wait_for(cluster_env, "c", limit=60)["states"][0].startswith(("cancelled", "finished"))
+    finally:
+        slurm_cluster.run("scancel", hold, check=False)
