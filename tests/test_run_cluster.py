@@ -70,8 +70,11 @@ def test_timeout_longer_than_the_partition_allows_fails_preflight(cluster_env):
     assert "submitit.timeout_hour 5 h exceeds the partition's 1 h" in done.stdout
 
 
-def test_cancel_stops_queued_array_tasks(cluster_env, slurm_cluster):
-    hold = slurm_cluster.sbatch("--partition", "debug", "--gres", "gpu:4", "--wrap", "sleep 60")  # fills the node
+def test_cancel_stops_queued_array_tasks(cluster_env, slurm_cluster, tmp_path):
+    """A job holding all 4 fake GPUs keeps the run queued, so cancel meets it pending."""
+    hold = slurm_cluster.sbatch(
+        "--partition", "debug", "--gres", "gpu:4", "--output", str(tmp_path / "hold.out"), "--wrap", "sleep 60"
+    )
     try:
         done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2",
                         "--datasets", "actions", "--name", "c"], cluster_env, timeout=300)  # fmt: skip
