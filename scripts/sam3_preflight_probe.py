@@ -4,9 +4,9 @@ path the run will open. Prints one JSON object: {config name: {"errors": [...], 
 
 Usage: python scripts/sam3_preflight_probe.py configs/generated/a.yaml [...]
        python scripts/sam3_preflight_probe.py --task-configs RUN_DIR configs/generated/array.yaml
-The second form writes, for each job-array task, RUN_DIR/<dataset>/config.yaml and
-config_resolved.yaml with that task's index, so each task's saved config names its own dataset
-(SAM3's train.py resolves every array task's copy from task 0).
+The second form writes, for each job-array task, RUN_DIR/<dataset>/config_resolved.yaml with that
+task's index, so each task's saved config names its own dataset (SAM3's train.py resolves every
+array task's copy in job_array_configs/ from task 0; its unresolved copies are right).
 """
 
 import json
@@ -68,11 +68,10 @@ def write_task_configs(run_dir, name):
         dataset = str(cfg.sam3_tasks.dataset)
         folder = os.path.join(run_dir, dataset)
         os.makedirs(folder, exist_ok=True)
-        for file_name, resolve in (("config.yaml", False), ("config_resolved.yaml", True)):
-            tmp = os.path.join(folder, f".{file_name}.tmp")
-            with open(tmp, "w") as handle:
-                handle.write(OmegaConf.to_yaml(cfg, resolve=resolve))
-            os.replace(tmp, os.path.join(folder, file_name))
+        tmp = os.path.join(folder, ".config_resolved.yaml.tmp")
+        with open(tmp, "w") as handle:
+            handle.write(OmegaConf.to_yaml(cfg, resolve=True))
+        os.replace(tmp, os.path.join(folder, "config_resolved.yaml"))
         written.append(dataset)
     return written
 

@@ -49,13 +49,22 @@ def lock(c, upgrade=False, dry_run=False):
 
 @task(help={"dry_run": "List what would be removed without removing it."})
 def clean(c, dry_run=False):
-    """Remove caches and generated files (never data, experiments or venvs)."""
+    """Remove caches and rendered SAM3 configs (never data, experiments or venvs)."""
     import shutil
 
-    for pattern in CLEAN_GLOBS:
-        for path in sorted(PROJECT_ROOT.glob(pattern)):
-            if ".venv" in path.parts:
-                continue
-            print(f"{'would remove' if dry_run else 'removing'} {path.relative_to(PROJECT_ROOT)}")
-            if not dry_run:
-                shutil.rmtree(path)
+    from .common import load_settings
+
+    train_venv = load_settings(c).path("sam3.train_venv")
+    found = [
+        p
+        for pattern in CLEAN_GLOBS
+        for p in sorted(PROJECT_ROOT.glob(pattern))
+        if not any(part.startswith(".venv") for part in p.parts)
+    ]
+    # configs run.train rendered where SAM3's train.py looks for them (experiments keep their own copies)
+    found += sorted(train_venv.glob("lib/python*/site-packages/sam3/train/configs/generated"))
+    found += sorted((PROJECT_ROOT / "sam3" / "sam3" / "train" / "configs").glob("generated"))
+    for path in found:
+        print(f"{'would remove' if dry_run else 'removing'} {path}")
+        if not dry_run:
+            shutil.rmtree(path)

@@ -22,6 +22,7 @@ COMMON_HELP = {
     "partition": "SLURM partition. Default: slurm.partition.",
     "account": "SLURM account. Default: slurm.account.",
     "qos": "SLURM QOS. Default: slurm.qos.",
+    "max_parallel": "Cluster job arrays: at most this many datasets run at once (SLURM ArrayTaskThrottle).",
     "smoke": "Shrink the run to a few iterations on a few images with validation at once.",
     "no_preflight": "Skip the checks before launching.",
     "dry_run": "Show the rendered config's path, its diff against the source, and the exact command; run nothing.",
@@ -29,7 +30,7 @@ COMMON_HELP = {
 
 
 def _launch(c, evaluate, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
-            no_preflight, dry_run):  # fmt: skip
+            no_preflight, dry_run, max_parallel):  # fmt: skip
     from .lib import launch, preflight, sam3_config
 
     settings = load_settings(c)
@@ -39,6 +40,7 @@ def _launch(c, evaluate, config, mode, datasets, set_, name, num_gpus, num_nodes
         num_gpus=_int("--num-gpus", num_gpus), num_nodes=_int("--num-nodes", num_nodes),
         partition=partition or settings["slurm.partition"] or None, account=account or settings["slurm.account"] or None,
         qos=qos or settings["slurm.qos"] or None, smoke=smoke, evaluate=evaluate,
+        max_parallel=_int("--max-parallel", max_parallel),
     )  # fmt: skip
     plan = launch.plan(request, settings, launch.sam3_package_dir(python), python)
     for warning in plan.warnings:
@@ -47,7 +49,7 @@ def _launch(c, evaluate, config, mode, datasets, set_, name, num_gpus, num_nodes
         print(f"source config: {plan.source}")
         for launch_ in plan.launches:
             print(f"rendered config: {launch_.config_path}  (-c {launch_.config_name})")
-        print(plan.diff or "(no differences)")
+        print(plan.diff() or "(no differences)")
         print("\n".join(plan.command_lines()))
         return
     kind_root = _data_kind_and_root(plan, settings, sam3_config)
@@ -55,10 +57,10 @@ def _launch(c, evaluate, config, mode, datasets, set_, name, num_gpus, num_nodes
         _ensure_demo_data(settings.path("paths.demo_data_root"))
     launch.write_configs(plan)
     if not no_preflight:
-        checks = [preflight.check_experiment_dir(plan), *preflight.probe_configs(plan, python),
-                  *preflight.check_data(plan, *kind_root),
-                  *preflight.check_cluster(plan, request.partition, request.account, request.qos,
-                                           _timeout_hour(plan))]  # fmt: skip
+        probe = preflight.start_probe(plan, python)
+        checks = [preflight.check_experiment_dir(plan), *preflight.check_data(plan, *kind_root),
+                  *preflight.check_cluster(plan, request.partition, request.account, request.qos)]  # fmt: skip
+        checks[1:1] = preflight.finish_probe(plan, probe)
         report_lib.print_checks("pre-flight", checks)
         for check in checks:
             if check.status in (report_lib.FAIL, report_lib.WARN):
@@ -89,12 +91,6 @@ def _int(flag, value):
         raise ConfigError(f"{flag} {value!r} is not a whole number; pass e.g. {flag} 2") from None
 
 
-def _timeout_hour(plan):
-    import yaml
-
-    return (yaml.safe_load(plan.launches[0].config_text).get("submitit") or {}).get("timeout_hour")
-
-
 def _data_kind_and_root(plan, settings, sam3_config):
     listing = sam3_config.dataset_list(sam3_config.load(plan.source))
     if not listing:
@@ -118,20 +114,22 @@ def _ensure_demo_data(root):
 @task(iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP, "set_": COMMON_HELP["set"],
                                                           **{k: v for k, v in COMMON_HELP.items() if k != "set"}})  # fmt: skip
 def train(c, config=None, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
-          partition=None, account=None, qos=None, smoke=False, no_preflight=False, dry_run=False):  # fmt: skip
+          partition=None, account=None, qos=None, max_parallel=None, smoke=False, no_preflight=False,
+          dry_run=False):  # fmt: skip
     """Fine-tune SAM3 with train.py, locally or on SLURM (no --config: the CPU demo)."""
     _launch(c, False, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
-            no_preflight, dry_run)  # fmt: skip
+            no_preflight, dry_run, max_parallel)  # fmt: skip
 
 
 @task(name="eval", iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""),
                                             "set_": COMMON_HELP["set"],
                                             **{k: v for k, v in COMMON_HELP.items() if k != "set"}})  # fmt: skip
 def eval_(c, config, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
-          partition=None, account=None, qos=None, smoke=False, no_preflight=False, dry_run=False):  # fmt: skip
+          partition=None, account=None, qos=None, max_parallel=None, smoke=False, no_preflight=False,
+          dry_run=False):  # fmt: skip
     """Evaluate SAM3 with an evaluation config (trainer.mode: val)."""
     _launch(c, True, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
-            no_preflight, dry_run)  # fmt: skip
+            no_preflight, dry_run, max_parallel)  # fmt: skip
 
 
 @task(name="list", help={"json": "Print JSON instead of a table."})

@@ -132,6 +132,23 @@ def test_cluster_mode_without_slurm_fails_fast(env, tmp_path):
     assert not (tmp_path / "exp" / "c" / "launch.json").exists()
 
 
+def test_eval_runs_an_evaluation_config_once_per_dataset(env, tmp_path):
+    source = yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())
+    source["trainer"]["mode"] = "val"
+    own = tmp_path / "eval.yaml"
+    own.write_text(yaml.safe_dump(source))
+    assert run_inv(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], env).returncode == 0
+    done = run_inv(["run.eval", "--config", str(own), "--datasets", "actions", "--name", "ev"], env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = (tmp_path / "exp" / "ev" / "actions" / "logs" / "actions" / "val_stats.json").read_text().splitlines()
+    assert len(lines) == 1 and "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP" in lines[0]
+    assert not (tmp_path / "exp" / "ev" / "actions" / "checkpoints").exists()
+    assert (
+        "--max-parallel limits SLURM array tasks"
+        in run_inv(["run.eval", "--config", str(own), "--max-parallel", "2"], env).stderr
+    )
+
+
 def test_eval_refuses_a_training_config(env):
     done = run_inv(["run.eval", "--config", str(ROOT / "demo" / "demo_rf100vl_cpu.yaml")], env)
     assert done.returncode == 2 and "run.eval runs evaluation configs (mode: val)" in done.stderr

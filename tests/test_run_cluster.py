@@ -30,8 +30,8 @@ def wait_for(env, name, done_states=("completed", "failed", "cancelled", "finish
     raise AssertionError(f"run {name} did not finish in {limit} s: {status['states']}")
 
 
-def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tmp_path):
-    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--name", "arr"],
+def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tmp_path, slurm_cluster):
+    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--name", "arr", "--max-parallel", "1"],
                    cluster_env, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "sbatch --test-only" in done.stdout
@@ -40,6 +40,7 @@ def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tm
     jobs = [task["job_id"] for task in record["tasks"]]
     array = jobs[0].split("_")[0]
     assert jobs == [f"{array}_0", f"{array}_1", f"{array}_2"]
+    assert "ArrayTaskThrottle=1" in slurm_cluster.run("scontrol", "show", "job", array).stdout
     status = wait_for(cluster_env, "arr")
     assert status["states"] == ["completed"] * 3, status["states"]
     for dataset in ("13-lkc01", "-grccs", "actions"):

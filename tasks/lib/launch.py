@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ class Request:
     qos: str | None = None
     smoke: bool = False
     evaluate: bool = False
+    max_parallel: int | None = None
 
 
 @dataclass
@@ -89,8 +91,15 @@ class Plan:
     launches: list[Launch]
     tasks: list[Task]
     env: dict[str, str]
-    diff: str
+    source_data: dict
     warnings: list[str] = field(default_factory=list)
+
+    def diff(self) -> str:
+        """The first rendered config against its source, as data."""
+        import yaml
+
+        first = yaml.safe_load(self.launches[0].config_text)
+        return sam3_config.diff(self.source_data, first, str(self.source), str(self.launches[0].config_path))
 
     def command_lines(self) -> list[str]:
         prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.env.items()))
@@ -139,7 +148,12 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         raise ConfigError(f"{source.name} is an evaluation config (trainer.mode: val); use inv run.eval")
     if request.mode not in ("local", "cluster"):
         raise ConfigError(f"--mode {request.mode!r} is not local or cluster; pick one of those")
-    for flag, value in (("--num-gpus", request.num_gpus), ("--num-nodes", request.num_nodes)):
+    if request.max_parallel is not None and request.mode != "cluster":
+        raise ConfigError(
+            "--max-parallel limits SLURM array tasks; use it with --mode cluster (locally they run in turn)"
+        )
+    for flag, value in (("--num-gpus", request.num_gpus), ("--num-nodes", request.num_nodes),
+                        ("--max-parallel", request.max_parallel)):  # fmt: skip
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value} must be 1 or more; SAM3 runs one process per GPU")
 
@@ -204,11 +218,7 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
             file_name = f"{name}--{_safe_name(dataset)}.yaml" if dataset is not None else f"{name}.yaml"
             launches.append(launch(config, file_name, [dataset], experiment_dir))
             tasks.append(Task(dataset, experiment_dir, len(launches) - 1))
-    import yaml
-
-    first = yaml.safe_load(launches[0].config_text)
-    diff = sam3_config.diff(original, first, str(source), str(launches[0].config_path))
-    result = Plan(name, request.mode, source, run_dir, launches, tasks, env, diff)
+    result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original)
     trainer = rendered.get("trainer") or {}
     if trainer.get("skip_saving_ckpts") and int(trainer.get("max_epochs") or 0) > 1:
         result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
@@ -361,12 +371,23 @@ def _environment(plan_: Plan) -> dict[str, str]:
 JOB_ID = re.compile(r"Submitit Job ID:\s*(\S+)")
 
 
+def throttle(job_ids: list[str], max_parallel: int) -> None:
+    """At most max_parallel tasks of the array run at once (SLURM's ArrayTaskThrottle, the %N of
+    --array=0-99%N); SAM3's train.py does not pass submitit's array parallelism through."""
+    arrays = sorted({job.split("_")[0] for job in job_ids if job})
+    for array in arrays:
+        subprocess.run(["scontrol", "update", f"JobId={array}", f"ArrayTaskThrottle={max_parallel}"],
+                       check=True, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
 def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
     """Cluster mode: SAM3's train.py submits through submitit (an array for many datasets) and
     returns; each dataset's task records its own SLURM job id."""
     worst = 0
     plan_.run_dir.mkdir(parents=True, exist_ok=True)
     for index, launch in enumerate(plan_.launches):
+        staging = plan_.run_dir / f".task-configs-{os.getpid()}"
+        writer = start_task_configs(plan_, launch, staging) if len(launch.datasets) > 1 else None
         done = subprocess.run(launch.argv, cwd=plan_.run_dir, env=_environment(plan_), capture_output=True, text=True)
         with open(plan_.run_dir / "submit.log", "a") as log:
             log.write(done.stdout + done.stderr)
@@ -380,8 +401,10 @@ def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
             entry.update(state="submitted" if ok else "failed", job_id=job,
                          exit_code=None if done.returncode == 0 else done.returncode)  # fmt: skip
             print(f"{task.dataset or plan_.name}: SLURM job {job or '(none)'}", file=stream)
-        if ok and len(members) > 1:
-            write_task_configs(plan_, launch)
+        if ok and len(members) > 1 and record["request"].get("max_parallel"):
+            throttle(ids, record["request"]["max_parallel"])
+        if writer:
+            finish_task_configs(writer, staging, plan_.run_dir, keep=ok)
         if not ok:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             print("\n".join(tail), file=stream)
@@ -390,12 +413,28 @@ def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
     return worst
 
 
-def write_task_configs(plan_: Plan, launch: Launch) -> None:
-    """Each array task's config.yaml and config_resolved.yaml in its own folder, with its own index."""
+def start_task_configs(plan_: Plan, launch: Launch, staging: Path) -> subprocess.Popen:
+    """Begin writing each array task's config_resolved.yaml, resolved with its own index, into
+    staging/<dataset>/ (in the training env, beside the submission, which it does not depend on)."""
     probe = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
-    python = launch.argv[0]
-    argv = [python, str(probe), "--task-configs", str(plan_.run_dir), launch.config_name]
-    subprocess.run(argv, env=_environment(plan_), capture_output=True, text=True, check=True, timeout=600)
+    argv = [launch.argv[0], str(probe), "--task-configs", str(staging), launch.config_name]
+    return subprocess.Popen(argv, env=_environment(plan_), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def finish_task_configs(writer: subprocess.Popen, staging: Path, run_dir: Path, keep: bool) -> None:
+    """Move the staged task configs into each dataset's folder, or drop them when submission failed."""
+    if not keep:
+        writer.kill()
+    _, errors = writer.communicate(timeout=600)
+    try:
+        if keep and writer.returncode != 0:
+            raise ToolError(f"writing the per-dataset configs failed: {(errors.strip().splitlines() or ['?'])[-1]}")
+        for folder in sorted(staging.iterdir()) if keep else []:
+            (run_dir / folder.name).mkdir(parents=True, exist_ok=True)
+            for file in folder.iterdir():
+                os.replace(file, run_dir / folder.name / file.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _pid_alive(pid: int | None) -> bool:

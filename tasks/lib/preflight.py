@@ -15,17 +15,23 @@ from .report import FAIL, PASS, Check
 PROBE = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
 
 
-def probe_configs(plan: Plan, python: Path) -> list[Check]:
-    """Compose, resolve, import every _target_, and stat every path, as SAM3's train.py will."""
+def start_probe(plan: Plan, python: Path) -> subprocess.Popen:
+    """Begin composing, resolving, importing every _target_ and stat-ing every path, as SAM3's
+    train.py will, in the training env; the other checks run meanwhile."""
     environment = dict(os.environ, **plan.env)
     argv = [str(python), str(PROBE), *[launch.config_name for launch in plan.launches]]
-    done = subprocess.run(argv, capture_output=True, text=True, env=environment, timeout=600)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+
+
+def finish_probe(plan: Plan, probe: subprocess.Popen) -> list[Check]:
+    """The probe's findings, one Check per config problem."""
+    stdout, stderr = probe.communicate(timeout=600)
+    if probe.returncode != 0:
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
         return [Check("config", plan.name, FAIL, f"the training env could not check the configs: {last}",
                       "repair the training env: scripts/setup-train-env")]  # fmt: skip
     checks = []
-    reports = json.loads(done.stdout.strip().splitlines()[-1]).values()
+    reports = json.loads(stdout.strip().splitlines()[-1]).values()
     for launch, report in zip(plan.launches, reports, strict=True):
         subject = ",".join(d for d in launch.datasets if d) or plan.name
         for error in report["errors"]:
@@ -64,11 +70,25 @@ def check_experiment_dir(plan: Plan) -> Check:
     return Check("experiment", str(plan.run_dir), PASS, "writable")
 
 
-def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: str | None,
-                  timeout_hour: float | None) -> list[Check]:  # fmt: skip
-    """SLURM is there, the partition exists and its time limit fits, and sbatch --test-only accepts."""
+def job_resources(plan: Plan) -> dict:
+    """What SAM3's train.py will ask SLURM for, read from the rendered config and command."""
+    import yaml
+
+    launch = plan.launches[0]
+    submitit = yaml.safe_load(launch.config_text).get("submitit") or {}
+    argv = launch.argv
+    gpus, nodes = int(argv[argv.index("--num-gpus") + 1]), int(argv[argv.index("--num-nodes") + 1])
+    return {"gpus": gpus, "nodes": nodes, "cpus_per_task": submitit.get("cpus_per_task"),
+            "timeout_hour": submitit.get("timeout_hour")}  # fmt: skip
+
+
+def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: str | None) -> list[Check]:
+    """SLURM is there, the partition exists and its time limit fits, and sbatch --test-only accepts
+    a job asking for what SAM3's will (nodes, one task per GPU, GPUs, CPUs per task)."""
     if plan.mode != "cluster":
         return []
+    resources = job_resources(plan)
+    timeout_hour = resources["timeout_hour"]
     if not shutil.which("sbatch"):
         return [Check("slurm", "sbatch", FAIL, "no sbatch on PATH: submitit would quietly run the jobs here instead",
                       "run on the cluster's login node (inv -H login ...) or use --mode local")]  # fmt: skip
@@ -86,7 +106,10 @@ def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: s
                                 f"--set submitit.timeout_hour={limit // 60} or pick a longer partition"))  # fmt: skip
         else:
             checks.append(Check("slurm", f"partition {chosen}", PASS, f"time limit {_minutes(limit)}"))
-    argv = ["sbatch", "--test-only", "--wrap", "true"]
+    argv = ["sbatch", "--test-only", f"--nodes={resources['nodes']}", f"--ntasks-per-node={resources['gpus']}",
+            f"--gres=gpu:{resources['gpus']}", "--output=/dev/null", "--wrap", "true"]  # fmt: skip
+    if resources["cpus_per_task"]:
+        argv.insert(2, f"--cpus-per-task={resources['cpus_per_task']}")
     for flag, value in (("--partition", partition), ("--account", account), ("--qos", qos)):
         if value:
             argv.append(f"{flag}={value}")
@@ -94,7 +117,8 @@ def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: s
     words = (done.stderr or done.stdout).strip().splitlines()
     if done.returncode != 0:
         checks.append(Check("slurm", "sbatch --test-only", FAIL, f"SLURM says: {words[-1] if words else done.returncode}",
-                            "fix --partition/--account/--qos (sinfo and sacctmgr show what you may use)"))  # fmt: skip
+                            "fix --partition/--account/--qos, or ask for fewer GPUs, nodes or CPUs "
+                            "(--num-gpus, --set submitit.cpus_per_task=N); sinfo shows what there is"))  # fmt: skip
     else:
         checks.append(Check("slurm", "sbatch --test-only", PASS, words[-1] if words else "accepted"))
     return checks
