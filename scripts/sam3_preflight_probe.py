@@ -41,6 +41,8 @@ def probe(name):
         return report
     for key, value in walk(resolved):
         leaf = key.rsplit(".", 1)[-1]
+        if not key.startswith("trainer."):
+            continue  # what the trainer builds and opens; scratch: and dataset catalogues only feed it
         if leaf == "_target_" and isinstance(value, str):
             report["targets"] += 1
             try:

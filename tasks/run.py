@@ -25,22 +25,22 @@ COMMON_HELP = {
     "max_parallel": "Cluster job arrays: at most this many datasets run at once (SLURM ArrayTaskThrottle).",
     "smoke": "Shrink the run to a few iterations on a few images with validation at once.",
     "no_preflight": "Skip the checks before launching.",
+    "check_only": "Run the pre-flight checks and stop; launch nothing.",
     "dry_run": "Show the rendered config's path, its diff against the source, and the exact command; run nothing.",
 }
 
 
-def _launch(c, evaluate, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
-            no_preflight, dry_run, max_parallel):  # fmt: skip
+def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flags):
     from .lib import launch, preflight, sam3_config
 
     settings = load_settings(c)
     python = settings.path("sam3.train_venv") / "bin" / "python"
     request = launch.Request(
-        config=config, mode=mode, datasets=datasets, sets=list(set_ or []), name=name,
-        num_gpus=_int("--num-gpus", num_gpus), num_nodes=_int("--num-nodes", num_nodes),
-        partition=partition or settings["slurm.partition"] or None, account=account or settings["slurm.account"] or None,
-        qos=qos or settings["slurm.qos"] or None, smoke=smoke, evaluate=evaluate,
-        max_parallel=_int("--max-parallel", max_parallel),
+        config=config, mode=flags["mode"], datasets=flags["datasets"], sets=list(set_ or []), name=flags["name"],
+        num_gpus=_int("--num-gpus", flags["num_gpus"]), num_nodes=_int("--num-nodes", flags["num_nodes"]),
+        partition=flags["partition"] or settings["slurm.partition"] or None,
+        account=flags["account"] or settings["slurm.account"] or None, qos=flags["qos"] or settings["slurm.qos"] or None,
+        smoke=flags["smoke"], evaluate=evaluate, max_parallel=_int("--max-parallel", flags["max_parallel"]),
     )  # fmt: skip
     plan = launch.plan(request, settings, launch.sam3_package_dir(python), python)
     for warning in plan.warnings:
@@ -52,22 +52,22 @@ def _launch(c, evaluate, config, mode, datasets, set_, name, num_gpus, num_nodes
         print(plan.diff() or "(no differences)")
         print("\n".join(plan.command_lines()))
         return
-    kind_root = _data_kind_and_root(plan, settings, sam3_config)
     if config is None:
         _ensure_demo_data(settings.path("paths.demo_data_root"))
     launch.write_configs(plan)
-    if not no_preflight:
-        probe = preflight.start_probe(plan, python)
-        checks = [preflight.check_experiment_dir(plan), *preflight.check_data(plan, *kind_root),
-                  *preflight.check_cluster(plan, request.partition, request.account, request.qos)]  # fmt: skip
-        checks[1:1] = preflight.finish_probe(plan, probe)
+    if not no_preflight or check_only:
+        checks = preflight.run_all(plan, python, request, *_data_kind_and_root(plan, settings, sam3_config))
         report_lib.print_checks("pre-flight", checks)
         for check in checks:
             if check.status in (report_lib.FAIL, report_lib.WARN):
                 print(f"{check.status}: {check.check} {check.subject}: {check.detail}; fix: {check.fix}")
-        if report_lib.worst(checks) == report_lib.FAIL:
+        if report_lib.worst(checks) == report_lib.FAIL or check_only:
             launch.remove_configs(plan)
+        if report_lib.worst(checks) == report_lib.FAIL:
             raise Exit("error: pre-flight failed; nothing was launched (see the fix column)", code=1)
+        if check_only:
+            print("pre-flight passed; nothing launched (--check-only)")
+            return
     record = launch.new_record(plan, request, python, sys.argv)
     launch.save_record(plan.run_dir, record)
     code = launch.run_local(plan, record) if plan.mode == "local" else launch.submit(plan, record)
@@ -111,25 +111,28 @@ def _ensure_demo_data(root):
         print(f"generated the demo datasets {', '.join(missing)} under {root} (data.synth)")
 
 
-@task(iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP, "set_": COMMON_HELP["set"],
-                                                          **{k: v for k, v in COMMON_HELP.items() if k != "set"}})  # fmt: skip
+LAUNCH_HELP = {"set_": COMMON_HELP["set"], **{k: v for k, v in COMMON_HELP.items() if k != "set"}}
+
+
+@task(iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP, **LAUNCH_HELP})
 def train(c, config=None, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
           partition=None, account=None, qos=None, max_parallel=None, smoke=False, no_preflight=False,
-          dry_run=False):  # fmt: skip
+          check_only=False, dry_run=False):  # fmt: skip
     """Fine-tune SAM3 with train.py, locally or on SLURM (no --config: the CPU demo)."""
-    _launch(c, False, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
-            no_preflight, dry_run, max_parallel)  # fmt: skip
+    _launch(c, False, config, set_, dry_run, no_preflight, check_only, mode=mode, datasets=datasets, name=name,
+            num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account, qos=qos,
+            max_parallel=max_parallel, smoke=smoke)  # fmt: skip
 
 
-@task(name="eval", iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""),
-                                            "set_": COMMON_HELP["set"],
-                                            **{k: v for k, v in COMMON_HELP.items() if k != "set"}})  # fmt: skip
+@task(name="eval", iterable=["set_"], auto_shortflags=False,
+      help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""), **LAUNCH_HELP})  # fmt: skip
 def eval_(c, config, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
           partition=None, account=None, qos=None, max_parallel=None, smoke=False, no_preflight=False,
-          dry_run=False):  # fmt: skip
+          check_only=False, dry_run=False):  # fmt: skip
     """Evaluate SAM3 with an evaluation config (trainer.mode: val)."""
-    _launch(c, True, config, mode, datasets, set_, name, num_gpus, num_nodes, partition, account, qos, smoke,
-            no_preflight, dry_run, max_parallel)  # fmt: skip
+    _launch(c, True, config, set_, dry_run, no_preflight, check_only, mode=mode, datasets=datasets, name=name,
+            num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account, qos=qos,
+            max_parallel=max_parallel, smoke=smoke)  # fmt: skip
 
 
 @task(name="list", help={"json": "Print JSON instead of a table."})

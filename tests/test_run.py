@@ -2,6 +2,11 @@
 SAM3's real train.py (sam3 0.1.4 from PyPI, in .venv-train) with our CPU trainer as trainer._target_."""
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -66,6 +71,29 @@ def test_list_status_logs_and_cancel_on_a_finished_run(demo_run):
     assert run_inv(["run.cancel"], environ).stdout.strip() == "demo-test: nothing is running"
     missing = run_inv(["run.status", "--name", "nope"], environ)
     assert missing.returncode == 2 and "no run named 'nope'" in missing.stderr
+
+
+def test_cancel_stops_a_running_local_run_and_status_says_so(env, tmp_path):
+    """A long local run in the background; run.status sees its process, run.cancel stops its group."""
+    inv = Path(sys.executable).with_name("inv")
+    args = [str(inv), "run.train", "--datasets", "actions", "--name", "long", "--set", "trainer.max_epochs=100000"]
+    launcher = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            shown = run_inv(["run.status", "--name", "long", "--json"], env)
+            if shown.returncode == 0 and json.loads(shown.stdout)["states"] == ["running"]:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError("the run never showed as running")
+        cancelled = run_inv(["run.cancel", "--name", "long"], env)
+        assert cancelled.returncode == 0 and "stopped process group of pid" in cancelled.stdout
+        assert launcher.wait(timeout=60) == 1  # the launcher saw its task fail and said so
+        record = json.loads((tmp_path / "exp" / "long" / "launch.json").read_text())
+        assert record["tasks"][0]["state"] == "failed" and record["tasks"][0]["exit_code"] < 0
+    finally:
+        launcher.kill()
 
 
 def test_dry_run_shows_config_diff_and_command_and_writes_nothing(env, tmp_path):
@@ -154,33 +182,46 @@ def test_eval_refuses_a_training_config(env):
     assert done.returncode == 2 and "run.eval runs evaluation configs (mode: val)" in done.stderr
 
 
-@pytest.mark.skipif(not SHARED_CONFIGS.is_dir(), reason="SAM3's real configs are not beside this checkout")
-def test_contract_real_rf100vl_config_renders_and_dry_runs_the_exact_command(env, tmp_path):
-    env = dict(
-        env,
-        SAM3_CONFIGS_DIR=str(SHARED_CONFIGS),
-        SAM3_BPE_PATH=str(SHARED_CONFIGS.parent / "bpe_simple_vocab_16e6.txt.gz"),
-    )
-    done = run_inv(["run.train", "--config", "roboflow_v100_full_ft_100_images", "--datasets", "-grccs,actions",
-                    "--dry-run"], env)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "+  roboflow_vl_100_root: " + str(tmp_path / "rf") in done.stdout
-    assert "configs/generated/roboflow_v100_full_ft_100_images---grccs.yaml --use-cluster 0" in done.stdout
-    assert "trainer.skip_saving_ckpts is true" in done.stdout
+REAL_CONFIGS = sorted((SHARED_CONFIGS / d / f) for d in ("roboflow_v100", "odinw13") for f in
+                      (os.listdir(SHARED_CONFIGS / d) if (SHARED_CONFIGS / d).is_dir() else []))  # fmt: skip
 
 
-@pytest.mark.skipif(not SHARED_CONFIGS.is_dir(), reason="SAM3's real configs are not beside this checkout")
-def test_contract_real_rf100vl_config_passes_preflight_on_generated_data(env, tmp_path):
-    env = dict(
-        env,
-        SAM3_CONFIGS_DIR=str(SHARED_CONFIGS),
-        SAM3_BPE_PATH=str(SHARED_CONFIGS.parent / "bpe_simple_vocab_16e6.txt.gz"),
+@pytest.fixture(scope="module")
+def contract_env(tmp_path_factory):
+    """SAM3's real configs and BPE file, and generated data in both layouts (a few datasets each)."""
+    base = tmp_path_factory.mktemp("contract")
+    (base / "home").mkdir()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "SAM3_", "HF_"))}
+    environ.update(HOME=str(base / "home"), SAM3_EXPERIMENT_ROOT=str(base / "exp"), ROBOFLOW_VL_100_ROOT=str(base / "rf"),
+                   ODINW_DATA_ROOT=str(base / "odinw"), SAM3_CONFIGS_DIR=str(SHARED_CONFIGS),
+                   SAM3_BPE_PATH=str(SHARED_CONFIGS.parent / "bpe_simple_vocab_16e6.txt.gz"))  # fmt: skip
+    for kind, root, names in (
+        ("rf100vl", "rf", "actions,-grccs"),
+        ("odinw", "odinw", "AerialMaritimeDrone_large,pistols"),
+    ):
+        done = run_inv(["data.synth", "--root", str(base / root), "--kind", kind, "--datasets", names], environ)
+        assert done.returncode == 0, done.stderr
+    return environ, base
+
+
+@pytest.mark.skipif(not REAL_CONFIGS, reason="SAM3's real configs are not beside this checkout")
+@pytest.mark.parametrize("config", REAL_CONFIGS, ids=lambda p: p.stem)
+def test_contract_each_real_config_renders_passes_preflight_and_dry_runs(contract_env, config):
+    """Every RF100-VL and ODinW config SAM3 ships: the exact command, and pre-flight on generated data,
+    which composes it with SAM3's resolvers and imports every _target_ in the real training env."""
+    environ, base = contract_env
+    task = "run.eval" if yaml.safe_load(config.read_text())["trainer"]["mode"] == "val" else "run.train"
+    datasets = "actions,-grccs" if config.parent.name == "roboflow_v100" else "AerialMaritimeDrone_large,pistols"
+    args = [task, "--config", config.stem, "--datasets", datasets, "--name", config.stem]
+    dry = run_inv([*args, "--dry-run"], environ)
+    assert dry.returncode == 0, dry.stderr
+    python = ROOT / ".venv-train" / "bin" / "python"
+    first = datasets.split(",")[0]
+    assert (
+        f"{python} -m sam3.train.train -c configs/generated/{config.stem}--{first}.yaml --use-cluster 0" in dry.stdout
     )
-    synth = run_inv(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], env)
-    assert synth.returncode == 0, synth.stderr
-    # --num-gpus 1: preflight only, then the launch fails fast on this CPU-only machine (SAM3 builds its model on cuda)
-    done = run_inv(["run.train", "--config", "roboflow_v100_full_ft_100_images", "--datasets", "actions",
-                    "--name", "contract", "--smoke"], env, timeout=600)  # fmt: skip
-    preflight = done.stdout[: done.stdout.find("== actions")]
-    assert "composes and resolves" in preflight, done.stdout[-3000:]
-    assert "\nfail: " not in preflight
+    assert "<" not in "".join(line for line in dry.stdout.splitlines() if line.startswith("+"))  # no placeholder left
+    checked = run_inv([*args, "--check-only"], environ, timeout=600)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-1000:]
+    assert "pre-flight passed; nothing launched (--check-only)" in checked.stdout
+    assert not (base / "exp" / config.stem / "launch.json").exists()

@@ -220,10 +220,24 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
             tasks.append(Task(dataset, experiment_dir, len(launches) - 1))
     result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original)
     trainer = rendered.get("trainer") or {}
-    if trainer.get("skip_saving_ckpts") and int(trainer.get("max_epochs") or 0) > 1:
+    if trainer.get("skip_saving_ckpts") and _number(rendered, trainer.get("max_epochs")) > 1:
         result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
                                "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)")  # fmt: skip
     return result
+
+
+def _number(config: dict, value: Any) -> float:
+    """A number, following one plain `${a.b}` reference (SAM3 writes max_epochs: ${scratch.max_data_epochs})."""
+    reference = re.fullmatch(r"\$\{([\w.]+)\}", str(value))
+    if reference:
+        node: Any = config
+        for part in reference.group(1).split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        value = node
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _refuse_placeholders(config: dict) -> None:

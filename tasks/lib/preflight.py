@@ -15,6 +15,15 @@ from .report import FAIL, PASS, Check
 PROBE = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
 
 
+def run_all(plan: Plan, python: Path, request, kind: str | None, root: Path | None) -> list[Check]:
+    """Every pre-flight check; the training-env probe runs while the others do."""
+    probe = start_probe(plan, python)
+    checks = [check_experiment_dir(plan), *check_data(plan, kind, root),
+              *check_cluster(plan, request.partition, request.account, request.qos)]  # fmt: skip
+    checks[1:1] = finish_probe(plan, probe)
+    return checks
+
+
 def start_probe(plan: Plan, python: Path) -> subprocess.Popen:
     """Begin composing, resolving, importing every _target_ and stat-ing every path, as SAM3's
     train.py will, in the training env; the other checks run meanwhile."""
