@@ -294,6 +294,9 @@ def remove_configs(plan_: Plan) -> None:
 
 
 def _git_commit(path: Path) -> str | None:
+    """The checked-out commit of a repository or submodule; None for an empty submodule folder."""
+    if not (path / ".git").exists():
+        return None
     done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
     return done.stdout.strip() or None if done.returncode == 0 else None
 
