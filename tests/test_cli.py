@@ -31,6 +31,15 @@ def test_list_shows_every_namespace(clean_env):
         "hw.cuda",
         "hw.vram",
         "hw.disk",
+        "data.fetch",
+        "data.validate",
+        "data.synth",
+        "run.train",
+        "run.eval",
+        "run.list",
+        "run.status",
+        "run.logs",
+        "run.cancel",
     ):
         assert name in done.stdout
 
