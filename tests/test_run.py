@@ -122,6 +122,15 @@ def test_bad_input_is_one_line_exit_2(env, tmp_path, args, message):
     assert not (tmp_path / "exp").exists()
 
 
+def test_malformed_yaml_is_one_line_with_its_position(env, tmp_path):
+    bad = tmp_path / "bad config.yaml"
+    bad.write_text("trainer:\n  max_epochs: [1, 2\n")
+    done = run_inv(["run.train", "--config", str(bad)], env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {bad}: ") and "; fix the YAML" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_a_placeholder_left_is_refused_naming_the_key(env, tmp_path):
     own = tmp_path / "my $cfg's; dir" / "mine.yaml"
     own.parent.mkdir()
