@@ -11,6 +11,6 @@ __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
 from invoke import Collection  # noqa: E402
 
-from tasks import config, data, dev, hw, run  # noqa: E402
+from tasks import config, data, dev, env, hw, run  # noqa: E402
 
-ns = Collection(config, data, dev, hw, run)
+ns = Collection(config, data, dev, env, hw, run)

@@ -74,7 +74,7 @@ def test_nvcc_major_mismatch_warns():
 def test_no_training_env_is_skipped_with_how_to_build_it(tmp_path):
     assert cuda.torch_in_venv(tmp_path / "nope") is None
     checks = by_subject(cuda.check_cuda(inv(), None, None, tmp_path))
-    assert checks["torch"].status == SKIP and "inv env.setup" in checks["torch"].fix
+    assert checks["torch"].status == SKIP and "inv env.torch" in checks["torch"].fix
 
 
 def test_real_nvcc_version_when_present():

@@ -159,7 +159,7 @@ def check_cuda(
                 "torch",
                 SKIP,
                 f"no training env with torch at {venv}",
-                "inv env.setup builds it with a fitting torch",
+                "inv env.venv then inv env.torch builds it with a fitting torch",
             )
         )
         return checks

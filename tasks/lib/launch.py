@@ -122,7 +122,9 @@ def sam3_package_dir(python: Path) -> Path:
     if not python.exists():
         raise ToolError(f"no training environment at {python.parent.parent}; build it with scripts/setup-train-env")
     code = "import importlib.util as u; s = u.find_spec('sam3'); print(s.submodule_search_locations[0] if s else '')"
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+    # run from inside the venv: from the project root, `import sam3` would find the sam3/ checkout folder
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=python.parent.parent)  # fmt: skip
     location = done.stdout.strip()
     if done.returncode != 0 or not location:
         raise ToolError(f"sam3 is not installed in {python.parent.parent}; build it with scripts/setup-train-env")

@@ -1,0 +1,134 @@
+"""The training environment, step by step: submodules at their pins, a uv venv, PyTorch for this
+driver, SAM3. Each step does nothing when its work is done, so run.train can name them as pre-tasks."""
+
+from .common import load_settings, task
+from .lib import report as report_lib
+from .lib.errors import ToolError
+
+VENV_HELP = "Training venv (default: sam3.train_venv)."
+DRY_HELP = "Print the exact commands and do nothing."
+JSON_HELP = "Print JSON instead of a table (command output goes to stderr)."
+TORCH_VERSION_HELP = "torch release, e.g. 2.9.1 (default: the newest on the index); torchvision follows it."
+
+
+def _show(outcome, dry_run: bool, as_json: bool) -> None:
+    """One line (nothing to do), the commands (dry run), or the checks table after acting."""
+    if as_json:
+        print(report_lib.to_json(outcome.as_dict(dry_run)))
+    elif outcome.done_nothing:
+        print(f"env.{outcome.step}: {outcome.summary}")
+    elif dry_run:
+        print(f"env.{outcome.step} (dry run, nothing done) would {outcome.summary}:")
+        for command in outcome.commands:
+            print(f"  {command.line()}")
+    elif outcome.checks:
+        from rich.markup import escape  # the title is rich markup: sam3[train] must stay as written
+
+        report_lib.print_checks(escape(f"env.{outcome.step}: {outcome.done()}"), outcome.checks)
+    else:
+        print(f"env.{outcome.step}: {outcome.done()}")
+    failed = sum(check.status == report_lib.FAIL for check in outcome.checks)
+    if failed:
+        raise ToolError(f"env.{outcome.step}: {failed} check(s) failed; see the fix column above")
+
+
+@task(help={
+    "only": "Comma-separated submodules to handle (sam3, GLIP, rf100-vl; default: all).",
+    "force": "Move submodules that are off their pin to it (discards local changes to their tracked files).",
+    "dry_run": DRY_HELP,
+    "json": JSON_HELP,
+})  # fmt: skip
+def submodules(c, only=None, force=False, dry_run=False, json=False):
+    """Check out sam3/, GLIP/ and rf100-vl/ at their pinned commits; say which differ and how to fix."""
+    from .lib import submodules as submodules_lib
+    from .lib.paths import PROJECT_ROOT
+
+    load_settings(c)
+    pins = submodules_lib.select(only)
+    result = submodules_lib.sync(PROJECT_ROOT, pins, force=force, dry_run=dry_run)
+    names = ", ".join(p.path for p in pins)
+    if json:
+        print(report_lib.to_json(result.as_dict()))
+    elif dry_run:
+        print(f"env.submodules (dry run, nothing done): {len(result.steps)} command(s) for {names}")
+        for line in result.steps:
+            print(f"  {line}")
+        report_lib.print_checks("env.submodules: as they are now", result.checks)
+        return
+    elif not result.steps and all(check.status == report_lib.PASS for check in result.checks):
+        print(f"env.submodules: {names} at their pins; nothing to do")
+    else:
+        for line in result.steps:
+            print(f"ran: {line}")
+        report_lib.print_checks("env.submodules", result.checks)
+    if dry_run:
+        return
+    if result.fetch_error:
+        raise ToolError(result.fetch_error)
+    failed = [check.subject for check in result.checks if check.status == report_lib.FAIL]
+    if failed:
+        raise ToolError(f"{len(failed)} submodule(s) not at their pins ({', '.join(failed)}); see the fix column above")
+
+
+@task(help={
+    "venv": VENV_HELP,
+    "python": "Python for a new venv: a version (3.12) or an interpreter path (default: the launcher's).",
+    "torch_version": "torch release the Python version is judged against (default: 2.9 and newer).",
+    "force": "Recreate the venv (everything installed in it is installed again by env.torch and env.sam3).",
+    "dry_run": DRY_HELP,
+    "json": JSON_HELP,
+})  # fmt: skip
+def venv(c, venv=None, python=None, torch_version=None, force=False, dry_run=False, json=False):
+    """Create the training venv with uv (pip seeded), on a Python that SAM3 and torch both support."""
+    from .lib import trainenv
+
+    path = load_settings(c, **{"sam3.train_venv": venv}).path("sam3.train_venv")
+    outcome = trainenv.plan_venv(path, python, torch_version, force)
+    if not dry_run and outcome.commands:
+        outcome = trainenv.make_venv(outcome, path, torch_version)
+    _show(outcome, dry_run, json)
+
+
+@task(help={
+    "venv": VENV_HELP,
+    "torch_version": TORCH_VERSION_HELP,
+    "torch_index": "Wheel index: a URL, a build tag (cpu, cu126, cu128, cu130) or 'pypi' "
+                   "(default: the build hw.cuda names for this driver; the CPU build without a GPU).",
+    "force": "Install again even when the torch there fits.",
+    "dry_run": DRY_HELP,
+    "json": JSON_HELP,
+})  # fmt: skip
+def torch(c, venv=None, torch_version=None, torch_index=None, force=False, dry_run=False, json=False):
+    """Install the PyTorch build that fits the driver's CUDA into the training venv, and verify it."""
+    from .lib import gpu, trainenv
+
+    path = load_settings(c, **{"sam3.train_venv": venv}).path("sam3.train_venv")
+    inventory = gpu.read_inventory()
+    target = trainenv.choose_torch(inventory, torch_version, torch_index)
+    outcome = trainenv.plan_torch(path, target, inventory, force, dry_run)
+    if not dry_run and outcome.commands:
+        outcome = trainenv.install_torch(outcome, path, target, inventory)
+    _show(outcome, dry_run, json)
+
+
+@task(help={
+    "venv": VENV_HELP,
+    "checkout": "The sam3 checkout to install in editable mode (default: sam3.checkout).",
+    "source": "auto (the checkout when it is there, else PyPI), checkout or pypi.",
+    "sam3_version": "sam3 release from PyPI when there is no checkout (default: 0.1.4).",
+    "force": "Install again even when it is already installed from there.",
+    "dry_run": DRY_HELP,
+    "json": JSON_HELP,
+})  # fmt: skip
+def sam3(c, venv=None, checkout=None, source="auto", sam3_version=None, force=False, dry_run=False, json=False):
+    """Install SAM3 with its [train] extra (and what training needs beyond it) into the training venv."""
+    from .lib import trainenv
+
+    settings = load_settings(c, **{"sam3.train_venv": venv, "sam3.checkout": checkout})
+    path = settings.path("sam3.train_venv")
+    version = sam3_version or trainenv.SAM3_PYPI_VERSION
+    plan = trainenv.plan_sam3(path, settings.path("sam3.checkout"), source, version, force)
+    outcome = plan.outcome
+    if not dry_run and outcome.commands:
+        outcome = trainenv.install_sam3(plan, path)
+    _show(outcome, dry_run, json)
