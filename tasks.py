@@ -11,6 +11,9 @@ __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
 from invoke import Collection  # noqa: E402
 
-from tasks import config, data, dev, env, hw, run  # noqa: E402
+from tasks import config, data, dev, env, env_tracking, hw, run  # noqa: E402
 
-ns = Collection(config, data, dev, env, hw, run)
+env_ns = Collection.from_module(env)
+for tracking_task in (env_tracking.weights, env_tracking.wandb, env_tracking.dvc):
+    env_ns.add_task(tracking_task)
+ns = Collection(config, data, dev, env_ns, hw, run)

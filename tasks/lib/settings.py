@@ -97,6 +97,17 @@ SCHEMA: tuple[Key, ...] = (
     Key("hw.disk_checkpoints_gb", "float", "Disk for one experiment's checkpoints (GB).", minimum=0),
     Key("hw.disk_train_venv_gb", "float", "Disk for the training venv (torch, sam3) (GB).", minimum=0),
     Key("hw.disk_margin", "float", "Warn when free space is within this fraction of the need.", minimum=0),
+    Key("tracking.wandb_project", "str", "W&B project SAM3 runs log to ('' turns W&B logging off)."),
+    Key("tracking.wandb_entity", "str", "W&B entity, a team or user ('' uses the API key's default entity)."),
+    Key(
+        "tracking.wandb_mode",
+        "choice",
+        "online (needs WANDB_API_KEY) or offline (runs log locally; upload later with wandb sync).",
+        choices=("online", "offline"),
+    ),
+    Key("tracking.dvc_remote_url", "str", "DVC remote: s3://, gs://, azure://, ssh:// URL or a folder ('' for none)."),
+    Key("tracking.dvc_remote_name", "str", "Name env.dvc gives the DVC remote."),
+    Key("tracking.dvc_endpoint_url", "str", "Endpoint of an S3-compatible store (MinIO, Ceph, ...); '' for AWS S3."),
 )
 
 KEYS: dict[str, Key] = {key.name: key for key in SCHEMA}
