@@ -24,7 +24,7 @@ AWS_CANARY = "awsCanarySecret0123456789abcdefABCDEFGHIJ"
 
 
 def run_env(args, env, cwd=ROOT, timeout=180):
-    return subprocess.run([sys.executable, str(ROOT / "tests" / "inv_env.py"), *args], cwd=cwd, env=env,
+    return subprocess.run([str(Path(sys.executable).with_name("inv")), "--search-root", str(ROOT), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 

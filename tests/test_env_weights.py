@@ -27,7 +27,7 @@ WEIGHTS = random.Random(5).randbytes(2_000_000)
 
 
 def run_env(args, env, timeout=120):
-    return subprocess.run([sys.executable, str(ROOT / "tests" / "inv_env.py"), *args], cwd=ROOT, env=env,
+    return subprocess.run([str(Path(sys.executable).with_name("inv")), "--search-root", str(ROOT), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
@@ -173,7 +173,7 @@ def test_a_killed_download_leaves_no_orphan_after_the_next_run(env, hub):
     served = hub.files["sam3.pt"]
     served.rate = 400_000  # ~5 s for 2 MB: time to kill it
     env = dict(env, HF_TOKEN=GOOD)
-    cmd = [sys.executable, str(ROOT / "tests" / "inv_env.py"), "env.weights"]
+    cmd = [str(Path(sys.executable).with_name("inv")), "--search-root", str(ROOT), "env.weights"]
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     blobs = folder(env) / "blobs"
     deadline = time.monotonic() + 30
