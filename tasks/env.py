@@ -1,6 +1,9 @@
 """The training environment, step by step: submodules at their pins, a uv venv, PyTorch for this
 driver, SAM3. Each step does nothing when its work is done, so run.train can name them as pre-tasks."""
 
+from invoke import call
+
+from . import env_tracking, hw
 from .common import load_settings, task
 from .lib import report as report_lib
 from .lib.errors import ToolError
@@ -132,3 +135,41 @@ def sam3(c, venv=None, checkout=None, source="auto", sam3_version=None, force=Fa
     if not dry_run and outcome.commands:
         outcome = trainenv.install_sam3(plan, path)
     _show(outcome, dry_run, json)
+
+
+def setup_summary(settings) -> list[tuple[str, str, str]]:
+    """One row per step of env.setup: what is there now."""
+    from .lib import launch, submodules, weights
+    from .lib.paths import PROJECT_ROOT
+
+    rows = []
+    for state in submodules.inspect(PROJECT_ROOT):
+        at = f"at {state.head[:8]}" if state.head else "not checked out"
+        status = "pass" if state.head == state.sub.commit else "fail"
+        rows.append((f"submodule {state.sub.path}", status, f"{at} (pin {state.sub.commit[:8]})"))
+    python = settings.path("sam3.train_venv") / "bin" / "python"
+    versions = launch.training_versions(python) if python.exists() else {}
+    for package in ("torch", "sam3"):
+        found = versions.get(package)
+        rows.append(
+            (package, "pass" if found else "fail", f"{found} in {python.parent.parent}" if found else "missing")
+        )
+    local = weights.local_weights(settings.path("paths.hf_home"))
+    rows.append(("weights", "pass" if local else "fail", str(local) if local else "not downloaded (inv env.weights)"))
+    for name, key in (("wandb", "tracking.wandb_project"), ("dvc", "tracking.dvc_remote_url")):
+        rows.append((name, "pass" if settings[key] else "skip", settings[key] or f"not configured ({key})"))
+    return rows
+
+
+@task(pre=[call(hw.check, allow_no_gpu=True), submodules, venv, torch, sam3, env_tracking.weights])
+def setup(c):
+    """Build everything, in order after hw.check; a summary table at the end."""
+    settings = load_settings(c)
+    if settings["tracking.wandb_project"]:
+        env_tracking.wandb(c)
+    if settings["tracking.dvc_remote_url"]:
+        env_tracking.dvc(c)
+    rows = setup_summary(settings)
+    report_lib.print_table("env.setup", ("step", "status", "state"), rows)
+    if any(status == "fail" for _, status, _ in rows):
+        raise ToolError("env.setup: a step is not done; see the table")
