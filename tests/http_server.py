@@ -15,6 +15,27 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class Loopback:
+    """A threaded HTTP server on 127.0.0.1 (a free port) for the duration of a `with` block."""
+
+    def _serve(self, handler) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @dataclass
 class Served:
     """One file: its bytes and how the server misbehaves with it."""
@@ -33,19 +54,13 @@ class Served:
 Route = Callable[[str, str, dict[str, str], dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
 
 
-class LoopbackServer:
+class LoopbackServer(Loopback):
     def __init__(self) -> None:
         self.files: dict[str, Served] = {}
         self.routes: dict[str, Route] = {}  # by path prefix
         self.log: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._serve(_handler(self))
 
     def add(self, path: str, body: bytes, **behaviour) -> str:
         self.files[path] = Served(body, **behaviour)
@@ -54,14 +69,6 @@ class LoopbackServer:
     def requests(self, method: str | None = None, path: str | None = None) -> list[tuple[str, str, str | None]]:
         with self.lock:
             return [e for e in self.log if (method is None or e[0] == method) and (path is None or e[1] == path)]
-
-    def __enter__(self) -> "LoopbackServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _handler(server: LoopbackServer):

@@ -20,7 +20,9 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from http_server import Loopback
 
 INVALID = "Invalid credentials in Authorization header"
 
@@ -49,7 +51,7 @@ class RepoFile:
 
 
 @dataclass
-class HubServer:
+class HubServer(Loopback):
     repo_id: str = "facebook/sam3"
     commit: str = "a" * 40
     granted: set[str] = field(default_factory=set)  # tokens with access to the gated repo
@@ -59,13 +61,7 @@ class HubServer:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._serve(_handler(self))
 
     def add(self, name: str, body: bytes, lfs: bool = True) -> RepoFile:
         self.files[name] = RepoFile(body, lfs)
@@ -78,14 +74,6 @@ class HubServer:
     def downloads(self) -> list[tuple[str, str, str | None]]:
         """File GETs (not metadata)."""
         return self.requests("GET", "/resolve/")
-
-    def __enter__(self) -> "HubServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _handler(hub: HubServer):

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,29 +16,10 @@ from tasks.lib import submodules
 from tasks.lib.errors import ConfigError
 from tasks.lib.report import FAIL, PASS, WARN
 
-# Until tasks.py adds the env namespace, the CLI tests run inv's own Program with it added.
-RUNNER = """
-import importlib, sys
-from invoke import Collection, Program
-
-class WithEnv(Program):
-    def load_collection(self):
-        super().load_collection()
-        if "env" not in self.collection.collections:
-            self.collection.add_collection(Collection.from_module(importlib.import_module("tasks.env")))
-
-WithEnv(name="inv", binary="inv").run(["inv", *sys.argv[1:]])
-"""
-
 
 def inv(args, env, cwd=ROOT, timeout=120):
-    """The real inv command line (with the env namespace) in a subprocess."""
-    import tasks
-
-    if "env" in tasks.ns.collections:
-        return run_inv(args, env, cwd=cwd, timeout=timeout)
-    argv = [sys.executable, "-c", RUNNER, *args]
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    """The real inv command line in a subprocess."""
+    return run_inv(args, env, cwd=cwd, timeout=timeout)
 
 
 def git(*args, cwd=None, env=None):

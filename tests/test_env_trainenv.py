@@ -6,46 +6,22 @@ wheel index for given drivers, as a dry run: no CUDA build is downloaded."""
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHIM, run_inv
+from conftest import run_inv
 from fakes.fake_nvml import h100
 
 from tasks.lib import trainenv
 from tasks.lib.errors import ConfigError
 
 TORCH = "2.14.1"
-RUNNER = """
-import importlib, sys
-from invoke import Collection, Program
-
-class WithEnv(Program):
-    def load_collection(self):
-        super().load_collection()
-        if "env" not in self.collection.collections:
-            self.collection.add_collection(Collection.from_module(importlib.import_module("tasks.env")))
-
-WithEnv(name="inv", binary="inv").run(["inv", *sys.argv[1:]])
-"""
 
 
 def inv(args, env, nvml_scenario=None, timeout=600):
-    """The real inv command line (with the env namespace until tasks.py adds it) in a subprocess."""
-    import tasks
-
-    if "env" in tasks.ns.collections:
-        return run_inv(args, env, nvml_scenario=nvml_scenario, timeout=timeout)
-    env = dict(env)
-    if nvml_scenario is not None:
-        import os
-
-        env["FAKE_NVML_SCENARIO"] = json.dumps(nvml_scenario)
-        env["PYTHONPATH"] = os.pathsep.join([str(SHIM), env.get("PYTHONPATH", "")])
-    argv = [sys.executable, "-c", RUNNER, *args]
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    """The real inv command line in a subprocess (with the fake NVML when a scenario is given)."""
+    return run_inv(args, env, nvml_scenario=nvml_scenario, timeout=timeout)
 
 
 def dist_version(venv: Path, name: str) -> str | None:

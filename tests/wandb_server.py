@@ -8,32 +8,20 @@ gets an empty 200. Requests are logged as (path, whether they carried the accept
 import base64
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from http_server import Loopback
 
 VIEWER = {"id": "VXNlcjox", "entity": "tester", "username": "tester", "email": "tester@example.com",
           "flags": "{}", "teams": {"edges": []}, "defaultEntity": {"id": "RW50aXR5OjE=", "name": "tester"}}  # fmt: skip
 
 
-class WandbServer:
+class WandbServer(Loopback):
     def __init__(self, accepted_key: str) -> None:
         self.accepted = "Basic " + base64.b64encode(f"api:{accepted_key}".encode()).decode()
         self.log: list[tuple[str, bool]] = []
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> "WandbServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(_handler(self))
 
 
 def _handler(server: WandbServer):
