@@ -242,3 +242,25 @@ def test_blob_check_knows_lfs_sha256_and_git_sha1_names(tmp_path):
     assert "expected" in W.blob_problem(path, git_blob_sha1(CONFIG), len(CONFIG) + 1)
     assert W.blob_problem(tmp_path / "nothing", "0" * 64, 1) == "missing"
     assert W.local_weights(tmp_path) is None
+
+
+@pytest.mark.skipif(not (ROOT / ".venv-train" / "bin" / "python").exists(), reason="no training env (.venv-train)")
+def test_run_train_points_sam3_at_the_verified_local_checkpoint(env, tmp_path):
+    """After env.weights, a SAM3 config's model loads the local sam3.pt (jobs run offline), not the hub."""
+    configs = ROOT.parent / "shared" / "fixtures" / "sam3-configs"
+    if not configs.is_dir():
+        pytest.skip("SAM3's real configs are not beside this checkout")
+    env = dict(
+        env,
+        HF_TOKEN=GOOD,
+        SAM3_CONFIGS_DIR=str(configs),
+        SAM3_BPE_PATH=str(configs.parent / "bpe_simple_vocab_16e6.txt.gz"),
+    )
+    assert run_env(["env.weights"], env).returncode == 0
+    done = run_env(
+        ["run.train", "--config", "roboflow_v100_full_ft_100_images", "--datasets", "actions", "--dry-run"], env
+    )
+    assert done.returncode == 0, done.stderr
+    snapshot = next((tmp_path / "hf" / "hub" / "models--facebook--sam3" / "snapshots").iterdir())
+    assert f"+    checkpoint_path: {snapshot / 'sam3.pt'}" in done.stdout
+    assert "+    load_from_HF: false" in done.stdout and "no verified SAM3 weights" not in done.stdout

@@ -230,6 +230,7 @@ def test_contract_each_real_config_renders_passes_preflight_and_dry_runs(contrac
         f"{python} -m sam3.train.train -c configs/generated/{config.stem}--{first}.yaml --use-cluster 0" in dry.stdout
     )
     assert "<" not in "".join(line for line in dry.stdout.splitlines() if line.startswith("+"))  # no placeholder left
+    assert "no verified SAM3 weights under" in dry.stdout  # jobs run offline: env.weights must come first
     checked = run_inv([*args, "--check-only"], environ, timeout=600)
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-1000:]
     assert "pre-flight passed; nothing launched (--check-only)" in checked.stdout

@@ -168,6 +168,7 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         for key, value in SMOKE.items():
             with contextlib.suppress(ConfigError):  # shrink only what the config has
                 sam3_config.set_key(rendered, key, value)
+    weights_warning = _use_local_weights(rendered, settings.path("paths.hf_home"))
     listing = sam3_config.dataset_list(rendered)
     datasets: list[str | None] = [None]
     if listing:
@@ -221,11 +222,31 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
             launches.append(launch(config, file_name, [dataset], experiment_dir))
             tasks.append(Task(dataset, experiment_dir, len(launches) - 1))
     result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original)
+    if weights_warning:
+        result.warnings.append(weights_warning)
     trainer = rendered.get("trainer") or {}
     if trainer.get("skip_saving_ckpts") and _number(rendered, trainer.get("max_epochs")) > 1:
         result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
                                "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)")  # fmt: skip
     return result
+
+
+def _use_local_weights(config: dict, hf_home: Path) -> str | None:
+    """Point SAM3's model builder at the verified local checkpoint (jobs run with HF_HUB_OFFLINE=1 and
+    cannot download it); a warning when there is none yet."""
+    from . import weights
+
+    model = (config.get("trainer") or {}).get("model") or {}
+    if not str(model.get("_target_", "")).endswith("build_sam3_image_model") or model.get("checkpoint_path"):
+        return None
+    overrides = weights.job_overrides(hf_home)
+    if not overrides:
+        return (f"no verified SAM3 weights under {hf_home}: jobs run offline (HF_HUB_OFFLINE=1) and cannot "
+                "download them; run inv env.weights first")  # fmt: skip
+    for key, value in overrides.items():
+        sam3_config.set_key(config, key, value, create=True)
+    sam3_config.set_key(config, "trainer.model.load_from_HF", False, create=True)
+    return None
 
 
 def _number(config: dict, value: Any) -> float:
