@@ -62,7 +62,11 @@ def main() -> int:
             selection = "all"
             if args.datasets < 100:
                 selection = ",".join(sorted(p.name for p in (tmp / "rf").iterdir() if p.is_dir()))
-            common = ["--mode", "cluster", "--partition", "long", "--num-gpus", "1", "--datasets", selection]
+            # The jobs stay held, so a stand-in checkpoint will do: without one, run.train would fetch
+            # SAM3's gated weights (env.weights) before submitting.
+            (tmp / "sam3.pt").write_bytes(b"")
+            common = ["--mode", "cluster", "--partition", "long", "--num-gpus", "1", "--datasets", selection,
+                      "--set", f"+trainer.model.checkpoint_path={tmp / 'sam3.pt'}"]  # fmt: skip
 
             warm = run([inv, "run.train", "--config", CONFIG, *common, "--name", "ours", "--dry-run"], env)
             if warm.returncode != 0:

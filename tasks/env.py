@@ -11,7 +11,7 @@ from .lib.errors import ToolError
 VENV_HELP = "Training venv (default: sam3.train_venv)."
 DRY_HELP = "Print the exact commands and do nothing."
 JSON_HELP = "Print JSON instead of a table (command output goes to stderr)."
-TORCH_VERSION_HELP = "torch release, e.g. 2.9.1 (default: the newest on the index); torchvision follows it."
+TORCH_VERSION_HELP = "torch release, e.g. 2.9.1 (default: sam3.torch_version, else the newest); torchvision follows it."
 
 
 def _show(outcome, dry_run: bool, as_json: bool) -> None:
@@ -96,7 +96,7 @@ def venv(c, venv=None, python=None, torch_version=None, force=False, dry_run=Fal
     "venv": VENV_HELP,
     "torch_version": TORCH_VERSION_HELP,
     "torch_index": "Wheel index: a URL, a build tag (cpu, cu126, cu128, cu130) or 'pypi' "
-                   "(default: the build hw.cuda names for this driver; the CPU build without a GPU).",
+                   "(default: sam3.torch_index, else the build hw.cuda names for this driver; CPU without a GPU).",
     "force": "Install again even when the torch there fits.",
     "dry_run": DRY_HELP,
     "json": JSON_HELP,
@@ -105,9 +105,13 @@ def torch(c, venv=None, torch_version=None, torch_index=None, force=False, dry_r
     """Install the PyTorch build that fits the driver's CUDA into the training venv, and verify it."""
     from .lib import gpu, trainenv
 
-    path = load_settings(c, **{"sam3.train_venv": venv}).path("sam3.train_venv")
+    settings = load_settings(c, **{"sam3.train_venv": venv, "sam3.torch_version": torch_version,
+                                   "sam3.torch_index": torch_index})  # fmt: skip
+    path = settings.path("sam3.train_venv")
     inventory = gpu.read_inventory()
-    target = trainenv.choose_torch(inventory, torch_version, torch_index)
+    target = trainenv.choose_torch(
+        inventory, settings["sam3.torch_version"] or None, settings["sam3.torch_index"] or None
+    )
     outcome = trainenv.plan_torch(path, target, inventory, force, dry_run)
     if not dry_run and outcome.commands:
         outcome = trainenv.install_torch(outcome, path, target, inventory)
@@ -130,7 +134,7 @@ def sam3(c, venv=None, checkout=None, source="auto", sam3_version=None, force=Fa
     settings = load_settings(c, **{"sam3.train_venv": venv, "sam3.checkout": checkout})
     path = settings.path("sam3.train_venv")
     version = sam3_version or trainenv.SAM3_PYPI_VERSION
-    plan = trainenv.plan_sam3(path, settings.path("sam3.checkout"), source, version, force)
+    plan = trainenv.plan_sam3(path, settings.path("sam3.checkout"), source, version, force, dry_run)
     outcome = plan.outcome
     if not dry_run and outcome.commands:
         outcome = trainenv.install_sam3(plan, path)
@@ -161,15 +165,17 @@ def setup_summary(settings) -> list[tuple[str, str, str]]:
     return rows
 
 
-@task(pre=[call(hw.check, allow_no_gpu=True), submodules, venv, torch, sam3, env_tracking.weights])
-def setup(c):
+@task(pre=[call(hw.check, allow_no_gpu=True), submodules, venv, torch, sam3, env_tracking.weights],
+      help={"dry_run": "Every step prints what it would do (they all run with --dry-run); nothing changes."})  # fmt: skip
+def setup(c, dry_run=False):
     """Build everything, in order after hw.check; a summary table at the end."""
     settings = load_settings(c)
     if settings["tracking.wandb_project"]:
-        env_tracking.wandb(c)
+        env_tracking.wandb(c, dry_run=dry_run)
     if settings["tracking.dvc_remote_url"]:
-        env_tracking.dvc(c)
+        env_tracking.dvc(c, dry_run=dry_run)
     rows = setup_summary(settings)
-    report_lib.print_table("env.setup", ("step", "status", "state"), rows)
-    if any(status == "fail" for _, status, _ in rows):
+    report_lib.print_table(f"env.setup{' (dry run: as things are now)' if dry_run else ''}", ("step", "status", "state"),
+                           rows)  # fmt: skip
+    if not dry_run and any(status == "fail" for _, status, _ in rows):
         raise ToolError("env.setup: a step is not done; see the table")

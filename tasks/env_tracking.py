@@ -76,8 +76,9 @@ def wandb(c, offline=False, dry_run=False, json=False):
 
 @task(iterable=["track"], help={
     "repo": "Folder to set DVC up in (default: the project folder).",
-    "remote": "Remote URL: s3://bucket/path, gs://..., azure://container/path, ssh://host/path or a folder "
-              "(default: tracking.dvc_remote_url).",
+    "remote": "Remote URL: s3://bucket/path, gs://..., azure://container/path, ssh://[user@]host[:port]/path "
+              "or a folder (default: tracking.dvc_remote_url). SSH: user and port go to .dvc/config.local, with "
+              "SAM3_DVC_SSH_KEYFILE/_PASSPHRASE/_PASSWORD when set; the host key must be in known_hosts.",
     "name": "Remote name (default: tracking.dvc_remote_name).",
     "endpoint_url": "S3-compatible endpoint, e.g. http://minio:9000 (default: tracking.dvc_endpoint_url).",
     "track": "Dataset root or checkpoint folder to track with `dvc add` (repeatable; inside the repository).",

@@ -7,8 +7,14 @@ from pathlib import Path
 
 from invoke import Exit
 
+from . import env, env_tracking
 from .common import load_settings, task
 from .lib import report as report_lib
+from .lib.errors import ToolError
+
+# Makefile-style: the training env is built (or found done, in well under a second) before any run;
+# with --dry-run these steps only say what they would do (tasks.lib.executor).
+TRAINING_ENV = [env.venv, env.torch, env.sam3]
 
 CONFIG_HELP = ("SAM3 config: its SAM3 name (configs/roboflow_v100/x.yaml), short name (x), or a path to your own "
                "YAML. Put it after the task name: inv run.train --config x. Default: the CPU demo.")  # fmt: skip
@@ -42,7 +48,18 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         account=flags["account"] or settings["slurm.account"] or None, qos=flags["qos"] or settings["slurm.qos"] or None,
         smoke=flags["smoke"], evaluate=evaluate, max_parallel=_int("--max-parallel", flags["max_parallel"]),
     )  # fmt: skip
-    plan = launch.plan(request, settings, launch.sam3_package_dir(python), python)
+    try:
+        package = launch.sam3_package_dir(python)
+    except ToolError as error:
+        if not dry_run:
+            raise
+        print(f"dry run stops here: {error}. The steps above would build it; the run's configs are rendered "
+              "into the sam3 package it installs")  # fmt: skip
+        return
+    plan = launch.plan(request, settings, package, python)
+    if plan.needs_weights and not (dry_run or check_only):
+        env_tracking.weights(c)  # Makefile-style, for the configs that load SAM3's checkpoint
+        plan = launch.plan(request, settings, package, python)  # now pointing at the verified copy
     for warning in plan.warnings:
         print(f"warning: {warning}")
     if dry_run:
@@ -114,22 +131,30 @@ def _ensure_demo_data(root):
 LAUNCH_HELP = {"set_": COMMON_HELP["set"], **{k: v for k, v in COMMON_HELP.items() if k != "set"}}
 
 
-@task(iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP, **LAUNCH_HELP})
+@task(pre=TRAINING_ENV, iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP, **LAUNCH_HELP})
 def train(c, config=None, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
           partition=None, account=None, qos=None, max_parallel=None, smoke=False, no_preflight=False,
           check_only=False, dry_run=False):  # fmt: skip
-    """Fine-tune SAM3 with train.py, locally or on SLURM (no --config: the CPU demo)."""
+    """Fine-tune SAM3 with train.py, locally or on SLURM (no --config: the CPU demo).
+
+    Runs env.venv, env.torch and env.sam3 first (each a no-op once done), and env.weights when the
+    config loads SAM3's checkpoint and no verified copy is on disk yet.
+    """
     _launch(c, False, config, set_, dry_run, no_preflight, check_only, mode=mode, datasets=datasets, name=name,
             num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account, qos=qos,
             max_parallel=max_parallel, smoke=smoke)  # fmt: skip
 
 
-@task(name="eval", iterable=["set_"], auto_shortflags=False,
+@task(name="eval", pre=TRAINING_ENV, iterable=["set_"], auto_shortflags=False,
       help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""), **LAUNCH_HELP})  # fmt: skip
 def eval_(c, config, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
           partition=None, account=None, qos=None, max_parallel=None, smoke=False, no_preflight=False,
           check_only=False, dry_run=False):  # fmt: skip
-    """Evaluate SAM3 with an evaluation config (trainer.mode: val)."""
+    """Evaluate SAM3 with an evaluation config (trainer.mode: val).
+
+    Runs env.venv, env.torch and env.sam3 first (each a no-op once done), and env.weights when the
+    config loads SAM3's checkpoint and no verified copy is on disk yet.
+    """
     _launch(c, True, config, set_, dry_run, no_preflight, check_only, mode=mode, datasets=datasets, name=name,
             num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account, qos=qos,
             max_parallel=max_parallel, smoke=smoke)  # fmt: skip

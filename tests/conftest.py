@@ -12,7 +12,7 @@ FAKES = ROOT / "tests" / "fakes"
 SHIM = FAKES / "nvml_shim"
 
 sys.path.insert(0, str(ROOT / "tests"))  # for `from fakes.fake_nvml import ...`
-pytest_plugins = ["slurm_fixture"]  # the slurm_cluster fixture: one real single-node cluster per session
+pytest_plugins = ["slurm_fixture", "ssh_server"]  # one real SLURM cluster and one real sshd per session
 
 
 @pytest.fixture
@@ -39,3 +39,13 @@ def run_inv(args, env, cwd=ROOT, nvml_scenario=None, timeout=120):
         env["PYTHONPATH"] = os.pathsep.join([str(SHIM), env.get("PYTHONPATH", "")])
     inv = Path(sys.executable).with_name("inv")
     return subprocess.run([str(inv), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def files_holding(secret: str, *roots, allow=()) -> list[Path]:
+    """Every regular file under roots whose bytes contain secret (links are not followed)."""
+    found = []
+    for root in roots:
+        for path in Path(root).rglob("*"):
+            if path.is_file() and not path.is_symlink() and path not in allow and secret.encode() in path.read_bytes():
+                found.append(path)
+    return found

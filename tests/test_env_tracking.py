@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import files_holding
 from packaging.version import Version
 from wandb_server import WandbServer
 
@@ -26,15 +27,6 @@ AWS_CANARY = "awsCanarySecret0123456789abcdefABCDEFGHIJ"
 def run_env(args, env, cwd=ROOT, timeout=180):
     return subprocess.run([str(Path(sys.executable).with_name("inv")), "--search-root", str(ROOT), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
-
-
-def files_holding(secret: str, *roots, allow=()) -> list[Path]:
-    found = []
-    for root in roots:
-        for path in Path(root).rglob("*"):
-            if path.is_file() and not path.is_symlink() and path not in allow and secret.encode() in path.read_bytes():
-                found.append(path)
-    return found
 
 
 @pytest.fixture
@@ -117,86 +109,6 @@ def test_dry_run_contacts_nothing(env):
     done = run_env(["env.wandb", "--dry-run"], dict(env, WANDB_API_KEY=WANDB_KEY, WANDB_BASE_URL="http://127.0.0.1:9"))
     assert done.returncode == 0, done.stderr
     assert "dry run: would log in to http://127.0.0.1:9" in done.stdout
-
-
-def test_run_logging_turns_on_a_real_offline_wandb_run_for_a_sam3_task(env, tmp_path):
-    settings = {"tracking.wandb_project": "", "tracking.wandb_entity": "", "tracking.wandb_mode": "offline"}
-    assert tracking.run_logging(settings, "demo", "actions", tmp_path) is None  # off until a project is set
-    settings["tracking.wandb_project"] = "sam3-ft"
-    experiment = tmp_path / "exp" / "demo" / "actions"
-    experiment.mkdir(parents=True)
-    logging = tracking.run_logging(settings, "demo", "actions", experiment)
-    assert logging.overrides == {"trainer.logging.tensorboard_writer._target_": "sam3_wandb.make_tensorboard_logger"}
-    assert logging.env["WANDB_RUN_ID"] == "demo-actions" and logging.env["WANDB_RESUME"] == "allow"
-    assert WANDB_KEY not in json.dumps(logging.env)
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import sam3_wandb\n"
-        "run = sam3_wandb.start_run(sync_tensorboard=False)\n"  # the launcher venv has no tensorboard
-        "assert sam3_wandb.start_run() is run\n"
-        "run.log({'loss': 0.5}); run.finish()\n"
-    )
-    job_env = dict(env, WANDB_API_KEY=WANDB_KEY, **logging.env)
-    done = subprocess.run([sys.executable, "-c", code, logging.pythonpath], env=job_env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    runs = list((experiment / "wandb").glob("offline-run-*-demo-actions"))
-    assert len(runs) == 1 and list(runs[0].glob("run-demo-actions.wandb"))
-    assert WANDB_KEY not in done.stdout + done.stderr
-    assert files_holding(WANDB_KEY, tmp_path) == []
-
-
-def test_run_ids_are_stable_and_safe():
-    assert tracking.run_id("demo", "actions") == tracking.run_id("demo", "actions") == "demo-actions"
-    assert tracking.run_id("my run/1", "a:b") == "my-run-1-a-b"
-    long = tracking.run_id("r" * 80, "d")
-    assert len(long) == 64 and long != tracking.run_id("r" * 80, "e")
-
-
-def training_python_with_wandb(tmp_path: Path) -> Path | None:
-    """The training venv's python when it has wandb; else an overlay venv that sees the training venv's packages
-    first and the launcher venv's (wandb) after them, so the plugin runs against SAM3's real logger and torch."""
-    train = ROOT / ".venv-train"
-    python = train / "bin" / "python"
-    if not python.exists():
-        return None
-    if subprocess.run([str(python), "-c", "import wandb"], capture_output=True).returncode == 0:
-        return python
-    home = dict(line.split(" = ", 1) for line in (train / "pyvenv.cfg").read_text().splitlines() if " = " in line)
-    overlay = tmp_path / "overlay"
-    base = Path(home["home"]) / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    if not base.exists() or subprocess.run([str(base), "-m", "venv", "--without-pip", str(overlay)]).returncode:
-        return None
-    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    site = {name: subprocess.run([str(py), "-c", purelib], capture_output=True, text=True).stdout.strip()
-            for name, py in (("overlay", overlay / "bin" / "python"), ("train", python), ("launcher", sys.executable))}  # fmt: skip
-    (Path(site["overlay"]) / "a-train.pth").write_text(site["train"] + "\n")
-    (Path(site["overlay"]) / "b-launcher.pth").write_text(site["launcher"] + "\n")
-    return overlay / "bin" / "python"
-
-
-def test_the_plugin_mirrors_sam3_tensorboard_scalars_to_wandb_in_the_training_env(env, tmp_path):
-    python = training_python_with_wandb(tmp_path)
-    probe = "import wandb, tensorboard, sam3.train.utils.logger"
-    if python is None or subprocess.run([str(python), "-c", probe], capture_output=True).returncode:
-        pytest.skip("no training venv with sam3, torch and tensorboard (scripts/setup-train-env builds it)")
-    settings = {"tracking.wandb_project": "sam3-ft", "tracking.wandb_entity": "", "tracking.wandb_mode": "offline"}
-    experiment = tmp_path / "exp"
-    logging = tracking.run_logging(settings, "demo", "actions", experiment)
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import sam3_wandb\n"
-        "logger = sam3_wandb.make_tensorboard_logger(sys.argv[2], flush_secs=1)\n"
-        "logger.log('Losses/train_all_loss', 0.25, 1); logger.log_dict({'Trainer/epoch': 1.0}, 2); logger.close()\n"
-        "import wandb; wandb.run.finish()\n"
-    )
-    job_env = dict(env, WANDB_API_KEY=WANDB_KEY, RANK="0", LOCAL_RANK="0", **logging.env)
-    done = subprocess.run([str(python), "-c", code, logging.pythonpath, str(experiment / "tensorboard")],
-                          env=job_env, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert list((experiment / "tensorboard").glob("events.out.tfevents.*"))  # SAM3's own TensorBoard files
-    runs = list((experiment / "wandb").glob("offline-run-*-demo-actions/run-demo-actions.wandb"))
-    assert len(runs) == 1 and b"Losses/train_all_loss" in runs[0].read_bytes()  # mirrored to W&B
-    assert WANDB_KEY not in done.stdout + done.stderr
-    assert files_holding(WANDB_KEY, tmp_path) == []
 
 
 # --- DVC -------------------------------------------------------------------------------------------------

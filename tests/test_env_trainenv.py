@@ -136,12 +136,32 @@ def test_torch_that_does_not_fit_is_replaced_dry_run_shows_how(built, environ):
 
 
 @pytest.mark.slow
+def test_no_network_is_one_line_and_the_torch_there_stays(built, environ):
+    """pip resolves the new build before the old one is uninstalled: an unreachable index changes nothing."""
+    import os
+    import socket
+
+    venv, _ = built
+    with socket.socket() as probe:  # a port nobody listens on: connection refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    offline = {k: v for k, v in environ.items() if not k.startswith("PIP_")}
+    offline.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=f"http://127.0.0.1:{port}/simple", PIP_RETRIES="0")
+    done = inv(["env.torch", "--venv", str(venv), "--torch-version", "2.13.0", "--torch-index", "pypi"], offline,
+               nvml_scenario=NO_GPU)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    error = done.stderr.strip().splitlines()[-1]  # pip's own lines stream above ours
+    assert error.startswith("error: pip could not install torch==2.13.0") and "reaches the index" in error
+    assert "uninstall" not in done.stdout and dist_version(venv, "torch") == TORCH
+
+
+@pytest.mark.slow
 def test_sam3_from_pypi_keeps_the_torch_env_torch_installed(with_sam3):
     venv, env, done = with_sam3
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "sam3[train]==0.1.4 from PyPI" in done.stdout and "import sam3 ->" in done.stdout
     assert dist_version(venv, "sam3") == "0.1.4"
-    for name in ("psutil", "opencv-python-headless", "pycocotools", "hydra-core", "submitit"):
+    for name in ("psutil", "opencv-python-headless", "pycocotools", "wandb", "hydra-core", "submitit"):
         assert dist_version(venv, name), name
     assert dist_version(venv, "torch") == TORCH
     assert "torch==2.14.1" in (venv / trainenv.CONSTRAINTS).read_text()

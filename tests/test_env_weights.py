@@ -264,3 +264,36 @@ def test_run_train_points_sam3_at_the_verified_local_checkpoint(env, tmp_path):
     snapshot = next((tmp_path / "hf" / "hub" / "models--facebook--sam3" / "snapshots").iterdir())
     assert f"+    checkpoint_path: {snapshot / 'sam3.pt'}" in done.stdout
     assert "+    load_from_HF: false" in done.stdout and "no verified SAM3 weights" not in done.stdout
+
+
+@pytest.mark.skipif(not (ROOT / ".venv-train" / "bin" / "python").exists(), reason="no training env (.venv-train)")
+def test_run_train_fetches_the_weights_first_when_its_config_loads_sam3(env, hub, tmp_path):
+    """Makefile-style: a config with SAM3's model builder gets env.weights before it launches (once);
+    --dry-run only says so. The demo trainer checks the checkpoint path SAM3's builder would load."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())
+    config["trainer"]["model"] = {"_target_": "sam3.model_builder.build_sam3_image_model", "eval_mode": False}
+    path = tmp_path / "demo-with-sam3-model.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = dict(env, HF_TOKEN=GOOD, ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"))
+    assert run_env(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], env).returncode == 0
+    args = ["run.train", "--config", str(path), "--datasets", "actions", "--name", "w"]
+
+    dry = run_env([*args, "--dry-run"], env)
+    assert dry.returncode == 0, dry.stderr
+    assert "no verified SAM3 weights under" in dry.stdout and "runs env.weights first" in dry.stdout
+    assert hub.downloads() == []
+
+    done = run_env(args, env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.stdout.index("env.weights facebook/sam3@main") < done.stdout.index("pre-flight")
+    checkpoint = next((folder(env) / "snapshots").iterdir()) / "sam3.pt"
+    log = (tmp_path / "exp" / "w" / "actions" / "train.log").read_text()
+    assert f"would load {checkpoint}" in log
+    fetched = len(hub.downloads())
+    assert fetched >= 1
+
+    again = run_env(args, env, timeout=300)
+    assert again.returncode == 0 and "env.weights" not in again.stdout and len(hub.downloads()) == fetched
+    assert_secret_free(done, env["HF_HOME"], tmp_path / "exp")

@@ -4,7 +4,9 @@ config_resolved.yaml, and instantiates this class from `trainer._target_`; this 
 writes what SAM3's Trainer writes, where SAM3 writes it:
 
   <checkpoint.save_dir>/checkpoint.pt             model + optimizer + epoch (resumed when present)
-  <logging.tensorboard_writer.log_dir>/events.*   TensorBoard scalars
+  <logging.tensorboard_writer.log_dir>/events.*   TensorBoard scalars, through SAM3's own Logger (which
+                                                  instantiates logging.tensorboard_writer, so W&B logging
+                                                  wraps it as it wraps SAM3's Trainer)
   <logging.log_dir>/train_stats.json              one JSON line per epoch
   <logging.log_dir>/val_stats.json                one JSON line per validation, SAM3's metric keys
   <meters.val.*.detection.dump_dir>/coco_predictions_bbox.json
@@ -62,9 +64,9 @@ class TinyDetector(torch.nn.Module):
 class CpuTrainer:
     """Accepts the keys of SAM3's `trainer:` config; ignores those that only matter on a GPU."""
 
-    def __init__(self, data, checkpoint, logging, max_epochs=2, mode="train", val_epoch_freq=1, seed_value=123,
-                 meters=None, skip_saving_ckpts=False, lr=0.05, **_gpu_only):  # fmt: skip
-        self.data, self.checkpoint_conf, self.logging_conf = data, checkpoint, logging
+    def __init__(self, data, checkpoint, logging, model=None, max_epochs=2, mode="train", val_epoch_freq=1,
+                 seed_value=123, meters=None, skip_saving_ckpts=False, lr=0.05, **_gpu_only):  # fmt: skip
+        self.data, self.checkpoint_conf, self.logging_conf, self.model_conf = data, checkpoint, logging, model
         self.max_epochs, self.mode, self.val_epoch_freq = int(max_epochs), mode, int(val_epoch_freq)
         self.skip_saving_ckpts, self.lr = bool(skip_saving_ckpts), float(lr)
         self.dump_dir = _dump_dir(meters)
@@ -72,22 +74,24 @@ class CpuTrainer:
         self.rank = int(os.environ.get("RANK", "0"))
 
     def run(self):
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
         devices = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
         print(f"rank {self.rank} of {os.environ.get('WORLD_SIZE', '1')}, CUDA_VISIBLE_DEVICES={devices}", flush=True)
         if self.rank != 0:
             return  # the model is tiny: rank 0 trains, the other ranks only show what they were given
+        self._check_sam3_model()
         log_dir = Path(self.logging_conf.log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
-        from torch.utils.tensorboard import SummaryWriter
+        from sam3.train.utils.logger import Logger
 
-        writer = SummaryWriter(log_dir=str(self.logging_conf.tensorboard_writer.log_dir))
+        logger = Logger(self.logging_conf)
         val = _load_split(self.data.val.dataset.ann_file, self.data.val.dataset.img_folder)
         model = TinyDetector(len(val[1]))
         optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9)
         start_epoch = self._resume(model, optimizer)
         if self.mode == "val":
-            self._validate(model, val, writer, start_epoch)
+            self._validate(model, val, logger, start_epoch)
+            _close(logger)
             return
         train = _load_split(self.data.train.dataset.ann_file, self.data.train.dataset.img_folder)
         for epoch in range(start_epoch, self.max_epochs):
@@ -105,14 +109,24 @@ class CpuTrainer:
                      "Losses/train_all_loss_ce": loss_ce.item(), "Trainer/epoch": epoch,
                      "Trainer/where": (epoch + 1) / self.max_epochs, "Trainer/steps_train": 20 * (epoch + 1),
                      "Time/train_epoch_seconds": time.time() - started}  # fmt: skip
-            for key, value in stats.items():
-                writer.add_scalar(key, value, epoch)
+            logger.log_dict(stats, epoch)
             _append_json(log_dir / "train_stats.json", stats)
             logging.info("epoch %d train loss %.4f", epoch, loss.item())
             self._save(model, optimizer, epoch + 1)
             if (epoch + 1) % self.val_epoch_freq == 0 or epoch + 1 == self.max_epochs:
-                self._validate(model, val, writer, epoch)
-        writer.close()
+                self._validate(model, val, logger, epoch)
+        _close(logger)
+
+    def _check_sam3_model(self):
+        """A config with SAM3's `trainer.model` node: its checkpoint must be on disk, as SAM3's builder
+        needs it offline; the CPU demo then trains its tiny detector instead of building SAM3."""
+        if not self.model_conf:
+            return
+        path = self.model_conf.get("checkpoint_path")
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"trainer.model.checkpoint_path {path} does not exist")
+        source = path or "from the Hugging Face Hub"
+        print(f"SAM3 model {self.model_conf.get('_target_')} would load {source}", flush=True)
 
     def _resume(self, model, optimizer) -> int:
         path = Path(self.checkpoint_conf.save_dir) / "checkpoint.pt"
@@ -133,7 +147,7 @@ class CpuTrainer:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, tmp)
         os.replace(tmp, save_dir / "checkpoint.pt")
 
-    def _validate(self, model, val, writer, epoch):
+    def _validate(self, model, val, logger, epoch):
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
 
@@ -169,13 +183,18 @@ class CpuTrainer:
         stats = {prefix + name: value for name, value in zip(METRICS, values, strict=True)}
         stats.update({"Losses/val_all_loss": loss, "Trainer/epoch": epoch, "Trainer/where": (epoch + 1) / self.max_epochs,
                       "Trainer/steps_val": len(infos)})  # fmt: skip
-        for key, value in stats.items():
-            writer.add_scalar(key, value, epoch)
+        logger.log_dict(stats, epoch)
         if self.dump_dir:
             self.dump_dir.mkdir(parents=True, exist_ok=True)
             (self.dump_dir / "coco_predictions_bbox.json").write_text(json.dumps(detections))
         _append_json(Path(self.logging_conf.log_dir) / "val_stats.json", stats)
         logging.info("epoch %d val AP %.4f", epoch, stats[prefix + "AP"])
+
+
+def _close(logger) -> None:
+    """Flush the TensorBoard events now (SAM3's Logger leaves closing to atexit)."""
+    if logger.tb_logger:
+        logger.tb_logger.close()
 
 
 def _dump_dir(meters) -> Path | None:

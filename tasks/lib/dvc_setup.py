@@ -5,11 +5,17 @@ real push and pull of a small canary object before the remote is called working.
 Why `verify = true`: without it `dvc pull` accepts a corrupted remote object silently and writes it into
 the workspace (checked with dvc 3.67 and an S3 remote); with it the pull fails and writes nothing.
 
+SSH remotes: the user and port of the URL go to .dvc/config.local (the tracked URL is ssh://host/path, the
+same for every teammate), with the key file, password or passphrase from SAM3_DVC_SSH_*. DVC's SSH plugin
+(sshfs 2026.8) connects with known_hosts=None, so it never checks the server's host key; env.dvc checks it
+against the user's known_hosts (what `ssh` trusts) before the round trip.
+
 DVC runs as `<launcher python> -m dvc ...` subprocesses (argv lists), so the plugins installed in the
 launcher venv are the ones used. Credentials are read from the environment (AWS_*, AZURE_STORAGE_*,
-GOOGLE_APPLICATION_CREDENTIALS) and written to .dvc/config.local by a child process that reads them from
-its own environment and edits the config the way `dvc remote modify --local` does (dvc.config.Config
-.edit('local')), so no secret is ever in an argv, where `ps` would show it. Nothing of dvc is imported here.
+GOOGLE_APPLICATION_CREDENTIALS, SAM3_DVC_SSH_*) and written to .dvc/config.local by a child process that
+reads the secrets from its own environment and edits the config the way `dvc remote modify --local` does
+(dvc.config.Config.edit('local')), so no secret is ever in an argv, where `ps` would show it (paths and the
+SSH user and port are not secrets: they are passed as values). Nothing of dvc is imported here.
 """
 
 import importlib.metadata
@@ -41,6 +47,7 @@ class RemoteKind:
     extra: str | None  # pip extra of dvc that installs it (dvc[s3])
     credentials: tuple[tuple[str, str], ...] = ()  # (remote option, environment variable)
     default_chain: str = ""
+    refused_hint: str = ""  # what to check when the remote refuses the credentials (default: the variables)
 
 
 KINDS = {
@@ -54,22 +61,34 @@ KINDS = {
         ("connection_string", "AZURE_STORAGE_CONNECTION_STRING"), ("account_name", "AZURE_STORAGE_ACCOUNT"),
         ("account_key", "AZURE_STORAGE_KEY"), ("sas_token", "AZURE_STORAGE_SAS_TOKEN"),
     ), "Azure's default credential chain (az login, managed identity)"),
-    "ssh": RemoteKind("ssh", "dvc_ssh", "ssh", (), "your ssh keys, agent and ~/.ssh/config"),
+    "ssh": RemoteKind("ssh", "dvc_ssh", "ssh", (
+        ("keyfile", "SAM3_DVC_SSH_KEYFILE"), ("password", "SAM3_DVC_SSH_PASSWORD"),
+        ("passphrase", "SAM3_DVC_SSH_PASSPHRASE"),
+    ), "your ssh keys, agent and ~/.ssh/config", "that the key's public half is in the server's "
+       "authorized_keys, the user, and the key: SAM3_DVC_SSH_KEYFILE (else ~/.ssh and the agent), "
+       "SAM3_DVC_SSH_PASSPHRASE if it is encrypted"),
     "local": RemoteKind("local", None, None),
 }  # fmt: skip
 SCHEMES = {"s3": "s3", "gs": "gs", "azure": "azure", "ssh": "ssh", "file": "local"}
 # Remote options that hold credentials: never in the tracked .dvc/config.
 SECRET_OPTIONS = ("access_key_id", "secret_access_key", "session_token", "connection_string", "account_key",
                   "sas_token", "password", "passphrase", "gdrive_client_secret")  # fmt: skip
+PATH_OPTIONS = ("keyfile", "credentialpath")  # stored as absolute paths, checked to exist
 CANARY_NOTE = "each check leaves one canary object of under 100 bytes on the remote"
 
 
 @dataclass(frozen=True)
 class Remote:
     name: str
-    url: str
+    url: str  # what the tracked .dvc/config holds
     kind: RemoteKind
     endpoint: str = ""
+    local: tuple[tuple[str, str], ...] = ()  # options from the URL for .dvc/config.local (SSH user, port)
+    given: str = ""  # the URL as given, for messages
+
+    @property
+    def shown(self) -> str:
+        return self.given or self.url
 
 
 def parse_remote(url: str, name: str, endpoint: str = "") -> Remote:
@@ -93,7 +112,26 @@ def parse_remote(url: str, name: str, endpoint: str = "") -> Remote:
         return Remote(name, str(resolve_path(url[len("file://") :])), KINDS["local"])
     if scheme == "s3" and endpoint and not re.match(r"^https?://", endpoint):
         raise ConfigError(f"tracking.dvc_endpoint_url {endpoint!r} is not an http(s) URL; e.g. http://minio:9000")
+    if scheme == "ssh":
+        return _ssh_remote(url, name)
     return Remote(name, url, KINDS[SCHEMES[scheme]], endpoint if scheme == "s3" else "")
+
+
+def _ssh_remote(url: str, name: str) -> Remote:
+    """ssh://[user@]host[:port]/path: user and port go to .dvc/config.local, ssh://host/path is tracked."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"DVC remote {url!r}: the port is not a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ConfigError(f"DVC remote {url!r} names no host; e.g. ssh://user@login.cluster:22/scratch/dvc")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    local = (("user", parts.username),) if parts.username else ()
+    local += (("port", str(port)),) if port else ()
+    return Remote(name, f"ssh://{host}{parts.path}", KINDS["ssh"], local=local, given=url)
 
 
 def secret_values(environ: Mapping[str, str]) -> list[str]:
@@ -150,29 +188,31 @@ _CREDENTIALS = re.compile(
     r"InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|Access Denied|Forbidden|\b403\b|\b401\b|Unauthorized|"
     r"AuthenticationFailed|AuthorizationFailure|InvalidAuthenticationInfo|NoCredentialsError|"
     r"Unable to locate credentials|Permission denied|invalid_grant|Authentication failed|ExpiredToken|"
-    r"InvalidToken|credentials",
+    r"InvalidToken|credentials|passphrase",
     re.IGNORECASE,
 )
 _MISSING = re.compile(r"NoSuchBucket|ContainerNotFound|bucket does not exist|\b404\b|Not Found", re.IGNORECASE)
 _NETWORK = re.compile(
     r"Could not connect|EndpointConnectionError|Connection refused|timed out|Name or service not known|"
-    r"Temporary failure in name resolution|ConnectTimeout|Network is unreachable|No route to host",
+    r"Temporary failure in name resolution|ConnectTimeout|Network is unreachable|No route to host|"
+    r"Connect call failed|Connection lost",
     re.IGNORECASE,
 )
 
 
 def explain_failure(step: str, remote: Remote, detail: str) -> str:
     """What a failed push or pull means, and the fix, in one line."""
-    names = ", ".join(env for _, env in remote.kind.credentials) or remote.kind.default_chain
+    kind, shown = remote.kind, remote.shown
+    names = kind.refused_hint or ", ".join(env for _, env in kind.credentials) or kind.default_chain
     if _CREDENTIALS.search(detail):
-        return (f"remote '{remote.name}' ({remote.url}) refused the credentials on {step} ({detail}); check {names}"
+        return (f"remote '{remote.name}' ({shown}) refused the credentials on {step} ({detail}); check {names}"
                 " (stored in .dvc/config.local), then re-run env.dvc")  # fmt: skip
     if _NETWORK.search(detail):
-        where = remote.endpoint or remote.url
+        where = remote.endpoint or shown
         return f"cannot reach remote '{remote.name}' at {where} on {step} ({detail}); check the network and the URL"
     if _MISSING.search(detail):
-        return f"remote '{remote.name}' ({remote.url}) does not exist ({detail}); create the bucket or container first"
-    return f"{step} to remote '{remote.name}' ({remote.url}) failed: {detail}"
+        return f"remote '{remote.name}' ({shown}) does not exist ({detail}); create the bucket or container first"
+    return f"{step} to remote '{remote.name}' ({shown}) failed: {detail}"
 
 
 # --- the steps ----------------------------------------------------------------------------------------
@@ -220,6 +260,7 @@ def plugin_command(kind: RemoteKind, python: str = sys.executable) -> list[str] 
 _WRITE_LOCAL = r"""
 import os, sys
 from dvc.config import Config, merge
+os.umask(0o077)  # a new config.local is 0600 from the start
 dvc_dir, name = sys.argv[1], sys.argv[2]
 config = Config(dvc_dir=dvc_dir)
 with config.edit("local") as conf:  # what `dvc remote modify --local NAME OPTION VALUE` does
@@ -228,21 +269,108 @@ with config.edit("local") as conf:  # what `dvc remote modify --local NAME OPTIO
     if name not in merged["remote"]:
         sys.exit(f"remote {name} is not configured")
     section = conf["remote"].setdefault(name, {})
-    for pair in sys.argv[3:]:
-        option, variable = pair.split("=", 1)
-        section[option] = os.environ[variable]
+    for arg in sys.argv[3:]:  # env:OPTION=VARIABLE (a secret, read here) or set:OPTION=VALUE (not a secret)
+        source, pair = arg.split(":", 1)
+        option, value = pair.split("=", 1)
+        section[option] = os.environ[value] if source == "env" else value
 """
 
 
-def store_credentials(runner: Runner, repo: Path, remote: Remote, pairs: list[tuple[str, str]]) -> None:
-    """Write credential options into .dvc/config.local from the environment (values never in argv), 0600."""
-    args = [str(repo / ".dvc"), remote.name, *(f"{option}={env}" for option, env in pairs)]
-    runner.commands.append(f"dvc remote modify --local {remote.name} " +
-                           " ".join(f"{option} ${env}" for option, env in pairs))  # fmt: skip
+@dataclass(frozen=True)
+class LocalOptions:
+    """What env.dvc writes into .dvc/config.local: plain values (SSH user and port, key file paths) and
+    options whose values are read from environment variables (secrets) by the child that writes them."""
+
+    values: tuple[tuple[str, str], ...] = ()
+    from_env: tuple[tuple[str, str], ...] = ()
+
+    def command(self, name: str) -> str:
+        shown = [f"{option} {value}" for option, value in self.values]
+        return f"dvc remote modify --local {name} " + " ".join(shown + [f"{o} ${e}" for o, e in self.from_env])
+
+    def described(self) -> str:
+        return ", ".join([f"{o} {v}" for o, v in self.values] + [f"{o} (from ${e})" for o, e in self.from_env])
+
+
+def local_options(remote: Remote, environ: Mapping[str, str]) -> LocalOptions:
+    """The URL's local options and the credentials set in the environment; a key file that is not there is a
+    ConfigError (its path is stored absolute, so DVC finds it from any folder)."""
+    values, from_env = list(remote.local), []
+    for option, env in remote.kind.credentials:
+        if not environ.get(env):
+            continue
+        if option not in PATH_OPTIONS:
+            from_env.append((option, env))
+            continue
+        path = Path(os.path.abspath(Path(environ[env]).expanduser()))
+        if not path.is_file():
+            raise ConfigError(f"${env} is {environ[env]!r}, and {path} is not a file; point it at the file "
+                              f"DVC should use for '{remote.name}' ({option}), or unset it")  # fmt: skip
+        values.append((option, str(path)))
+    return LocalOptions(tuple(values), tuple(from_env))
+
+
+def store_credentials(runner: Runner, repo: Path, remote: Remote, local: LocalOptions) -> None:
+    """Write options into .dvc/config.local, secrets read from the environment (never in argv), 0600."""
+    args = [str(repo / ".dvc"), remote.name, *(f"set:{option}={value}" for option, value in local.values),
+            *(f"env:{option}={env}" for option, env in local.from_env)]  # fmt: skip
+    runner.commands.append(local.command(remote.name))
     done = runner.python_code(_WRITE_LOCAL, args, repo)
     if done.returncode != 0:
         raise ToolError(f"could not write .dvc/config.local: {last_error(done, runner.environ)}")
     (repo / ".dvc" / "config.local").chmod(0o600)
+
+
+_HOST_KEY = r"""
+import asyncio, json, sys
+import asyncssh
+host, port, user = sys.argv[1], int(sys.argv[2]) if sys.argv[2] else (), sys.argv[3] or ()
+NO_AUTH = dict(client_keys=None, agent_path=None, password_auth=False, kbdint_auth=False, gss_auth=False,
+               host_based_auth=False, connect_timeout=30)
+async def main():
+    try:
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), 30)
+        shown = f"{key.get_algorithm()} {key.get_fingerprint()}"
+        try:  # known_hosts as ssh reads it (~/.ssh/known_hosts, or UserKnownHostsFile in ~/.ssh/config)
+            async with asyncssh.connect(host, port, username=user, **NO_AUTH):
+                pass
+        except asyncssh.PermissionDenied:
+            pass  # no credentials offered: the host key was trusted, authentication is the round trip's part
+        except asyncssh.HostKeyNotVerifiable as exc:
+            return {"trusted": False, "key": shown, "detail": str(exc)}
+        return {"trusted": True, "key": shown}
+    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+        return {"unreachable": f"{type(exc).__name__}: {exc}".rstrip(": ")}
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def host_key_check(runner: Runner, repo: Path, remote: Remote) -> Check:
+    """Whether the SSH server's host key is one the user's known_hosts trusts. DVC's SSH plugin never checks
+    it (sshfs connects with known_hosts=None), so this is the one place a wrong server is caught."""
+    import json
+    from urllib.parse import urlsplit
+
+    host, options = urlsplit(remote.url).hostname or "", dict(remote.local)
+    port = options.get("port", "")
+    runner.commands.append(f"check the host key of {host}{':' + port if port else ''} against known_hosts")
+    done = runner.python_code(_HOST_KEY, [host, port, options.get("user", "")], repo)
+    try:
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return Check(
+            "host key", remote.shown, FAIL, f"could not check the host key: {last_error(done, runner.environ)}"
+        )
+    if "unreachable" in answer:
+        return Check("host key", remote.shown, FAIL, f"cannot reach remote '{remote.name}' at {remote.shown} "
+                     f"({answer['unreachable']}); check the network and the URL", "check the host and port")  # fmt: skip
+    if not answer["trusted"]:
+        login = f"ssh{' -p ' + port if port else ''} {options['user'] + '@' if 'user' in options else ''}{host}"
+        return Check("host key", remote.shown, FAIL, f"the SSH host key of remote '{remote.name}' ({answer['key']}) "
+                     f"is not in your known_hosts, or differs from the one there ({answer['detail']}); compare it "
+                     f"with the server's (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub there), then connect once "
+                     f"with `{login}` and accept it", "add the host key to known_hosts")  # fmt: skip
+    return Check("host key", remote.shown, PASS, f"{answer['key']} is in your known_hosts (DVC does not check it)")
 
 
 def local_config_ignored(repo: Path) -> bool:
@@ -322,6 +450,7 @@ def setup(
     if not repo.is_dir():
         raise ConfigError(f"--repo {repo} is not a folder; pass the project folder or another existing folder")
     targets = [_track_target(repo, path) for path in track]
+    local = local_options(remote, runner.environ) if remote else LocalOptions()
 
     would = "would run" if dry_run else "ran"
     if (repo / ".dvc").is_dir():
@@ -337,7 +466,7 @@ def setup(
         add(Check("remote", "tracking.dvc_remote_url", WARN, "no remote configured: data stays on this machine",
                   "set tracking.dvc_remote_url (s3://, gs://, azure://, ssh:// or a folder) or pass --remote"))  # fmt: skip
     else:
-        _remote_steps(runner, repo, remote, config, dry_run, add)
+        _remote_steps(runner, repo, remote, local, config, dry_run, add)
 
     for target in targets:
         args = ["add", "-q", str(target.relative_to(repo))]
@@ -382,7 +511,8 @@ def _track_target(repo: Path, path: str) -> Path:
     return target
 
 
-def _remote_steps(runner: Runner, repo: Path, remote: Remote, config: dict[str, str], dry_run: bool, add) -> None:
+def _remote_steps(runner: Runner, repo: Path, remote: Remote, local: LocalOptions, config: dict[str, str],
+                  dry_run: bool, add) -> None:  # fmt: skip
     name, kind = remote.name, remote.kind
     would = "would run" if dry_run else "ran"
     install = plugin_command(kind, runner.python)
@@ -424,19 +554,25 @@ def _remote_steps(runner: Runner, repo: Path, remote: Remote, config: dict[str, 
     if not any(step[0] == "verify" for step in steps):
         add(Check("verify", name, PASS, "verify = true already set"))
 
-    pairs = [(option, env) for option, env in kind.credentials if runner.environ.get(env)]
-    if pairs:
-        shown = ", ".join(f"{option} (from ${env})" for option, env in pairs)
+    if local.values or local.from_env:
         if dry_run:
-            runner.commands.append(f"dvc remote modify --local {name} " + " ".join(f"{o} ${e}" for o, e in pairs))
+            runner.commands.append(local.command(name))
         else:
-            store_credentials(runner, repo, remote, pairs)
+            store_credentials(runner, repo, remote, local)
         verb = "would store" if dry_run else "stored"
-        add(Check("credentials", ".dvc/config.local", PASS, f"{verb} {shown}; mode 0600, git-ignored"))
-    elif kind.credentials or kind.scheme == "ssh":
+        options = {option for option, _ in kind.credentials}
+        chain = "" if options & {o for o, _ in local.values + local.from_env} else f"; DVC uses {kind.default_chain}"
+        add(Check("credentials", ".dvc/config.local", PASS, f"{verb} {local.described()}; mode 0600, git-ignored"
+                  + chain))  # fmt: skip
+    elif kind.credentials:
         add(Check("credentials", name, SKIP, f"none in the environment: DVC uses {kind.default_chain}"))
     if not dry_run:
         _secrets_stay_local(repo, runner.environ, add)
+    if kind.scheme == "ssh":
+        if dry_run:
+            add(Check("host key", remote.shown, SKIP, "dry run: would check the server's host key against known_hosts"))
+        else:
+            add(host_key_check(runner, repo, remote))
 
 
 def _secrets_stay_local(repo: Path, environ: Mapping[str, str], add) -> None:

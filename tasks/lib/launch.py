@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import sam3_config
+from . import sam3_config, tracking, weights
 from .errors import ConfigError, ToolError
 from .paths import PROJECT_ROOT, atomic_write_text
 
@@ -93,6 +93,7 @@ class Plan:
     env: dict[str, str]
     source_data: dict
     warnings: list[str] = field(default_factory=list)
+    needs_weights: bool = False  # the config loads SAM3's checkpoint and no verified copy is on disk
 
     def diff(self) -> str:
         """The first rendered config against its source, as data."""
@@ -120,14 +121,16 @@ def find_bpe(sam3_checkout: Path, sam3_package: Path | None, environ=os.environ)
 def sam3_package_dir(python: Path) -> Path:
     """Where the training env imports `sam3` from (a submodule in editable mode, or site-packages)."""
     if not python.exists():
-        raise ToolError(f"no training environment at {python.parent.parent}; build it with scripts/setup-train-env")
+        raise ToolError(
+            f"no training environment at {python.parent.parent}; build it with inv env.venv env.torch env.sam3"
+        )
     code = "import importlib.util as u; s = u.find_spec('sam3'); print(s.submodule_search_locations[0] if s else '')"
     # run from inside the venv: from the project root, `import sam3` would find the sam3/ checkout folder
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=python.parent.parent)  # fmt: skip
     location = done.stdout.strip()
     if done.returncode != 0 or not location:
-        raise ToolError(f"sam3 is not installed in {python.parent.parent}; build it with scripts/setup-train-env")
+        raise ToolError(f"sam3 is not installed in {python.parent.parent}; install it with inv env.sam3")
     return Path(location)
 
 
@@ -177,9 +180,16 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         raise ConfigError(f"--datasets: {source.name} has no dataset list (all_roboflow_supercategories or "
                           "all_odinw_supercategories); drop --datasets")  # fmt: skip
 
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(settings.path("paths.hf_home"))}
-    if _names_demo_trainer(rendered):
-        env["PYTHONPATH"] = str(DEMO_PYTHONPATH)
+    env = weights.job_environment(settings.path("paths.hf_home"))
+    pythonpath = [str(DEMO_PYTHONPATH)] if _names_demo_trainer(rendered) else []
+    wandb_env = tracking.job_env(settings, environ)
+    wandb_warning = _wandb_writer_problem(rendered) if wandb_env else None
+    wandb_on = bool(wandb_env) and not wandb_warning
+    if wandb_on:
+        env.update(wandb_env)
+        pythonpath.append(str(tracking.PLUGIN_DIR))
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(pythonpath)
     num_gpus = request.num_gpus or (1 if request.mode == "local" else settings["slurm.num_gpus"])
     num_nodes = request.num_nodes or (1 if request.mode == "local" else settings["slurm.num_nodes"])
     if request.mode == "local" and num_nodes != 1:
@@ -197,7 +207,13 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         if value:
             argv_tail += [flag, value]
 
-    def launch(config: dict, file_name: str, members: list[str | None], experiment_dir: Path) -> Launch:
+    def launch(config: dict, file_name: str, members: list[str | None], experiment_dir: Path,
+               identity: tuple[str | None, str]) -> Launch:  # fmt: skip
+        """identity: the W&B run's dataset and folder (interpolations in a job array)."""
+        if wandb_on:
+            job_type = "eval" if request.evaluate else "train"
+            for key, value in tracking.writer_overrides(name, *identity, job_type).items():
+                sam3_config.set_key(config, key, value, create=True)
         config = sam3_config.fill(config, {**values, "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir)})
         sam3_config.set_key(config, "launcher.experiment_log_dir", str(experiment_dir), create=True)
         _refuse_placeholders(config)
@@ -210,7 +226,8 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     if listing and request.mode == "cluster":
         # SAM3's own job-array path: one array task per dataset, each with its own folders.
         config = array_config(copy.deepcopy(rendered), listing[0], datasets)
-        launches.append(launch(config, f"{name}.yaml", list(datasets), run_dir))
+        identity = ("${sam3_tasks.dataset}", ARRAY_TASK_DIR)
+        launches.append(launch(config, f"{name}.yaml", list(datasets), run_dir, identity))
         tasks = [Task(dataset, run_dir / _safe_name(dataset), 0) for dataset in datasets]
     else:
         for dataset in datasets:
@@ -219,11 +236,12 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
             if dataset is not None:
                 sam3_config.set_key(config, "submitit.job_array.task_index", listing[1].index(dataset), create=True)
             file_name = f"{name}--{_safe_name(dataset)}.yaml" if dataset is not None else f"{name}.yaml"
-            launches.append(launch(config, file_name, [dataset], experiment_dir))
+            launches.append(launch(config, file_name, [dataset], experiment_dir, (dataset, str(experiment_dir))))
             tasks.append(Task(dataset, experiment_dir, len(launches) - 1))
-    result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original)
-    if weights_warning:
-        result.warnings.append(weights_warning)
+    result = Plan(
+        name, request.mode, source, run_dir, launches, tasks, env, original, needs_weights=bool(weights_warning)
+    )
+    result.warnings += [warning for warning in (weights_warning, wandb_warning) if warning]
     trainer = rendered.get("trainer") or {}
     if trainer.get("skip_saving_ckpts") and _number(rendered, trainer.get("max_epochs")) > 1:
         result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
@@ -234,19 +252,27 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
 def _use_local_weights(config: dict, hf_home: Path) -> str | None:
     """Point SAM3's model builder at the verified local checkpoint (jobs run with HF_HUB_OFFLINE=1 and
     cannot download it); a warning when there is none yet."""
-    from . import weights
-
     model = (config.get("trainer") or {}).get("model") or {}
     if not str(model.get("_target_", "")).endswith("build_sam3_image_model") or model.get("checkpoint_path"):
         return None
     overrides = weights.job_overrides(hf_home)
     if not overrides:
-        return (f"no verified SAM3 weights under {hf_home}: jobs run offline (HF_HUB_OFFLINE=1) and cannot "
-                "download them; run inv env.weights first")  # fmt: skip
+        return (f"no verified SAM3 weights under {hf_home}: jobs run offline (HF_HUB_OFFLINE=1), so the launch "
+                "runs env.weights first")  # fmt: skip
     for key, value in overrides.items():
         sam3_config.set_key(config, key, value, create=True)
     sam3_config.set_key(config, "trainer.model.load_from_HF", False, create=True)
     return None
+
+
+def _wandb_writer_problem(config: dict) -> str | None:
+    """Why W&B cannot mirror this config's TensorBoard scalars, or None."""
+    writer = ((config.get("trainer") or {}).get("logging") or {}).get("tensorboard_writer") or {}
+    ours = writer.get("_target_") in (tracking.SAM3_WRITER_TARGET, tracking.PLUGIN_TARGET)
+    if ours and writer.get("should_log") is not False:
+        return None
+    return (f"W&B logging is on (tracking.wandb_project), but {tracking.WRITER_KEY} is not SAM3's "
+            "make_tensorboard_logger with should_log on, whose scalars W&B mirrors: this run logs nothing to W&B")  # fmt: skip
 
 
 def _number(config: dict, value: Any) -> float:
@@ -274,6 +300,7 @@ def _refuse_placeholders(config: dict) -> None:
 
 
 # Per-array-task folders: SAM3's configs share checkpoints and TensorBoard across all array tasks.
+ARRAY_TASK_DIR = "${launcher.experiment_log_dir}/${sam3_tasks.dataset}"
 PER_DATASET_DIRS = {
     "trainer.checkpoint.save_dir": "checkpoints",
     "trainer.logging.tensorboard_writer.log_dir": "tensorboard",
@@ -293,10 +320,9 @@ def array_config(config: dict, list_key: str, datasets: list[str]) -> dict:
     suffix = f".{field_}" if field_ else ""
     index = "${string:${submitit.job_array.task_index}}"
     config.setdefault("sam3_tasks", {})["dataset"] = "${" + f"{list_key}.{index}{suffix}" + "}"
-    here = "${launcher.experiment_log_dir}/${sam3_tasks.dataset}"
     for key, leaf in PER_DATASET_DIRS.items():
         with contextlib.suppress(ConfigError):  # a config without this key writes no such folder
-            sam3_config.set_key(config, key, f"{here}/{leaf}")
+            sam3_config.set_key(config, key, f"{ARRAY_TASK_DIR}/{leaf}")
     return config
 
 
@@ -376,7 +402,7 @@ def save_record(run_dir: Path, record: dict[str, Any]) -> None:
 
 def run_local(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
     """Run each dataset's train.py in turn, streaming its output and teeing it to <task>/train.log."""
-    environment = _environment(plan_)
+    environment = job_environment(plan_)
     worst = 0
     for task, entry in zip(plan_.tasks, record["tasks"], strict=True):
         task.experiment_dir.mkdir(parents=True, exist_ok=True)
@@ -400,7 +426,8 @@ def run_local(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
     return worst
 
 
-def _environment(plan_: Plan) -> dict[str, str]:
+def job_environment(plan_: Plan) -> dict[str, str]:
+    """This process's environment with the plan's on top (PYTHONPATH joined, not replaced)."""
     environment = dict(os.environ)
     for key, value in plan_.env.items():
         joined = key == "PYTHONPATH" and environment.get(key)
@@ -428,7 +455,9 @@ def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
     for index, launch in enumerate(plan_.launches):
         staging = plan_.run_dir / f".task-configs-{os.getpid()}"
         writer = start_task_configs(plan_, launch, staging) if len(launch.datasets) > 1 else None
-        done = subprocess.run(launch.argv, cwd=plan_.run_dir, env=_environment(plan_), capture_output=True, text=True)
+        done = subprocess.run(
+            launch.argv, cwd=plan_.run_dir, env=job_environment(plan_), capture_output=True, text=True
+        )
         with open(plan_.run_dir / "submit.log", "a") as log:
             log.write(done.stdout + done.stderr)
         ids = JOB_ID.findall(done.stdout)
@@ -458,7 +487,9 @@ def start_task_configs(plan_: Plan, launch: Launch, staging: Path) -> subprocess
     staging/<dataset>/ (in the training env, beside the submission, which it does not depend on)."""
     probe = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
     argv = [launch.argv[0], str(probe), "--task-configs", str(staging), launch.config_name]
-    return subprocess.Popen(argv, env=_environment(plan_), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        argv, env=job_environment(plan_), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish_task_configs(writer: subprocess.Popen, staging: Path, run_dir: Path, keep: bool) -> None:

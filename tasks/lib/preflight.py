@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from . import coco
-from .launch import Plan
+from .launch import Plan, job_environment
 from .paths import PROJECT_ROOT, nearest_existing
 from .report import FAIL, PASS, Check
 
@@ -27,7 +27,7 @@ def run_all(plan: Plan, python: Path, request, kind: str | None, root: Path | No
 def start_probe(plan: Plan, python: Path) -> subprocess.Popen:
     """Begin composing, resolving, importing every _target_ and stat-ing every path, as SAM3's
     train.py will, in the training env; the other checks run meanwhile."""
-    environment = dict(os.environ, **plan.env)
+    environment = job_environment(plan)
     argv = [str(python), str(PROBE), *[launch.config_name for launch in plan.launches]]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
 
@@ -38,7 +38,7 @@ def finish_probe(plan: Plan, probe: subprocess.Popen) -> list[Check]:
     if probe.returncode != 0:
         last = (stderr.strip().splitlines() or ["no output"])[-1]
         return [Check("config", plan.name, FAIL, f"the training env could not check the configs: {last}",
-                      "repair the training env: scripts/setup-train-env")]  # fmt: skip
+                      "repair the training env: inv env.sam3 --force")]  # fmt: skip
     checks = []
     reports = json.loads(stdout.strip().splitlines()[-1]).values()
     for launch, report in zip(plan.launches, reports, strict=True):

@@ -72,6 +72,12 @@ class Key:
 SCHEMA: tuple[Key, ...] = (
     Key("sam3.checkout", "path", "The sam3 submodule (facebookresearch/sam3)."),
     Key("sam3.train_venv", "path", "Virtual environment holding torch and sam3 for training."),
+    Key("sam3.torch_version", "str", "torch release env.torch installs, e.g. 2.9.1 ('' for the newest)."),
+    Key(
+        "sam3.torch_index",
+        "str",
+        "Wheel index for torch: URL, cpu, cu126, cu128, cu130 or pypi ('' follows the driver).",
+    ),
     Key(
         "paths.roboflow_vl_100_root",
         "path",

@@ -3,12 +3,13 @@ run needs to log there.
 
 SAM3 0.1.4 declares `trainer.logging.wandb_writer` (LoggingConf, default None) but never reads it: its
 Logger builds only `tensorboard_writer`. So a wandb_writer override would be silently ignored. Runs log to
-W&B through wandb's own TensorBoard integration instead: `run_logging()` points
+W&B through wandb's own TensorBoard integration instead: `writer_overrides()` points
 `trainer.logging.tensorboard_writer._target_` at `sam3_wandb.make_tensorboard_logger` (train_plugins/,
-put on the job's PYTHONPATH), which starts `wandb.init(sync_tensorboard=True)` on rank 0 and then returns
-SAM3's own TensorBoard logger, so TensorBoard files are written as before and every scalar also goes
-to W&B. Project, entity and mode come from the environment (WANDB_PROJECT, ...); the API key reaches the
-job only through the environment it inherits, never a file or an argument.
+put on the job's PYTHONPATH) and adds the task's W&B name, group, folder and job type to that node; the
+plugin starts `wandb.init(sync_tensorboard=True)` on rank 0 and then returns SAM3's own TensorBoard
+logger, so TensorBoard files are written as before and every scalar also goes to W&B. Project, entity
+and mode come from the environment (`job_env()`: WANDB_PROJECT, ...); the API key reaches the job only
+through the environment it inherits, never a file or an argument.
 
 wandb is imported inside functions or run in a subprocess (the launcher's start-up stays light).
 """
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +33,8 @@ KEY_ENV = "WANDB_API_KEY"
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 AUTHORIZE_URL = "https://wandb.ai/authorize"
 PLUGIN_DIR = Path(__file__).resolve().parent / "train_plugins"
-TENSORBOARD_TARGET_KEY = "trainer.logging.tensorboard_writer._target_"
+WRITER_KEY = "trainer.logging.tensorboard_writer"
+SAM3_WRITER_TARGET = "sam3.train.utils.logger.make_tensorboard_logger"
 PLUGIN_TARGET = "sam3_wandb.make_tensorboard_logger"
 LOGIN_TIMEOUT_S = 60
 
@@ -149,7 +151,7 @@ _OFFLINE_SMOKE = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import sam3_wandb
-run = sam3_wandb.start_run(sync_tensorboard=False)
+run = sam3_wandb.start_run()
 run.log({"sam3_tasks/check": 1.0})
 run.finish()
 print("RUN_DIR", run.dir)
@@ -191,48 +193,36 @@ def train_env_wandb(train_venv: Path) -> tuple[str, str]:
 # --- what run.* uses --------------------------------------------------------------------------------------
 
 
-@dataclass
-class RunLogging:
-    """What turns W&B logging on for one SAM3 task: environment, config overrides, PYTHONPATH entry."""
-
-    env: dict[str, str] = field(default_factory=dict)
-    overrides: dict[str, str] = field(default_factory=dict)
-    pythonpath: str = str(PLUGIN_DIR)
-
-
-def run_id(run_name: str, dataset: str | None) -> str:
-    """A stable W&B run id per (run, dataset): a requeued or resumed job continues the same W&B run."""
-    import hashlib
-
-    raw = f"{run_name}-{dataset}" if dataset else run_name
-    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-") or "run"
-    if len(clean) > 64:
-        clean = clean[:55] + "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
-    return clean
-
-
-def run_logging(settings, run_name: str, dataset: str | None, experiment_dir: Path, job_type: str = "train"):
-    """None when W&B logging is off (tracking.wandb_project is ''), else a RunLogging for run.* to apply.
+def job_env(settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The WANDB_* variables every job of a run gets; {} when W&B logging is off (tracking.wandb_project '').
 
     No secret is in it: WANDB_API_KEY reaches the job from the environment it inherits (sbatch exports
-    the submitting shell's environment by default)."""
+    the submitting shell's environment by default). Online without a key is a ConfigError: every job
+    would stop at wandb.init."""
     project = settings["tracking.wandb_project"]
     if not project:
-        return None
-    env = {
-        "WANDB_PROJECT": project,
-        "WANDB_MODE": settings["tracking.wandb_mode"],
-        "WANDB_DIR": str(experiment_dir),
-        "WANDB_RUN_ID": run_id(run_name, dataset),
-        "WANDB_RESUME": "allow",
-        "WANDB_NAME": f"{run_name}/{dataset}" if dataset else run_name,
-        "WANDB_RUN_GROUP": run_name,
-        "WANDB_JOB_TYPE": job_type,
-        "WANDB_DISABLE_CODE": "true",
-    }
+        return {}
+    if settings["tracking.wandb_mode"] == "online" and find_key(environ)[0] is None:
+        raise ConfigError(f"W&B logging is on (tracking.wandb_project {project}) but {KEY_ENV} is not set, so every "
+                          f"job would stop at wandb.init: export {KEY_ENV}=... (from {AUTHORIZE_URL}), or set "
+                          "tracking.wandb_mode offline and `wandb sync` the runs later")  # fmt: skip
+    env = {"WANDB_PROJECT": project, "WANDB_MODE": settings["tracking.wandb_mode"], "WANDB_DISABLE_CODE": "true"}
     if settings["tracking.wandb_entity"]:
         env["WANDB_ENTITY"] = settings["tracking.wandb_entity"]
-    return RunLogging(env=env, overrides={TENSORBOARD_TARGET_KEY: PLUGIN_TARGET})
+    return env
+
+
+def writer_overrides(run_name: str, dataset: str | None, experiment_dir: str, job_type: str) -> dict[str, str]:
+    """The config keys that make a config's jobs log to W&B: the plugin as SAM3's TensorBoard writer, and
+    the task's identity, which the plugin passes to wandb.init (dataset and experiment_dir may be
+    interpolations that resolve per array task)."""
+    return {
+        f"{WRITER_KEY}._target_": PLUGIN_TARGET,
+        f"{WRITER_KEY}.wandb_name": f"{run_name}/{dataset}" if dataset else run_name,
+        f"{WRITER_KEY}.wandb_group": run_name,
+        f"{WRITER_KEY}.wandb_dir": experiment_dir,
+        f"{WRITER_KEY}.wandb_job_type": job_type,
+    }
 
 
 # --- the check --------------------------------------------------------------------------------------------

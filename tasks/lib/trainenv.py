@@ -34,8 +34,8 @@ MIN_TORCH = (2, 7)  # SAM3 asks for PyTorch 2.7 or newer
 SAM3_PYPI_VERSION = "0.1.4"
 # What training needs that sam3's [train] extra misses: psutil (its trainer), opencv (its transforms
 # import cv2; pre-flight found it), pycocotools (its evaluators; a base dependency of 0.1.4, not of
-# every checkout).
-TRAINING_EXTRAS = ("psutil", "opencv-python-headless", "pycocotools")
+# every checkout), wandb (runs that log to W&B, tasks/lib/train_plugins/sam3_wandb.py).
+TRAINING_EXTRAS = ("psutil", "opencv-python-headless", "pycocotools", "wandb")
 TORCH_STAMP = ".sam3-tasks-torch.json"
 SAM3_STAMP = ".sam3-tasks-sam3.json"
 CONSTRAINTS = ".sam3-tasks-constraints.txt"
@@ -444,6 +444,12 @@ def _torch_stamp(target: TorchTarget, inventory, venv: Path) -> dict[str, Any]:
     }
 
 
+def _write_torch_stamp(venv: Path, target: TorchTarget, inventory, verdict: str) -> None:
+    """Remember that this torch fits this target on this machine, and why, until any of it changes."""
+    stamp = {**_torch_stamp(target, inventory, venv), "verdict": verdict}
+    atomic_write_text(venv / TORCH_STAMP, json.dumps(stamp) + "\n")
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -460,23 +466,26 @@ def plan_torch(venv: Path, target: TorchTarget, inventory, force: bool, dry_run:
     build = None
     why = "--force" if force else f"no {python}"
     if not force and python.exists():
-        stamp = _read_json(venv / TORCH_STAMP)
-        if stamp and stamp == _torch_stamp(target, inventory, venv):
-            version = stamp["dists"]["torch"][0]
-            return Outcome("torch", f"torch {version} in {venv} fits ({target.reason}); nothing to do",
-                           done_nothing=True)  # fmt: skip
+        stamp = _read_json(venv / TORCH_STAMP) or {}
+        current = _torch_stamp(target, inventory, venv)
+        if stamp.get("verdict") and {key: stamp.get(key) for key in current} == current:
+            return Outcome("torch", f"{stamp['verdict']}; nothing to do", done_nothing=True)
         build = cuda.torch_in_venv(venv)
         fits, why = torch_fits(target, build, inventory, venv)
         if fits:
             if not dry_run:
-                atomic_write_text(venv / TORCH_STAMP, json.dumps(_torch_stamp(target, inventory, venv)) + "\n")
+                _write_torch_stamp(venv, target, inventory, why)
             return Outcome("torch", f"{why}; nothing to do", done_nothing=True)
     elif python.exists():
         build = cuda.torch_in_venv(venv)
     commands = []
-    if build is not None:
-        commands.append(Command([str(python), "-m", "pip", "uninstall", "--yes", "torch", "torchvision"]))
     index = ["--index-url", target.index] if target.index else []
+    if build is not None:
+        # Resolve the new build first (no install): with no network or no such build, the torch that is
+        # there stays, instead of an uninstalled venv.
+        commands.append(Command([str(python), *PIP, "--dry-run", "--ignore-installed", "--quiet",
+                                 *target.requirements(), *index]))  # fmt: skip
+        commands.append(Command([str(python), "-m", "pip", "uninstall", "--yes", "torch", "torchvision"]))
     commands.append(Command([str(python), *PIP, *target.requirements(), *index]))
     where = target.index or "PyPI"
     summary = f"install {' '.join(target.requirements())} from {where} into {venv} ({why}; {target.reason})"
@@ -528,6 +537,8 @@ def verify_torch(venv: Path, target: TorchTarget, inventory) -> list[Check]:
 
 def install_torch(outcome: Outcome, venv: Path, target: TorchTarget, inventory) -> Outcome:
     """Run the plan, verify torch in a subprocess, and remember a verified fit in the venv."""
+    from . import cuda
+
     python = python_of(venv)
     if not python.exists():
         raise ToolError(f"no training venv at {venv}; create it first: inv env.venv")
@@ -548,7 +559,7 @@ def install_torch(outcome: Outcome, venv: Path, target: TorchTarget, inventory) 
                             "reaches the index (or pass a mirror: --torch-index URL)")  # fmt: skip
     outcome.checks = verify_torch(venv, target, inventory)
     if all(c.status != FAIL for c in outcome.checks):
-        atomic_write_text(venv / TORCH_STAMP, json.dumps(_torch_stamp(target, inventory, venv)) + "\n")
+        _write_torch_stamp(venv, target, inventory, torch_fits(target, cuda.torch_in_venv(venv), inventory, venv)[1])
     return outcome
 
 
@@ -599,20 +610,26 @@ class Sam3Plan:
     pins: dict[str, str]  # the venv's torch and torchvision, held while pip runs
 
 
-def plan_sam3(venv: Path, checkout: Path, source: str, version: str, force: bool) -> Sam3Plan:
-    """Decide where sam3 comes from (the checkout, editable, or PyPI) and whether it is already there."""
+def plan_sam3(venv: Path, checkout: Path, source: str, version: str, force: bool, dry_run: bool = False) -> Sam3Plan:
+    """Decide where sam3 comes from (the checkout, editable, or PyPI) and whether it is already there.
+
+    A dry run without the venv or its torch yet (env.venv and env.torch would make them) plans the
+    install into an empty venv instead of refusing."""
     if source not in ("auto", "checkout", "pypi"):
         raise ConfigError(f"--source {source!r} is not auto, checkout or pypi; pick one of those")
     if not re.fullmatch(r"\d+(\.\d+)*((a|b|rc|\.post|\.dev)\d+)?", str(version)):
         raise ConfigError(f"--sam3-version {version!r} is not a release like {SAM3_PYPI_VERSION}; pass e.g. "
                           f"--sam3-version {SAM3_PYPI_VERSION}")  # fmt: skip
     python = python_of(venv)
-    if not python.exists():
+    if python.exists():
+        found = _probe(python, _sam3_probe_code())
+    elif dry_run:
+        found = {"sam3": None, "dists": dict.fromkeys(["torch", "torchvision", "sam3", *TRAINING_EXTRAS])}
+    else:
         raise ToolError(f"no training venv at {venv}; create it first: inv env.venv")
-    found = _probe(python, _sam3_probe_code())
     if isinstance(found, str):
         raise ToolError(f"the venv at {venv} does not answer ({found}); recreate it: inv env.venv --force")
-    if not found["dists"]["torch"]:
+    if not found["dists"]["torch"] and not dry_run:
         raise ToolError(f"no torch in {venv}; install it first: inv env.torch (sam3's dependencies would "
                         "otherwise pull PyPI's default torch, which may not fit the driver)")  # fmt: skip
     present = has_checkout(checkout)
