@@ -29,6 +29,24 @@ def clean_env(tmp_path, monkeypatch):
     return env
 
 
+def skip_unless_required(reason: str) -> None:
+    """Skip a test whose system service cannot run here; under SAM3_REQUIRE_SERVICES=1 (CI) fail instead."""
+    if os.environ.get("SAM3_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"SAM3_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def tool_env(clean_env, tmp_path):
+    """clean_env without cloud, DVC, SSH-agent or W&B variables, with TMPDIR, the XDG folders and DVC's
+    site cache under tmp_path: what the env.dvc and env.wandb tests run in."""
+    home = Path(clean_env["HOME"])
+    (tmp_path / "tmp").mkdir()
+    environ = {k: v for k, v in clean_env.items() if not k.startswith(("AWS_", "DVC_", "SSH_", "WANDB_"))}
+    return dict(environ, TMPDIR=str(tmp_path / "tmp"), XDG_CACHE_HOME=str(home / ".cache"),
+                XDG_CONFIG_HOME=str(home / ".config"), DVC_SITE_CACHE_DIR=str(tmp_path / "dvc-site-cache"))  # fmt: skip
+
+
 def run_inv(args, env, cwd=ROOT, nvml_scenario=None, timeout=120):
     """Run the real `inv` CLI in a subprocess; with a scenario, NVML is the fake shim."""
     env = dict(env)

@@ -13,7 +13,7 @@ registered once, so one cluster starts per session (for the first test that asks
 stopped at the end; even a `from slurm_fixture import slurm_cluster` in several modules shares it.
 Import nothing else from this module at the top of a test module before the plugin line takes
 effect, or pytest warns that it cannot rewrite its asserts. It skips, with the reason, where the SLURM and munge binaries are missing or
-the tests do not run as root; SAM3_REQUIRE_SLURM=1 (CI) turns those skips into failures.
+the tests do not run as root; SAM3_REQUIRE_SERVICES=1 (CI) turns those skips into failures.
 
 `slurm_cluster.env` is os.environ plus SLURM_CONF: pass it to subprocesses, or
 monkeypatch.setenv("SLURM_CONF", slurm_cluster.conf) for code that calls sbatch itself (submitit).
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import skip_unless_required
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "slurm-local"
@@ -117,9 +118,7 @@ def slurm_cluster(tmp_path_factory):
     """A running single-node cluster in a per-session folder (skips where it cannot run)."""
     reason = why_no_slurm()
     if reason:
-        if os.environ.get("SAM3_REQUIRE_SLURM") == "1":
-            pytest.fail(f"SAM3_REQUIRE_SLURM=1 but {reason}")
-        pytest.skip(reason)
+        skip_unless_required(reason)
     if "cluster" in _started:  # imported into several modules: still one cluster
         yield _started["cluster"]
         return

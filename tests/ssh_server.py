@@ -9,7 +9,7 @@ One sshd per session listens on 127.0.0.1 at a free port, in the foreground (`-D
 with a throwaway host key, one authorized client key pair (`key`) and one it refuses (`unauthorized_key`;
 `authorize()` adds more), public-key login only, an internal SFTP server, and `known_hosts` holding its host key for clients that
 check it. It logs in as the user the tests run as (root logs in with a key only). It skips, with the
-reason, where sshd or ssh-keygen is missing; SAM3_REQUIRE_SLURM=1 (CI) turns that skip into a failure.
+reason, where sshd or ssh-keygen is missing; SAM3_REQUIRE_SERVICES=1 (CI) turns that skip into a failure.
 """
 
 import getpass
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import skip_unless_required
 
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without its privilege-separation folder
@@ -162,9 +163,7 @@ def ssh_server(tmp_path_factory):
     """A running sshd on loopback for the session (skips where it cannot run)."""
     reason = why_no_sshd()
     if reason:
-        if os.environ.get("SAM3_REQUIRE_SLURM") == "1":
-            pytest.fail(f"SAM3_REQUIRE_SLURM=1 but {reason}")
-        pytest.skip(reason)
+        skip_unless_required(reason)
     try:
         process, server = _start(tmp_path_factory.mktemp("sshd"))
     except RuntimeError as exc:

@@ -40,6 +40,7 @@ def test_list_shows_every_namespace(clean_env):
         "run.status",
         "run.logs",
         "run.cancel",
+        "remote.run",
     ):
         assert name in done.stdout
 

@@ -22,22 +22,12 @@ PASSWORD = "sshPasswordCanary0123456789abcdefXYZ"
 
 
 @pytest.fixture
-def env(clean_env, tmp_path):
-    """A clean HOME, no ssh agent, and TMPDIR and DVC's caches under tmp_path (as in test_env_tracking)."""
-    home = Path(clean_env["HOME"])
-    (tmp_path / "tmp").mkdir()
-    environ = {k: v for k, v in clean_env.items() if not k.startswith(("AWS_", "DVC_", "SSH_"))}
-    return dict(environ, TMPDIR=str(tmp_path / "tmp"), XDG_CACHE_HOME=str(home / ".cache"),
-                XDG_CONFIG_HOME=str(home / ".config"), DVC_SITE_CACHE_DIR=str(tmp_path / "dvc-site-cache"))  # fmt: skip
-
-
-@pytest.fixture
-def ssh_env(env, ssh_server):
+def ssh_env(tool_env, ssh_server):
     """The test environment with the server's host key in ~/.ssh/known_hosts and its key."""
-    ssh_dir = Path(env["HOME"]) / ".ssh"
+    ssh_dir = Path(tool_env["HOME"]) / ".ssh"
     ssh_dir.mkdir(mode=0o700)
     shutil.copyfile(ssh_server.known_hosts, ssh_dir / "known_hosts")
-    return dict(env, SAM3_DVC_SSH_KEYFILE=str(ssh_server.key))
+    return dict(tool_env, SAM3_DVC_SSH_KEYFILE=str(ssh_server.key))
 
 
 def remote_url(server, store: Path, port=None) -> str:
@@ -150,10 +140,10 @@ def test_an_encrypted_key_works_with_its_passphrase_which_stays_in_config_local(
         assert PASSPHRASE not in output
 
 
-def test_dry_run_shows_the_local_options_and_no_secret(env, tmp_path):
+def test_dry_run_shows_the_local_options_and_no_secret(tool_env, tmp_path):
     repo, key = git_repo(tmp_path / "repo"), tmp_path / "id_test"
     key.write_text("not read in a dry run\n")
-    env = dict(env, SAM3_DVC_SSH_KEYFILE=str(key), SAM3_DVC_SSH_PASSWORD=PASSWORD)
+    env = dict(tool_env, SAM3_DVC_SSH_KEYFILE=str(key), SAM3_DVC_SSH_PASSWORD=PASSWORD)
     done = run_env(["env.dvc", "--repo", str(repo), "--remote", "ssh://alice@login.example:2222/scratch/dvc",
                     "--dry-run"], env)  # fmt: skip
     assert done.returncode == 0, done.stderr

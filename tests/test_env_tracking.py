@@ -30,13 +30,8 @@ def run_env(args, env, cwd=ROOT, timeout=180):
 
 
 @pytest.fixture
-def env(clean_env, tmp_path):
-    home = Path(clean_env["HOME"])
-    (tmp_path / "tmp").mkdir()
-    environ = {k: v for k, v in clean_env.items() if not k.startswith(("WANDB_", "AWS_", "DVC_"))}
-    return dict(environ, TMPDIR=str(tmp_path / "tmp"), SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
-                XDG_CACHE_HOME=str(home / ".cache"), XDG_CONFIG_HOME=str(home / ".config"),
-                DVC_SITE_CACHE_DIR=str(tmp_path / "dvc-site-cache"))  # fmt: skip
+def env(tool_env, tmp_path):
+    return dict(tool_env, SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"))
 
 
 # --- W&B -------------------------------------------------------------------------------------------------

@@ -114,6 +114,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("tracking.dvc_remote_url", "str", "DVC remote: s3://, gs://, azure://, ssh:// URL or a folder ('' for none)."),
     Key("tracking.dvc_remote_name", "str", "Name env.dvc gives the DVC remote."),
     Key("tracking.dvc_endpoint_url", "str", "Endpoint of an S3-compatible store (MinIO, Ceph, ...); '' for AWS S3."),
+    Key("remote.host", "str", "Login node for remote.run: an ~/.ssh/config alias or user@host[:port] ('' for none)."),
+    Key("remote.project_dir", "str", "This project's checkout on the login node, with its .venv (~ is home there)."),
 )
 
 KEYS: dict[str, Key] = {key.name: key for key in SCHEMA}
