@@ -537,8 +537,6 @@ def verify_torch(venv: Path, target: TorchTarget, inventory) -> list[Check]:
 
 def install_torch(outcome: Outcome, venv: Path, target: TorchTarget, inventory) -> Outcome:
     """Run the plan, verify torch in a subprocess, and remember a verified fit in the venv."""
-    from . import cuda
-
     python = python_of(venv)
     if not python.exists():
         raise ToolError(f"no training venv at {venv}; create it first: inv env.venv")
@@ -559,7 +557,9 @@ def install_torch(outcome: Outcome, venv: Path, target: TorchTarget, inventory) 
                             "reaches the index (or pass a mirror: --torch-index URL)")  # fmt: skip
     outcome.checks = verify_torch(venv, target, inventory)
     if all(c.status != FAIL for c in outcome.checks):
-        _write_torch_stamp(venv, target, inventory, torch_fits(target, cuda.torch_in_venv(venv), inventory, venv)[1])
+        _write_torch_stamp(
+            venv, target, inventory, f"{outcome.checks[0].detail} installed and verified ({target.reason})"
+        )
     return outcome
 
 
