@@ -94,9 +94,18 @@ def test_env_setup_dry_run_runs_every_step_dry_and_changes_nothing(clean_env, tm
     with HubServer(granted={TOKEN}) as hub:
         hub.add("config.json", b"{}\n", lfs=False)
         hub.add("sam3.pt", b"weights" * 1000)
-        env = dict(clean_env, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", HF_ENDPOINT=hub.url,
-                   HF_HOME=str(hf_home), HF_TOKEN=TOKEN, INVOKE_SAM3_TRAIN_VENV=str(venv),
-                   INVOKE_HW_DISK_WEIGHTS_GB="0.001")  # fmt: skip
+        env = dict(
+            clean_env,
+            GIT_CONFIG_GLOBAL=str(gitconfig),
+            GIT_TERMINAL_PROMPT="0",
+            HF_ENDPOINT=hub.url,
+            HF_HOME=str(hf_home),
+            HF_TOKEN=TOKEN,
+            INVOKE_SAM3_TRAIN_VENV=str(venv),
+            # hw.check must not depend on this disk's free space
+            **{f"INVOKE_HW_DISK_{name}_GB": "0" for name in ("RF100VL", "ODINW", "CHECKPOINTS", "TRAIN_VENV")},
+            INVOKE_HW_DISK_WEIGHTS_GB="0.001",
+        )
         done = run_inv(["env.setup", "--dry-run"], env)
         downloads = hub.downloads()
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
