@@ -11,9 +11,6 @@ __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
 from invoke import Collection  # noqa: E402
 
-from tasks import config, data, dev, env, env_tracking, hw, remote, run  # noqa: E402
+from tasks import config, data, dev, env, hw, remote, run  # noqa: E402
 
-env_ns = Collection.from_module(env)
-for tracking_task in (env_tracking.weights, env_tracking.wandb, env_tracking.dvc):
-    env_ns.add_task(tracking_task)
-ns = Collection(config, data, dev, env_ns, hw, remote, run)
+ns = Collection(config, data, dev, env, hw, remote, run)

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tasks  # noqa: E402,F401  (tasks.py sets up the tasks package path)
-from tasks.lib import coco, synth  # noqa: E402
+from tasks.lib.data import coco, synth  # noqa: E402
 
 
 def annotation_files(root: str) -> list[tuple[str, str]]:

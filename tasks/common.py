@@ -7,8 +7,8 @@ from invoke import Exit
 from invoke import task as invoke_task
 from invoke.env import Environment
 
-from .lib import settings as settings_lib
-from .lib.errors import ToolError
+from .lib.core import settings as settings_lib
+from .lib.core.errors import ToolError
 
 _invoke_cast = Environment._cast
 

@@ -3,8 +3,8 @@
 import os
 
 from .common import load_settings, task
-from .lib import report
-from .lib import settings as settings_lib
+from .lib.core import report
+from .lib.core import settings as settings_lib
 
 
 @task(default=True, help={"json": "Print JSON instead of a table."})

@@ -1,8 +1,8 @@
 """Datasets: check RF100-VL and ODinW trees against what SAM3 needs, and make synthetic ones."""
 
 from .common import load_settings, task
-from .lib import report as report_lib
-from .lib.errors import ConfigError, ToolError
+from .lib.core import report as report_lib
+from .lib.core.errors import ConfigError, ToolError
 
 ROOT_KEYS = {"rf100vl": "paths.roboflow_vl_100_root", "odinw": "paths.odinw_data_root"}
 KIND_HELP = "rf100vl or odinw (default: rf100vl)."
@@ -31,7 +31,7 @@ def validate(c, kind="rf100vl", root=None, datasets=None, deep=False, workers=No
     """Check datasets against SAM3's loaders; exit 1 on errors."""
     import time
 
-    from .lib import coco
+    from .lib.data import coco
 
     if kind not in ROOT_KEYS:
         raise ConfigError(f"--kind {kind!r} is not one of {', '.join(ROOT_KEYS)}; pick one of those")
@@ -72,8 +72,8 @@ def synth(c, root=None, kind="rf100vl", datasets=None, images=9, defects=None, s
     """Write fake RF100-VL/ODinW-13 data in SAM3's exact layout."""
     import time
 
-    from .lib import synth as synth_lib
-    from .lib.paths import resolve_path
+    from .lib.core.paths import resolve_path
+    from .lib.data import synth as synth_lib
 
     if not root:
         raise ConfigError("pass --root DIR: data.synth never writes into the configured data roots by default")
@@ -112,7 +112,7 @@ def fetch(c, dataset="rf100vl", root=None, datasets=None, odinw=None, base_url=N
     """Download RF100-VL or ODinW into the data root: resumable, verified, never half-installed."""
     import sys
 
-    from .lib import fetch as fetch_lib
+    from .lib.data import fetch as fetch_lib
 
     if dataset not in ROOT_KEYS:
         raise ConfigError(f"--dataset {dataset!r} is not one of {', '.join(ROOT_KEYS)}; pick one of those")

@@ -4,7 +4,7 @@ import shlex
 import sys
 
 from .common import task
-from .lib.paths import PROJECT_ROOT
+from .lib.core.paths import PROJECT_ROOT
 
 # Generated files and caches that `dev.clean` removes; nothing a user made.
 CLEAN_GLOBS = (".pytest_cache", ".ruff_cache", "**/__pycache__", "tests/.tmp")

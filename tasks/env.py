@@ -1,15 +1,20 @@
 """The training environment, step by step: submodules at their pins, a uv venv, PyTorch for this
-driver, SAM3. Each step does nothing when its work is done, so run.train can name them as pre-tasks."""
+driver, SAM3, its checkpoint, W&B and DVC. Each step does nothing when its work is done, so run.train
+can name them as pre-tasks."""
+
+import sys
 
 from invoke import call
 
-from . import env_tracking, hw
+from . import hw
 from .common import load_settings, task
-from .lib import report as report_lib
-from .lib.errors import ToolError
+from .lib.core import report as report_lib
+from .lib.core.errors import ToolError
 
 VENV_HELP = "Training venv (default: sam3.train_venv)."
 DRY_HELP = "Print the exact commands and do nothing."
+JSON_HELP = "Print JSON instead of tables (progress goes to stderr)."
+DRY_RUN_HELP = "Print what would be done and change nothing."
 JSON_HELP = "Print JSON instead of a table (command output goes to stderr)."
 TORCH_VERSION_HELP = "torch release, e.g. 2.9.1 (default: sam3.torch_version, else the newest); torchvision follows it."
 
@@ -43,8 +48,8 @@ def _show(outcome, dry_run: bool, as_json: bool) -> None:
 })  # fmt: skip
 def submodules(c, only=None, force=False, dry_run=False, json=False):
     """Check out sam3/, GLIP/ and rf100-vl/ at their pinned commits; say which differ and how to fix."""
-    from .lib import submodules as submodules_lib
-    from .lib.paths import PROJECT_ROOT
+    from .lib.core.paths import PROJECT_ROOT
+    from .lib.env import submodules as submodules_lib
 
     load_settings(c)
     pins = submodules_lib.select(only)
@@ -83,7 +88,7 @@ def submodules(c, only=None, force=False, dry_run=False, json=False):
 })  # fmt: skip
 def venv(c, venv=None, python=None, torch_version=None, force=False, dry_run=False, json=False):
     """Create the training venv with uv (pip seeded), on a Python that SAM3 and torch both support."""
-    from .lib import trainenv
+    from .lib.env import trainenv
 
     path = load_settings(c, **{"sam3.train_venv": venv}).path("sam3.train_venv")
     outcome = trainenv.plan_venv(path, python, torch_version, force)
@@ -103,7 +108,8 @@ def venv(c, venv=None, python=None, torch_version=None, force=False, dry_run=Fal
 })  # fmt: skip
 def torch(c, venv=None, torch_version=None, torch_index=None, force=False, dry_run=False, json=False):
     """Install the PyTorch build that fits the driver's CUDA into the training venv, and verify it."""
-    from .lib import gpu, trainenv
+    from .lib.env import trainenv
+    from .lib.hw import gpu
 
     settings = load_settings(c, **{"sam3.train_venv": venv, "sam3.torch_version": torch_version,
                                    "sam3.torch_index": torch_index})  # fmt: skip
@@ -129,7 +135,7 @@ def torch(c, venv=None, torch_version=None, torch_index=None, force=False, dry_r
 })  # fmt: skip
 def sam3(c, venv=None, checkout=None, source="auto", sam3_version=None, force=False, dry_run=False, json=False):
     """Install SAM3 with its [train] extra (and what training needs beyond it) into the training venv."""
-    from .lib import trainenv
+    from .lib.env import trainenv
 
     settings = load_settings(c, **{"sam3.train_venv": venv, "sam3.checkout": checkout})
     path = settings.path("sam3.train_venv")
@@ -141,39 +147,139 @@ def sam3(c, venv=None, checkout=None, source="auto", sam3_version=None, force=Fa
     _show(outcome, dry_run, json)
 
 
+@task(help={
+    "revision": "Branch, tag or commit of facebook/sam3 (default: main); the commit it resolves to is recorded.",
+    "verify": "Re-hash every cached file even when it is unchanged since it was last verified.",
+    "dry_run": "Check token, access, revision and disk, and print what would be downloaded; write nothing.",
+    "json": JSON_HELP,
+})  # fmt: skip
+def weights(c, revision=None, verify=False, dry_run=False, json=False):
+    """Download SAM3's checkpoint (facebook/sam3, gated) into the HF cache once, verified; print its path."""
+    from .lib.env import weights as weights_lib
+
+    settings = load_settings(c)
+    hf_home = settings.path("paths.hf_home")
+    out = sys.stderr if json else sys.stdout
+    outcome = weights_lib.ensure(
+        hf_home,
+        revision or "main",
+        settings["hw.disk_weights_gb"],
+        settings.sources["hw.disk_weights_gb"],
+        dry_run=dry_run,
+        full_verify=verify,
+        log=lambda line: print(line, file=out, flush=True),
+    )
+    if json:
+        print(report_lib.to_json(outcome.as_dict()))
+        return
+    commit = (outcome.commit or "?")[:12]
+    title = f"env.weights {outcome.repo}@{outcome.revision} = {commit} ({outcome.seconds:.1f} s)"
+    report_lib.print_table(title, ("file", "size", "status", "hash", "detail"), weights_lib.rows(outcome))
+    for note in outcome.notes:
+        print(f"note: {note}")
+    if outcome.removed_partials:
+        print(f"removed {len(outcome.removed_partials)} partial download(s) left by an interrupted run")
+    if dry_run:
+        print(f"dry run: nothing written; the checkpoint would be {outcome.checkpoint}")
+    else:
+        print(f"revision {outcome.revision} = commit {outcome.commit} (recorded in {weights_lib.record_path(hf_home)})")
+        print(f"SAM3 checkpoint: {outcome.checkpoint}")
+
+
+@task(help={
+    "offline": "Check for offline logging (WANDB_MODE=offline): no network; a real offline run is started "
+               "and removed. Runs log offline when tracking.wandb_mode is offline.",
+    "dry_run": "Check the key's form and the settings only; contact nothing, start nothing.",
+    "json": JSON_HELP,
+})  # fmt: skip
+def wandb(c, offline=False, dry_run=False, json=False):
+    """Check WANDB_API_KEY and log in to W&B (or prove offline mode); show where SAM3 runs will log."""
+    from .lib.env import tracking
+
+    settings = load_settings(c)
+    result = tracking.check(settings, offline, dry_run)
+    if json:
+        print(report_lib.to_json(result.as_dict()))
+    else:
+        report_lib.print_checks(f"env.wandb ({result.mode}{', dry run' if dry_run else ''})", result.checks)
+    failed = [check for check in result.checks if check.status == report_lib.FAIL]
+    if failed:
+        raise ToolError(f"{len(failed)} W&B check(s) failed; see the fix column above")
+
+
+@task(iterable=["track"], help={
+    "repo": "Folder to set DVC up in (default: the project folder).",
+    "remote": "Remote URL: s3://bucket/path, gs://..., azure://container/path, ssh://[user@]host[:port]/path "
+              "or a folder (default: tracking.dvc_remote_url). SSH: user and port go to .dvc/config.local, with "
+              "SAM3_DVC_SSH_KEYFILE/_PASSPHRASE/_PASSWORD when set; the host key must be in known_hosts.",
+    "name": "Remote name (default: tracking.dvc_remote_name).",
+    "endpoint_url": "S3-compatible endpoint, e.g. http://minio:9000 (default: tracking.dvc_endpoint_url).",
+    "track": "Dataset root or checkpoint folder to track with `dvc add` (repeatable; inside the repository).",
+    "push": "After the round trip, push what --track added.",
+    "dry_run": "Print the commands (secrets as $NAMES) and the plugin install; change nothing.",
+    "json": JSON_HELP,
+})  # fmt: skip
+def dvc(c, repo=None, remote=None, name=None, endpoint_url=None, track=None, push=False, dry_run=False, json=False):
+    """Set up DVC: init, track paths, a verified remote with local-only credentials, proven by a round trip."""
+    from .lib.core.paths import PROJECT_ROOT, resolve_path
+    from .lib.env import dvc_setup
+
+    settings = load_settings(c, **{"tracking.dvc_remote_url": remote, "tracking.dvc_remote_name": name,
+                                   "tracking.dvc_endpoint_url": endpoint_url})  # fmt: skip
+    url = settings["tracking.dvc_remote_url"]
+    parsed = dvc_setup.parse_remote(url, settings["tracking.dvc_remote_name"],
+                                    settings["tracking.dvc_endpoint_url"]) if url else None  # fmt: skip
+    root = resolve_path(repo) if repo else PROJECT_ROOT
+    runner = dvc_setup.Runner(log=lambda line: print(line, file=sys.stderr if json else sys.stdout, flush=True))
+    result = dvc_setup.setup(root, parsed, track or (), push, dry_run, runner)
+    if json:
+        print(report_lib.to_json(result.as_dict()))
+    else:
+        report_lib.print_checks(f"env.dvc {result.repo}{' (dry run: nothing changed)' if dry_run else ''}",
+                                result.checks)  # fmt: skip
+        if dry_run and result.commands:
+            print("would run:\n" + "\n".join(f"  {command}" for command in result.commands))
+    if len(result.failed) == 1:
+        raise ToolError(result.failed[0].detail)
+    if result.failed:
+        raise ToolError(f"{len(result.failed)} DVC check(s) failed; see the fix column above")
+
+
 def setup_summary(settings) -> list[tuple[str, str, str]]:
     """One row per step of env.setup: what is there now."""
-    from .lib import launch, submodules, weights
-    from .lib.paths import PROJECT_ROOT
+    from .lib.core.paths import PROJECT_ROOT
+    from .lib.env import submodules as submodules_lib
+    from .lib.env import weights as weights_lib
+    from .lib.run import launch_record
 
     rows = []
-    for state in submodules.inspect(PROJECT_ROOT):
+    for state in submodules_lib.inspect(PROJECT_ROOT):
         at = f"at {state.head[:8]}" if state.head else "not checked out"
         status = "pass" if state.head == state.sub.commit else "fail"
         rows.append((f"submodule {state.sub.path}", status, f"{at} (pin {state.sub.commit[:8]})"))
     python = settings.path("sam3.train_venv") / "bin" / "python"
-    versions = launch.training_versions(python) if python.exists() else {}
+    versions = launch_record.training_versions(python) if python.exists() else {}
     for package in ("torch", "sam3"):
         found = versions.get(package)
         rows.append(
             (package, "pass" if found else "fail", f"{found} in {python.parent.parent}" if found else "missing")
         )
-    local = weights.local_weights(settings.path("paths.hf_home"))
+    local = weights_lib.local_weights(settings.path("paths.hf_home"))
     rows.append(("weights", "pass" if local else "fail", str(local) if local else "not downloaded (inv env.weights)"))
     for name, key in (("wandb", "tracking.wandb_project"), ("dvc", "tracking.dvc_remote_url")):
         rows.append((name, "pass" if settings[key] else "skip", settings[key] or f"not configured ({key})"))
     return rows
 
 
-@task(pre=[call(hw.check, allow_no_gpu=True), submodules, venv, torch, sam3, env_tracking.weights],
+@task(pre=[call(hw.check, allow_no_gpu=True), submodules, venv, torch, sam3, weights],
       help={"dry_run": "Every step prints what it would do (they all run with --dry-run); nothing changes."})  # fmt: skip
 def setup(c, dry_run=False):
     """Build everything, in order after hw.check; a summary table at the end."""
     settings = load_settings(c)
     if settings["tracking.wandb_project"]:
-        env_tracking.wandb(c, dry_run=dry_run)
+        wandb(c, dry_run=dry_run)
     if settings["tracking.dvc_remote_url"]:
-        env_tracking.dvc(c, dry_run=dry_run)
+        dvc(c, dry_run=dry_run)
     rows = setup_summary(settings)
     report_lib.print_table(f"env.setup{' (dry run: as things are now)' if dry_run else ''}", ("step", "status", "state"),
                            rows)  # fmt: skip

@@ -3,7 +3,7 @@
 from invoke import Exit
 
 from .common import load_settings, task
-from .lib import report as report_lib
+from .lib.core import report as report_lib
 
 KIND_HELP = "Kind of run the VRAM need is judged for: box, segmentation or eval (default: hw.run_kind)."
 JSON_HELP = "Print JSON instead of a table."
@@ -11,7 +11,7 @@ NO_GPU_HELP = "Pass (with a warning) on a machine without NVIDIA GPU, for CPU-on
 
 
 def _run(c, sections, title, kind=None, allow_no_gpu=False, as_json=False):
-    from .lib import hardware
+    from .lib.hw import check as hardware
 
     settings = load_settings(c, **{"hw.run_kind": kind})
     result = hardware.run_checks(settings, sections, settings["hw.run_kind"], allow_no_gpu)

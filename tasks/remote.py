@@ -3,7 +3,7 @@
 from invoke import Exit
 
 from .common import load_settings, task
-from .lib.errors import ConfigError
+from .lib.core.errors import ConfigError
 
 
 @task(auto_shortflags=False, help={
@@ -19,7 +19,7 @@ def run(c, command, host=None, project_dir=None, dry_run=False):
     The whole task graph runs there (pre-tasks included) with that checkout's configuration, and the
     secrets of that machine: nothing from this environment is sent.
     """
-    from .lib import remote as remote_lib
+    from .lib.remote import ssh as remote_lib
 
     settings = load_settings(c, **{"remote.host": host, "remote.project_dir": project_dir})
     host, project_dir = settings["remote.host"], settings["remote.project_dir"]

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from invoke import Exit
 
-from . import env, env_tracking
+from . import env
 from .common import load_settings, task
-from .lib import report as report_lib
-from .lib.errors import ToolError
+from .lib.core import report as report_lib
+from .lib.core.errors import ToolError
 
 # Makefile-style: the training env is built (or found done, in well under a second) before any run;
-# with --dry-run these steps only say what they would do (tasks.lib.executor).
+# with --dry-run these steps only say what they would do (tasks.lib.core.executor).
 TRAINING_ENV = [env.venv, env.torch, env.sam3]
 
 CONFIG_HELP = ("SAM3 config: its SAM3 name (configs/roboflow_v100/x.yaml), short name (x), or a path to your own "
@@ -37,11 +37,11 @@ COMMON_HELP = {
 
 
 def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flags):
-    from .lib import launch, preflight, sam3_config
+    from .lib.run import launch_record, local, planning, preflight, sam3_config, slurm
 
     settings = load_settings(c)
     python = settings.path("sam3.train_venv") / "bin" / "python"
-    request = launch.Request(
+    request = planning.Request(
         config=config, mode=flags["mode"], datasets=flags["datasets"], sets=list(set_ or []), name=flags["name"],
         num_gpus=_int("--num-gpus", flags["num_gpus"]), num_nodes=_int("--num-nodes", flags["num_nodes"]),
         partition=flags["partition"] or settings["slurm.partition"] or None,
@@ -49,17 +49,17 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         smoke=flags["smoke"], evaluate=evaluate, max_parallel=_int("--max-parallel", flags["max_parallel"]),
     )  # fmt: skip
     try:
-        package = launch.sam3_package_dir(python)
+        package = planning.sam3_package_dir(python)
     except ToolError as error:
         if not dry_run:
             raise
         print(f"dry run stops here: {error}. The steps above would build it; the run's configs are rendered "
               "into the sam3 package it installs")  # fmt: skip
         return
-    plan = launch.plan(request, settings, package, python)
+    plan = planning.plan(request, settings, package, python)
     if plan.needs_weights and not (dry_run or check_only):
-        env_tracking.weights(c)  # Makefile-style, for the configs that load SAM3's checkpoint
-        plan = launch.plan(request, settings, package, python)  # now pointing at the verified copy
+        env.weights(c)  # Makefile-style, for the configs that load SAM3's checkpoint
+        plan = planning.plan(request, settings, package, python)  # now pointing at the verified copy
     for warning in plan.warnings:
         print(f"warning: {warning}")
     if dry_run:
@@ -71,7 +71,7 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         return
     if config is None:
         _ensure_demo_data(settings.path("paths.demo_data_root"))
-    launch.write_configs(plan)
+    planning.write_configs(plan)
     if not no_preflight or check_only:
         checks = preflight.run_all(plan, python, request, *_data_kind_and_root(plan, settings, sam3_config))
         report_lib.print_checks("pre-flight", checks)
@@ -79,26 +79,26 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
             if check.status in (report_lib.FAIL, report_lib.WARN):
                 print(f"{check.status}: {check.check} {check.subject}: {check.detail}; fix: {check.fix}")
         if report_lib.worst(checks) == report_lib.FAIL or check_only:
-            launch.remove_configs(plan)
+            planning.remove_configs(plan)
         if report_lib.worst(checks) == report_lib.FAIL:
             raise Exit("error: pre-flight failed; nothing was launched (see the fix column)", code=1)
         if check_only:
             print("pre-flight passed; nothing launched (--check-only)")
             return
-    record = launch.new_record(plan, request, python, sys.argv)
-    launch.save_record(plan.run_dir, record)
-    code = launch.run_local(plan, record) if plan.mode == "local" else launch.submit(plan, record)
-    report_lib.print_table(f"{plan.name}: where things are", ("what", "where"), launch.where_things_go(plan))
+    record = launch_record.new_record(plan, request, python, sys.argv)
+    launch_record.save_record(plan.run_dir, record)
+    code = local.run_local(plan, record) if plan.mode == "local" else slurm.submit(plan, record)
+    report_lib.print_table(f"{plan.name}: where things are", ("what", "where"), launch_record.where_things_go(plan))
     if plan.mode == "local":
-        _print_status(launch.load_record(plan.run_dir.parent, plan.name))
-    for line in launch.tensorboard_hint(plan.run_dir):
+        _print_status(launch_record.load_record(plan.run_dir.parent, plan.name))
+    for line in planning.tensorboard_hint(plan.run_dir):
         print(line)
     if code:
         raise Exit(f"error: a task exited with {code}; see inv run.logs --name {plan.name}", code=1)
 
 
 def _int(flag, value):
-    from .lib.errors import ConfigError
+    from .lib.core.errors import ConfigError
 
     if value is None:
         return None
@@ -119,10 +119,10 @@ def _data_kind_and_root(plan, settings, sam3_config):
 
 
 def _ensure_demo_data(root):
-    from .lib import launch
-    from .lib import synth as synth_lib
+    from .lib.data import synth as synth_lib
+    from .lib.run import planning
 
-    missing = [name for name in launch.DEMO_DATASETS if not (root / name).is_dir()]
+    missing = [name for name in planning.DEMO_DATASETS if not (root / name).is_dir()]
     if missing:
         synth_lib.write(synth_lib.plan("rf100vl", str(root), ",".join(missing), 12, None, 0))
         print(f"generated the demo datasets {', '.join(missing)} under {root} (data.synth)")
@@ -163,9 +163,9 @@ def eval_(c, config, mode="local", datasets=None, set_=None, name=None, num_gpus
 @task(name="list", help={"json": "Print JSON instead of a table."})
 def list_(c, json=False):
     """List launched runs: name, mode, datasets, state, start."""
-    from .lib import launch
+    from .lib.run import launch_record
 
-    records = launch.list_records(load_settings(c).path("paths.experiment_root"))
+    records = launch_record.list_records(load_settings(c).path("paths.experiment_root"))
     rows = [(r["name"], r["mode"], len(r["tasks"]), _state(r), r["started"], r["run_dir"]) for r in records]
     if json:
         print(report_lib.to_json({"runs": records}))
@@ -174,33 +174,33 @@ def list_(c, json=False):
 
 
 def _state(record):
-    from .lib import launch
+    from .lib.run import status
 
-    states = [launch.task_state(record, entry) for entry in record["tasks"]]
+    states = [status.task_state(record, entry) for entry in record["tasks"]]
     return ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
 
 
 @task(help={"name": "Run name (default: the last run).", "json": "Print JSON instead of a table."})
 def status(c, name=None, json=False):
     """Show each task of a run: state, pid or job id, exit code, bbox AP."""
-    from .lib import launch
+    from .lib.run import launch_record, status
 
-    record = launch.load_record(load_settings(c).path("paths.experiment_root"), name)
+    record = launch_record.load_record(load_settings(c).path("paths.experiment_root"), name)
     if json:
-        states = [launch.task_state(record, e) for e in record["tasks"]]
-        results = [launch.val_results(Path(e["experiment_dir"]), e["dataset"]) for e in record["tasks"]]
+        states = [status.task_state(record, e) for e in record["tasks"]]
+        results = [launch_record.val_results(Path(e["experiment_dir"]), e["dataset"]) for e in record["tasks"]]
         print(report_lib.to_json({"run": record, "states": states, "results": results}))
         return
     _print_status(record)
 
 
 def _print_status(record):
-    from .lib import launch
+    from .lib.run import launch_record, status
 
     rows = []
     for e in record["tasks"]:
-        result = launch.val_results(Path(e["experiment_dir"]), e["dataset"])
-        rows.append((e["dataset"] or record["name"], launch.task_state(record, e), e["pid"] or "-", e["job_id"] or "-",
+        result = launch_record.val_results(Path(e["experiment_dir"]), e["dataset"])
+        rows.append((e["dataset"] or record["name"], status.task_state(record, e), e["pid"] or "-", e["job_id"] or "-",
                      "-" if e["exit_code"] is None else e["exit_code"], _ap(result.get("AP")), _ap(result.get("AP_50")),
                      e["experiment_dir"]))  # fmt: skip
     columns = ("task", "state", "pid", "job", "exit", "bbox AP", "AP50", "folder")
@@ -215,17 +215,17 @@ def _ap(value):
             "dataset": "Only this dataset's log."})  # fmt: skip
 def logs(c, name=None, follow=False, dataset=None):
     """Print a run's logs (train.log per dataset, or submitit logs on a cluster)."""
-    from .lib import launch
+    from .lib.run import launch_record, status
 
-    record = launch.load_record(load_settings(c).path("paths.experiment_root"), name)
-    launch.print_logs(record, dataset, follow)
+    record = launch_record.load_record(load_settings(c).path("paths.experiment_root"), name)
+    status.print_logs(record, dataset, follow)
 
 
 @task(help={"name": "Run name (default: the last run).", "dry_run": "Show what would be stopped."})
 def cancel(c, name=None, dry_run=False):
     """Stop a run: scancel its SLURM jobs, or signal its local processes."""
-    from .lib import launch
+    from .lib.run import launch_record, status
 
-    record = launch.load_record(load_settings(c).path("paths.experiment_root"), name)
-    for line in launch.cancel(record, dry_run, os.kill, signal.SIGTERM):
+    record = launch_record.load_record(load_settings(c).path("paths.experiment_root"), name)
+    for line in status.cancel(record, dry_run, os.kill, signal.SIGTERM):
         print(line)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FAKES = ROOT / "tests" / "fakes"
-SHIM = FAKES / "nvml_shim"
+SUPPORT = ROOT / "tests" / "support"
+SHIM = SUPPORT / "nvml_shim"
 
-sys.path.insert(0, str(ROOT / "tests"))  # for `from fakes.fake_nvml import ...`
-pytest_plugins = ["slurm_fixture", "ssh_server"]  # one real SLURM cluster and one real sshd per session
+sys.path.insert(0, str(ROOT / "tests"))  # for `from support.fake_nvml import ...`
+pytest_plugins = ["support.slurm_fixture", "support.ssh_server"]  # one real SLURM cluster and one real sshd per session
 
 
 @pytest.fixture

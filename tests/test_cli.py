@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, run_inv
-from fakes.fake_nvml import h100
+from support.fake_nvml import h100
 
 SMALL_DISK = {f"INVOKE_HW_DISK_{name}_GB": "0" for name in ("RF100VL", "ODINW", "WEIGHTS", "CHECKPOINTS", "TRAIN_VENV")}
 

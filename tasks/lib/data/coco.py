@@ -1,0 +1,1014 @@
+"""data.validate as plain functions: check RF100-VL and ODinW-13 trees against what SAM3's loaders need.
+
+The rules come from shared/reference/data-layout.md (§2.4 paths, §2.5 prompt ids, §3.2-§3.5 loader
+requirements). Each dataset is checked in its own process; a result is reused while the dataset's json
+files and folders keep their size and mtime (see CACHE_NAME).
+"""
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from itertools import chain
+from operator import add, itemgetter, sub
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ConfigError, ToolError
+from ..core.paths import atomic_write_text
+from . import images
+
+KINDS = ("rf100vl", "odinw")
+ERROR, WARNING = "error", "warning"
+CACHE_NAME = ".sam3-validate-cache.json"
+SYNTH_MARKER = ".sam3-synth"  # written by data.synth into every dataset it makes
+MAX_EXAMPLES = 3
+SETTLE_SECONDS = 2  # a dataset modified more recently than this is not cached yet
+EDGE_TOLERANCE = 1.0  # pixels a box may pass the image border before it counts as clipped
+MAX_BOXES_PER_IMAGE = 100  # COCOeval maxDets
+MAX_BOXES_PER_QUERY = 200  # FilterFindQueriesWithTooManyOut
+PARTIAL_SUFFIXES = (".zip", ".part", ".partial", ".tmp", ".download", ".crdownload", ".incomplete")
+
+# SAM3's all_roboflow_supercategories, in its task_index order (never map datasets by rf100vl's order).
+RF100VL_NAMES = (
+    "-grccs", "zebrasatasturias", "cod-mw-warzone", "canalstenosis", "label-printing-defect-version-2",
+    "new-defects-in-wood", "orionproducts", "aquarium-combined", "varroa-mites-detection--test-set",
+    "clashroyalechardetector", "stomata-cells", "halo-infinite-angel-videogame", "pig-detection", "urine-analysis1",
+    "aerial-sheep", "orgharvest", "actions", "mahjong", "liver-disease", "needle-base-tip-min-max",
+    "wheel-defect-detection", "aircraft-turnaround-dataset", "xray", "wildfire-smoke", "spinefrxnormalvindr",
+    "ufba-425", "speech-bubbles-detection", "train", "pill", "truck-movement", "car-logo-detection", "inbreast",
+    "sea-cucumbers-new-tiles", "uavdet-small", "penguin-finder-seg", "aerial-airport", "bibdetection",
+    "taco-trash-annotations-in-context", "bees", "recode-waste", "screwdetectclassification", "wine-labels",
+    "aerial-cows", "into-the-vale", "gwhd2021", "lacrosse-object-detection", "defect-detection", "dataconvert",
+    "x-ray-id", "ball", "tube", "2024-frc", "crystal-clean-brain-tumors-mri-dataset", "grapes-5",
+    "human-detection-in-floods", "buoy-onboarding",
+    "apoce-aerial-photographs-for-object-detection-of-construction-equipment", "l10ul502", "floating-waste",
+    "deeppcb", "ism-band-packet-detection", "weeds4", "invoice-processing", "thermal-cheetah", "tomatoes-2",
+    "marine-sharks", "peixos-fish", "sssod", "aerial-pool", "countingpills", "asphaltdistressdetection",
+    "roboflow-trained-dataset", "everdaynew", "underwater-objects", "soda-bottles", "dentalai", "jellyfish",
+    "deepfruits", "activity-diagrams", "circuit-voltages", "all-elements", "macro-segmentation",
+    "exploratorium-daphnia", "signatures", "conveyor-t-shirts", "fruitjes", "grass-weeds",
+    "infraredimageofpowerequipment", "13-lkc01", "wb-prova", "flir-camera-objects", "paper-parts",
+    "football-player-detection", "trail-camera", "smd-components", "water-meter", "nih-xray", "the-dreidel-project",
+    "electric-pylon-detection-in-rsi", "cable-damage",
+)  # fmt: skip
+RF100VL_SPLITS = ("train", "valid", "test")  # SAM3 reads train and test; valid is optional
+RF100VL_JSON = "_annotations.coco.json"
+ODINW_SEEDS = (3, 30, 300)
+ODINW_JSON = "annotations_without_background.json"
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
+    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OdinwTask:
+    """One ODinW-13 task as SAM3's odinw13 configs open it (data-layout §2.4)."""
+
+    name: str  # all_odinw_supercategories[].name
+    base: str  # folder under the ODinW root
+    eval_split: str  # folder of the evaluation json under base ("" for pistols' flat export/)
+    categories: tuple[str, ...]  # GLIP's names for ids 1..K
+    prompt_ids: tuple[int, ...] = ()  # odinw35_prompts ids the category ids must equal after reindexing
+
+    @property
+    def top(self) -> str:
+        return self.base.split("/")[0]
+
+    @property
+    def flat(self) -> bool:
+        return self.name == "pistols"
+
+    def split_json(self, split: str) -> str:
+        """The full annotation file of a split ("train", "valid", "test"), relative to the root."""
+        if self.flat:
+            return f"{self.base}/{ {'valid': 'val'}.get(split, split) }_{ODINW_JSON}"
+        return f"{self.base}/{split}/{ODINW_JSON}"
+
+    @property
+    def eval_json(self) -> str:
+        return self.split_json("test" if self.eval_split != "valid" else "valid")
+
+    def fewshot_json(self, seed: int, shot: int = 10, split: str = "train") -> str:
+        folder = self.base if self.flat else f"{self.base}/{split}"
+        kind = {"valid": "val", "mini_val": "minival"}.get(split, split)
+        return f"{folder}/fewshot_{kind}_shot{shot}_seed{seed}.json"
+
+
+ODINW13 = (
+    OdinwTask("AerialMaritimeDrone_large", "AerialMaritimeDrone/large", "test",
+              ("boat", "car", "dock", "jetski", "lift"), (1, 2, 3, 4, 5)),
+    OdinwTask("Aquarium", "Aquarium/Aquarium Combined.v2-raw-1024.coco", "test",
+              ("fish", "jellyfish", "penguin", "puffin", "shark", "starfish", "stingray")),
+    OdinwTask("CottontailRabbits", "CottontailRabbits", "test", ("Cottontail-Rabbit",)),
+    OdinwTask("EgoHands_generic", "EgoHands/generic", "test", ("hand",)),
+    OdinwTask("NorthAmericaMushrooms", "NorthAmericaMushrooms/North American Mushrooms.v1-416x416.coco", "test",
+              ("CoW", "chanterelle"), (1, 2)),
+    OdinwTask("Packages", "Packages/Raw", "test", ("package",)),
+    OdinwTask("PascalVOC", "PascalVOC", "valid", VOC_CLASSES),
+    OdinwTask("Raccoon", "Raccoon/Raccoon.v2-raw.coco", "test", ("raccoon",)),
+    OdinwTask("ShellfishOpenImages", "ShellfishOpenImages/raw", "test", ("Crab", "Lobster", "Shrimp")),
+    OdinwTask("VehiclesOpenImages", "VehiclesOpenImages/416x416", "test",
+              ("Ambulance", "Bus", "Car", "Motorcycle", "Truck")),
+    OdinwTask("pistols", "pistols/export", "", ("pistol",)),
+    OdinwTask("pothole", "pothole", "test", ("pothole",)),
+    OdinwTask("thermalDogsAndPeople", "thermalDogsAndPeople", "test", ("dog", "person")),
+)  # fmt: skip
+ODINW_BY_NAME = {task.name: task for task in ODINW13}
+# Top-level folders of the 33 GLIP zips (ODinW-35): expected at an ODinW root even though SAM3 reads 13.
+ODINW_ZIPS = (
+    "AerialMaritimeDrone", "AmericanSignLanguageLetters", "Aquarium", "BCCD", "ChessPieces", "CottontailRabbits",
+    "DroneControl", "EgoHands", "HardHatWorkers", "MaskWearing", "MountainDewCommercial", "NorthAmericaMushrooms",
+    "OxfordPets", "PKLot", "Packages", "PascalVOC", "Raccoon", "ShellfishOpenImages", "ThermalCheetah", "UnoCards",
+    "VehiclesOpenImages", "WildfireSmoke", "boggleBoards", "brackishUnderwater", "dice", "openPoetryVision",
+    "pistols", "plantdoc", "pothole", "selfdrivingCar", "thermalDogsAndPeople", "vector", "websiteScreenshots",
+)  # fmt: skip
+
+# code: (severity, what is wrong and what it does to SAM3, the fix)
+RULES: dict[str, tuple[str, str, str]] = {
+    "missing_dataset": (ERROR, "dataset folder is missing", "run `inv data.fetch` for it, or check --root"),
+    "missing_file": (ERROR, "an annotation file SAM3 opens is missing", "re-fetch this dataset"),
+    "missing_split": (WARNING, "optional split is missing (SAM3 does not read it)", "none needed"),
+    "missing_superset": (WARNING, "the full train json is missing, so few-shot files are not checked against it",
+                         "re-fetch this dataset"),
+    "partial_download": (ERROR, "leftover download file: the download or extraction did not finish",
+                         "delete the dataset folder and re-run `inv data.fetch` for it"),
+    "leftover_zip": (WARNING, "archive left at the data root", "delete it once its dataset validates"),
+    "unknown_folder": (WARNING, "folder is not a dataset SAM3 reads", "move it out of the data root, or check --root"),
+    "synthetic": (WARNING, "dataset was made by data.synth (fake data)", "fetch the real data with `inv data.fetch`"),
+    "invalid_json": (ERROR, "file is not valid JSON", "re-fetch this dataset"),
+    "null_json": (ERROR, "file holds null (rf100vl 1.0.0 re-clean bug); SAM3 fails with KeyError",
+                  "re-fetch with rf100vl>=1.1.2"),
+    "top_level": (ERROR, "top level must be an object with 'images', 'annotations' and 'categories' lists",
+                  "re-fetch this dataset"),
+    "no_images": (ERROR, "'images' is empty: 0 datapoints, and evaluation fails with IndexError",
+                  "re-fetch this dataset"),
+    "no_categories": (ERROR, "'categories' is empty: SAM3 fails with ValueError (chunk size 0)",
+                      "re-fetch this dataset"),
+    "image_field": (ERROR, "image entry lacks a key or has a wrong type (id int, file_name str, width/height int > 0)",
+                    "fix the image entry; SAM3 fails with KeyError or skips every image"),
+    "duplicate_image_id": (ERROR, "duplicate image id: SAM3 silently keeps only one of the images",
+                           "give every image a unique id"),
+    "absolute_file_name": (WARNING, "file_name is absolute and overrides the image folder", "use a relative name"),
+    "ann_field": (ERROR, "annotation lacks a key or has a wrong type (id, image_id, category_id int; "
+                  "iscrowd 0/1; area number >= 0)", "fix the annotation; SAM3 or pycocotools fail with KeyError"),
+    "duplicate_ann_id": (ERROR, "duplicate annotation id: pycocotools silently drops a ground truth",
+                         "give every annotation a unique id"),
+    "unknown_image": (ERROR, "annotation points at an image id not in 'images' (SAM3 silently ignores it)",
+                      "fix image_id or add the image"),
+    "unknown_category": (ERROR, "annotation points at a category id not in 'categories' (silently ignored)",
+                         "fix category_id or add the category"),
+    "bbox_format": (ERROR, "bbox is not a list of 4 finite numbers (SAM3 fails with IndexError)", "fix the bbox"),
+    "bbox_size": (ERROR, "bbox width or height is <= 0: an unmatchable ground truth", "fix or drop the box"),
+    "bbox_outside": (ERROR, "bbox lies entirely outside its image", "fix or drop the box"),
+    "bbox_clipped": (WARNING, "bbox extends past the image border (SAM3 clamps it)", "none needed"),
+    "segmentation": (ERROR, "malformed segmentation: a polygon needs >= 6 numbers in pairs, an RLE needs 'counts' "
+                     "and size [height, width]; crashes SAM3 even for boxes", "fix or empty the segmentation"),
+    "odd_polygon": (WARNING, "polygon has an odd number of coordinates", "fix the polygon"),
+    "category_field": (ERROR, "category lacks an integer id or a non-blank name (used as the text prompt)",
+                       "fix the category"),
+    "duplicate_category_id": (ERROR, "duplicate category id", "give every category a unique id"),
+    "duplicate_category_name": (WARNING, "two categories share a name: the same text prompt twice",
+                                "rename one of them"),
+    "category_mismatch": (WARNING, "this split lists other categories than the train split",
+                          "re-fetch this dataset"),
+    "root_class": (ERROR, "Roboflow root class present (supercategory 'none', no boxes, parent of the others): "
+                   "an extra negative query in every image", "re-fetch with rf100vl, whose cleaner drops it"),
+    "empty_eval": (ERROR, "evaluation split has no annotations: AP is -1 and pollutes averages",
+                   "re-fetch this dataset"),
+    "category_missing_in_eval": (WARNING, "categories without boxes in the evaluation split get AP -1",
+                                 "none needed; pycocotools skips them"),
+    "many_boxes": (WARNING, f"more than {MAX_BOXES_PER_IMAGE} boxes in one image: evaluation keeps the top "
+                   f"{MAX_BOXES_PER_IMAGE}", "none needed; AP is capped for this image"),
+    "crowded_query": (WARNING, f"more than {MAX_BOXES_PER_QUERY} boxes of one category in one image: "
+                      "training drops that query", "none needed"),
+    "many_negatives": (WARNING, "more than half of the images have no annotations", "check the export"),
+    "prompt_ids": (ERROR, "category ids after SAM3's reindex differ from the ids of its prompts for this dataset",
+                   "use GLIP's annotations_without_background.json files (ids 1..K)"),
+    "category_zero": (WARNING, "category id 0 in an ODinW file: SAM3's reindex shifts every category id",
+                      "use GLIP's files (ids 1..K)"),
+    "fewshot_not_subset": (ERROR, "few-shot file is not a subset of the train split (images or categories differ)",
+                           "re-fetch this dataset"),
+    "missing_image": (ERROR, "image file is missing (SAM3 silently skips it)", "re-fetch this dataset"),
+    "unreadable_image": (ERROR, "image file cannot be read", "fix its permissions or re-fetch"),
+    "empty_image": (ERROR, "image file is empty", "re-fetch this dataset"),
+    "not_an_image": (ERROR, "file is not an image (no JPEG, PNG, GIF, BMP, WebP or TIFF signature)",
+                     "re-fetch this dataset"),
+    "truncated_image": (ERROR, "image file is truncated (SAM3 silently skips it)", "re-fetch this dataset"),
+    "corrupt_image": (ERROR, "image file structure is corrupt (SAM3 silently skips it)", "re-fetch this dataset"),
+    "size_mismatch": (ERROR, "json width/height differ from the image file: boxes are silently misplaced",
+                      "fix width/height in the json"),
+    "exif_rotated": (WARNING, "EXIF orientation asks for a rotation that SAM3 does not apply",
+                     "re-export the images upright"),
+}  # fmt: skip
+_IMAGE_PROBLEMS = {"empty": "empty_image", "not_an_image": "not_an_image", "truncated": "truncated_image",
+                   "corrupt": "corrupt_image"}  # fmt: skip
+_NUMBER = {int, float}
+_ANN_KEYS = ("id", "image_id", "category_id", "bbox", "iscrowd", "area")
+
+
+@dataclass
+class Issue:
+    """One kind of problem in a dataset: how often, and the first few places."""
+
+    code: str
+    severity: str
+    message: str
+    fix: str
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatasetReport:
+    """The verdict on one dataset; errors block a run, warnings do not."""
+
+    name: str
+    kind: str
+    path: str
+    images: int = 0
+    annotations: int = 0
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    seconds: float = 0.0
+    cached: bool = False
+
+    @property
+    def status(self) -> str:
+        return "fail" if self.errors else "warn" if self.warnings else "pass"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DatasetReport":
+        issues = {key: [Issue(**issue) for issue in data[key]] for key in ("errors", "warnings")}
+        return cls(**{**data, **issues})
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One annotation file and the folder its images live in, both relative to the data root."""
+
+    json: str
+    image_dir: str
+    role: str  # train, valid, test, eval, fewshot or superset
+    required: bool = True
+    read_by_sam3: bool = True  # problems in files SAM3 never opens are only warnings
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What to check for one dataset: its folders and files, relative to the data root."""
+
+    name: str
+    kind: str
+    folder: str
+    top: str
+    files: tuple[FileSpec, ...]
+    prompt_ids: tuple[int, ...] = ()
+
+    @property
+    def watched(self) -> list[str]:
+        """Everything whose size or mtime decides whether a cached verdict still holds."""
+        dirs = {self.top, self.folder, *(f.image_dir for f in self.files)}
+        return sorted(dirs) + [f.json for f in self.files]
+
+
+class Collector:
+    """Gathers issues by code, with counts and the first few examples."""
+
+    def __init__(self) -> None:
+        self.issues: dict[str, Issue] = {}
+
+    def add(self, code: str, example: str, count: int = 1, downgrade: bool = False) -> None:
+        severity, message, fix = RULES[code]
+        if downgrade and severity == ERROR:
+            severity, message = WARNING, f"{message} [in a file SAM3 does not open]"
+        key = f"{code}:{severity}"
+        issue = self.issues.get(key) or self.issues.setdefault(key, Issue(code, severity, message, fix))
+        issue.count += count
+        if len(issue.examples) < MAX_EXAMPLES:
+            issue.examples.append(example)
+
+    def split(self) -> tuple[list[Issue], list[Issue]]:
+        ordered = sorted(self.issues.values(), key=lambda issue: -issue.count)
+        return [i for i in ordered if i.severity == ERROR], [i for i in ordered if i.severity == WARNING]
+
+
+# --------------------------------------------------------------------------------------------------
+# What to check
+
+
+def dataset_names(kind: str) -> tuple[str, ...]:
+    """Every dataset of a kind, in SAM3's task_index order."""
+    return RF100VL_NAMES if kind == "rf100vl" else tuple(task.name for task in ODINW13)
+
+
+def pick_datasets(kind: str, names: Iterable[str] | None) -> list[str]:
+    """The named datasets (all when None), or a ConfigError naming the unknown one and a close match."""
+    import difflib
+
+    if kind not in KINDS:
+        raise ConfigError(f"--kind {kind!r} is not one of {', '.join(KINDS)}; pick one of those")
+    known = dataset_names(kind)
+    if names is None:
+        return list(known)
+    picked = []
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            group = "roboflow" if kind == "rf100vl" else "odinw"
+            hint = f"did you mean '{close[0]}'?" if close else f"names are those of SAM3's all_{group}_supercategories"
+            raise ConfigError(f"'{name}' is not a {kind} dataset ({hint})")
+        if name not in picked:
+            picked.append(name)
+    return picked
+
+
+def dataset_spec(kind: str, name: str) -> DatasetSpec:
+    """The folders and files SAM3's configs open for one dataset (data-layout §1.2, §2.4)."""
+    if kind == "rf100vl":
+        files = tuple(FileSpec(f"{name}/{split}/{RF100VL_JSON}", f"{name}/{split}", split,
+                               required=split != "valid", read_by_sam3=split != "valid")
+                      for split in RF100VL_SPLITS)  # fmt: skip
+        return DatasetSpec(name, kind, name, name, files)
+    task = ODINW_BY_NAME[name]
+    train_dir = task.base if task.flat else f"{task.base}/train"
+    eval_dir = task.base if task.flat else f"{task.base}/{task.eval_split}"
+    files = (FileSpec(task.eval_json, eval_dir, "eval"),
+             *(FileSpec(task.fewshot_json(seed), train_dir, "fewshot") for seed in ODINW_SEEDS),
+             FileSpec(task.split_json("train"), train_dir, "superset", required=False, read_by_sam3=False))  # fmt: skip
+    return DatasetSpec(name, kind, task.base, task.top, files, task.prompt_ids)
+
+
+# --------------------------------------------------------------------------------------------------
+# One annotation file
+
+
+@dataclass
+class Summary:
+    """What later checks need from one parsed annotation file."""
+
+    images: dict[int, tuple[str, Any, Any]]  # id -> (file_name, width, height)
+    categories: dict[int, tuple[str, Any]]  # id -> (name, supercategory)
+    annotations: int
+    per_category: Counter
+
+
+def load_json(path: str) -> tuple[Any, str]:
+    """The parsed file and "" or (None, why it could not be parsed)."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        import orjson
+
+        return orjson.loads(raw), ""
+    except (ImportError, ValueError):  # no orjson; or NaN/Infinity, which it rejects and SAM3's json accepts
+        pass
+    try:
+        return json.loads(raw), ""
+    except ValueError as error:
+        return None, str(error).splitlines()[0][:120]
+
+
+def check_coco(data: Any, where: str, add: Callable[..., None]) -> Summary | None:
+    """Every structural rule of data-layout §3.2 on one parsed file; None when it is unusable."""
+    if data is None:
+        add("null_json", where)
+        return None
+    if not isinstance(data, dict):
+        add("top_level", f"{where}: top level is a {type(data).__name__}")
+        return None
+    bad = [key for key in ("images", "annotations", "categories") if not isinstance(data.get(key), list)]
+    if bad:
+        add("top_level", f"{where}: {', '.join(repr(key) for key in bad)} missing or not a list")
+        return None
+    categories = _check_categories(data["categories"], where, add)
+    image_table = _check_images(data["images"], where, add)
+    per_category = _check_annotations(data["annotations"], image_table, categories, where, add)
+    _check_root_class(categories, per_category, where, add)
+    return Summary(image_table, categories, len(data["annotations"]), per_category)
+
+
+def _check_categories(categories: list, where: str, add) -> dict[int, tuple[str, Any]]:
+    table: dict[int, tuple[str, Any]] = {}
+    if not categories:
+        add("no_categories", where)
+    for index, category in enumerate(categories):
+        if not isinstance(category, dict):
+            add("category_field", f"{where}: categories[{index}] is not an object")
+            continue
+        cid, name = category.get("id"), category.get("name")
+        if not isinstance(name, str) or not name.strip():
+            add("category_field", f"{where}: category id {cid!r} name {name!r} is blank or missing")
+        if type(cid) is not int:
+            add("category_field", f"{where}: categories[{index}] id {cid!r} is not an integer")
+        elif cid in table:
+            add("duplicate_category_id", f"{where}: category id {cid}")
+        else:
+            table[cid] = (name, category.get("supercategory"))
+    names = Counter(name for name, _ in table.values() if isinstance(name, str))
+    for name, count in names.items():
+        if count > 1:
+            add("duplicate_category_name", f"{where}: {name!r} used by {count} categories")
+    return table
+
+
+def _check_images(entries: list, where: str, add) -> dict[int, tuple[str, Any, Any]]:
+    if not entries:
+        add("no_images", where)
+        return {}
+    columns = _image_columns(entries)
+    if columns is not None:
+        return {image_id: (name, w, h) for image_id, name, w, h in zip(*columns, strict=True)}
+    table: dict[int, tuple[str, Any, Any]] = {}
+    for index, image in enumerate(entries):
+        if not isinstance(image, dict):
+            add("image_field", f"{where}: images[{index}] is not an object")
+            continue
+        image_id, name = image.get("id"), image.get("file_name")
+        label = f"{where}: image id {image_id!r}"
+        missing = [key for key in ("id", "file_name", "width", "height") if key not in image]
+        if missing:
+            add("image_field", f"{label} lacks {', '.join(missing)}")
+        if "id" in image and type(image_id) is not int:
+            add("image_field", f"{label}: id is not an integer")
+        if "file_name" in image and (not isinstance(name, str) or not name):
+            add("image_field", f"{label}: file_name {name!r} is not a file name")
+        elif isinstance(name, str) and name.startswith("/"):
+            add("absolute_file_name", f"{label}: {name}")
+        width, height = image.get("width"), image.get("height")
+        for key, value in (("width", width), ("height", height)):
+            if key in image and (type(value) is not int or value <= 0):
+                add("image_field", f"{label}: {key} {value!r} is not an integer > 0")
+        if type(image_id) is not int:
+            continue
+        if image_id in table:
+            add("duplicate_image_id", f"{label} ({table[image_id][0]} and {name})")
+            continue
+        good = type(width) is int and type(height) is int and width > 0 and height > 0
+        table[image_id] = (name if isinstance(name, str) and name else "", width if good else None,
+                           height if good else None)  # fmt: skip
+    return table
+
+
+def _image_columns(entries: list) -> tuple[list, list, list, list] | None:
+    """ids, file names, widths, heights when every image entry is sound, else None (then check one by one)."""
+    try:
+        ids = [image["id"] for image in entries]
+        names = [image["file_name"] for image in entries]
+        widths = [image["width"] for image in entries]
+        heights = [image["height"] for image in entries]
+    except (KeyError, TypeError):
+        return None
+    if set(map(type, ids)) != {int} or len(set(ids)) != len(ids):
+        return None
+    if set(map(type, names)) != {str} or min(map(len, names)) == 0 or "/" in {name[0] for name in names}:
+        return None
+    if set(map(type, widths)) | set(map(type, heights)) != {int} or min(widths) <= 0 or min(heights) <= 0:
+        return None
+    return ids, names, widths, heights
+
+
+def _check_annotations(annotations: list, image_table: dict, categories: dict, where: str, add) -> Counter:
+    """Check every annotation; return box counts per category. A vectorised pass proves clean files fast;
+    only a file it cannot clear is walked one annotation at a time for counts and examples."""
+    try:
+        columns = _annotation_columns(annotations, image_table, categories)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a missing key or a value of the wrong kind
+        columns = None
+    if columns is None:
+        image_ids, category_ids = _annotation_walk(annotations, image_table, categories, where, add)
+    else:
+        image_ids, category_ids = columns
+    per_image = Counter(image_ids)
+    if len(image_ids) > MAX_BOXES_PER_IMAGE:
+        busy = [(image_id, n) for image_id, n in per_image.most_common() if n > MAX_BOXES_PER_IMAGE]
+        for image_id, n in busy:
+            add("many_boxes", f"{where}: image id {image_id} has {n} boxes")
+        if busy and busy[0][1] > MAX_BOXES_PER_QUERY:
+            for (image_id, category_id), n in Counter(zip(image_ids, category_ids, strict=True)).items():
+                if n > MAX_BOXES_PER_QUERY:
+                    add("crowded_query", f"{where}: image id {image_id}, category {category_id}: {n} boxes")
+    negatives = len(image_table) - len(per_image)
+    if image_table and negatives * 2 > len(image_table):
+        add("many_negatives", f"{where}: {negatives} of {len(image_table)} images have no annotations")
+    return Counter(category_ids)
+
+
+_ANN_COLUMNS = itemgetter("id", "image_id", "category_id", "bbox", "iscrowd", "area", "segmentation")
+_ANN_COLUMNS_NO_SEGMENTATION = itemgetter(*_ANN_KEYS)
+
+
+def _annotation_columns(annotations: list, image_table: dict, categories: dict) -> tuple[tuple, tuple] | None:
+    """(image ids, category ids) when every annotation passes every rule, else None (or an exception).
+
+    Each pass over 10^5-10^6 dicts is bound by memory, not by Python, so all keys are read in one pass and
+    every rule is a C-level pass over a column: ~0.5 us per annotation instead of ~3 us for a loop."""
+    if not annotations:
+        return (), ()
+    try:
+        rows = list(map(_ANN_COLUMNS, annotations))
+    except KeyError:  # segmentation is optional
+        rows = [(*_ANN_COLUMNS_NO_SEGMENTATION(a), a.get("segmentation")) for a in annotations]
+    ids, image_ids, category_ids, boxes, crowd, area, segmentations = zip(*rows, strict=True)
+    if set(map(type, ids)) | set(map(type, image_ids)) | set(map(type, category_ids)) != {int}:
+        return None
+    if len(set(ids)) != len(ids) or not set(image_ids) <= image_table.keys():
+        return None
+    if not set(category_ids) <= categories.keys() or not set(crowd) <= {0, 1}:
+        return None
+    if not math.isfinite(sum(area)) or min(area) < 0:  # sum() also rejects anything that is not a number
+        return None
+    if set(map(type, boxes)) != {list} or set(map(len, boxes)) != {4}:
+        return None
+    xs, ys, ws, hs = zip(*boxes, strict=True)
+    if not math.isfinite(sum(xs) + sum(ys) + sum(ws) + sum(hs)):
+        return None
+    if min(ws) <= 0 or min(hs) <= 0 or min(xs) < -EDGE_TOLERANCE or min(ys) < -EDGE_TOLERANCE:
+        return None
+    for starts, lengths, axis in ((xs, ws, 1), (ys, hs, 2)):
+        limits = {image_id: entry[axis] for image_id, entry in image_table.items()}
+        if None in limits.values():
+            return None
+        limit = list(map(limits.__getitem__, image_ids))  # the image width (or height) of each box
+        if max(map(sub, map(add, starts, lengths), limit)) > EDGE_TOLERANCE or max(map(sub, starts, limit)) >= 0:
+            return None
+        if min(map(add, starts, lengths)) <= 0:
+            return None
+    if any(segmentations) and not _polygons_clean(segmentations):
+        return None
+    return image_ids, category_ids
+
+
+def _polygons_clean(segmentations: tuple) -> bool:
+    """True when every segmentation is empty or a list of polygons of >= 6 numbers in pairs."""
+    if not set(map(type, segmentations)) <= {list, type(None)}:
+        return False  # RLE dicts and anything odd: checked one by one
+    polygons = list(chain.from_iterable(filter(None, segmentations)))
+    if set(map(type, polygons)) != {list}:
+        return False
+    lengths = set(map(len, polygons))
+    if min(lengths) < 6 or any(length % 2 for length in lengths):
+        return False
+    return math.isfinite(sum(map(sum, polygons)))
+
+
+def _annotation_walk(annotations: list, image_table: dict, categories: dict, where: str, add) -> tuple[list, list]:
+    """The slow path: every rule, one annotation at a time, with an example for each problem."""
+    seen: set[int] = set()
+    image_ids, category_ids = [], []
+    for index, a in enumerate(annotations):
+        if not isinstance(a, dict):
+            add("ann_field", f"{where}: annotations[{index}] is not an object")
+            continue
+        label = f"{where}: annotation id {a.get('id', f'? (annotations[{index}])')!r}"
+        missing = [key for key in _ANN_KEYS if key not in a]
+        if missing:
+            add("ann_field", f"{label} lacks {', '.join(missing)}")
+        for key in ("id", "image_id", "category_id"):
+            if key in a and type(a[key]) is not int:
+                add("ann_field", f"{label}: {key} {a[key]!r} is not an integer")
+        if "iscrowd" in a and a["iscrowd"] not in (0, 1):
+            add("ann_field", f"{label}: iscrowd {a['iscrowd']!r} is not 0 or 1")
+        if "area" in a and (type(a["area"]) not in _NUMBER or not a["area"] >= 0):
+            add("ann_field", f"{label}: area {a['area']!r} is not a number >= 0")
+        if type(a.get("id")) is int:
+            if a["id"] in seen:
+                add("duplicate_ann_id", label)
+            seen.add(a["id"])
+        image_id, category_id = a.get("image_id"), a.get("category_id")
+        image = image_table.get(image_id) if type(image_id) is int else None
+        if type(image_id) is int and image is None:
+            add("unknown_image", f"{label}: image_id {image_id}")
+        if type(category_id) is int and category_id not in categories:
+            add("unknown_category", f"{label}: category_id {category_id}")
+        elif type(category_id) is int and image is not None:
+            image_ids.append(image_id)
+            category_ids.append(category_id)
+        if "bbox" in a:
+            _check_box(a["bbox"], image, label, add)
+        segmentation = a.get("segmentation")
+        if segmentation:
+            problem = _segmentation_problem(segmentation, image)
+            if problem:
+                add(problem[0], f"{label}: {problem[1]}")
+    return image_ids, category_ids
+
+
+def _check_box(box: Any, image: tuple | None, label: str, add) -> None:
+    if not isinstance(box, list) or len(box) != 4 or not all(type(v) in _NUMBER and math.isfinite(v) for v in box):
+        add("bbox_format", f"{label}: bbox {box!r}")
+        return
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        add("bbox_size", f"{label}: bbox {box}")
+        return
+    if image is None or image[1] is None:
+        return
+    width, height = image[1], image[2]
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        add("bbox_outside", f"{label}: bbox {box} in a {width}x{height} image")
+    elif (
+        x < -EDGE_TOLERANCE or y < -EDGE_TOLERANCE or x + w > width + EDGE_TOLERANCE or y + h > height + EDGE_TOLERANCE
+    ):
+        add("bbox_clipped", f"{label}: bbox {box} in a {width}x{height} image")
+
+
+def _segmentation_problem(segmentation: Any, image: tuple | None) -> tuple[str, str] | None:
+    """(code, detail) for a segmentation SAM3's ann_to_rle would choke on, else None."""
+    if isinstance(segmentation, list):
+        for polygon in segmentation:
+            if not isinstance(polygon, list) or not all(type(v) in _NUMBER for v in polygon):
+                return "segmentation", f"polygon {str(polygon)[:60]} is not a list of numbers"
+            if len(polygon) < 6:
+                return "segmentation", f"polygon with {len(polygon)} numbers (needs >= 6)"
+            if len(polygon) % 2:
+                return "odd_polygon", f"polygon with {len(polygon)} numbers"
+        return None
+    if isinstance(segmentation, dict):
+        if "counts" not in segmentation:
+            return "segmentation", "RLE without 'counts'"
+        size = segmentation.get("size")
+        if image is not None and image[1] is not None and size != [image[2], image[1]]:
+            return "segmentation", f"RLE size {size!r} is not [height, width] = [{image[2]}, {image[1]}]"
+        return None
+    return "segmentation", f"segmentation of type {type(segmentation).__name__}"
+
+
+def _check_root_class(categories: dict, per_category: Counter, where: str, add) -> None:
+    """The raw-export root class: supercategory 'none', no boxes, and named as another category's parent."""
+    parents = {supercategory for _, supercategory in categories.values()}
+    for cid, (name, supercategory) in categories.items():
+        if supercategory == "none" and not per_category[cid] and name in parents:
+            add("root_class", f"{where}: category id {cid} {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# One dataset
+
+
+def check_dataset(root: str, spec: DatasetSpec, deep: bool = False) -> DatasetReport:
+    """Check one dataset's layout, annotation files and image files; runs in a worker process."""
+    import gc
+
+    started = time.perf_counter()
+    collecting = gc.isenabled()
+    gc.disable()  # parsed json has no reference cycles; collections while it grows cost about a third
+    try:
+        report = _check_dataset(root, spec, deep)
+    finally:
+        if collecting:
+            gc.enable()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _check_dataset(root: str, spec: DatasetSpec, deep: bool) -> DatasetReport:
+    found = Collector()
+    report = DatasetReport(spec.name, spec.kind, spec.folder)
+    base = os.path.join(root, spec.folder)
+    if not os.path.isdir(base):
+        example = f"{spec.folder}/"
+        if os.path.isdir(os.path.join(root, spec.top, spec.top)):
+            example += f" ({spec.top}/{spec.top} exists: the zip was extracted one level too deep)"
+        found.add("missing_dataset", example)
+        report.errors, report.warnings = found.split()
+        return report
+    if os.path.exists(os.path.join(root, spec.top, SYNTH_MARKER)):
+        found.add("synthetic", f"{spec.top}/{SYNTH_MARKER}")
+    listings = _scan_folders(root, spec, found)
+    summaries: dict[FileSpec, Summary] = {}
+    headers: dict[str, images.Header | str] = {}
+    for file in spec.files:
+        summary = _check_file(root, file, spec, found)
+        if summary is None:
+            continue
+        summaries[file] = summary
+        _check_image_files(root, file, spec, summary, listings, headers, found, deep)
+    _check_dataset_rules(spec, summaries, found)
+    report.images = len(headers)
+    report.annotations = sum(s.annotations for f, s in summaries.items() if f.role != "fewshot")
+    report.errors, report.warnings = found.split()
+    return report
+
+
+def _scan_folders(root: str, spec: DatasetSpec, found: Collector) -> dict[str, set[str] | None]:
+    """List every folder once: file names for the existence check, and leftover downloads."""
+    listings: dict[str, set[str] | None] = {}
+    for folder in sorted({spec.top, spec.folder, *(f.image_dir for f in spec.files)}):
+        try:
+            with os.scandir(os.path.join(root, folder)) as entries:
+                names = {entry.name for entry in entries}
+        except OSError:
+            listings[folder] = None
+            continue
+        listings[folder] = names
+        for name in sorted(names):
+            if name.endswith(PARTIAL_SUFFIXES) or name == "roboflow.zip":
+                found.add("partial_download", f"{folder}/{name}")
+    return listings
+
+
+def _check_file(root: str, file: FileSpec, spec: DatasetSpec, found: Collector) -> Summary | None:
+    path = os.path.join(root, file.json)
+    downgrade = not file.read_by_sam3
+
+    def add(code: str, example: str, count: int = 1) -> None:
+        found.add(code, example, count, downgrade)
+
+    if not os.path.isfile(path):
+        if file.required:
+            found.add("missing_file", file.json)
+        else:
+            found.add("missing_superset" if file.role == "superset" else "missing_split", file.json)
+        return None
+    data, why = load_json(path)
+    where = file.json[len(spec.folder) + 1 :]
+    if why:
+        add("invalid_json", f"{where}: {why}")
+        return None
+    return check_coco(data, where, add)
+
+
+def _check_image_files(root: str, file: FileSpec, spec: DatasetSpec, summary: Summary, listings: dict,
+                       headers: dict, found: Collector, deep: bool) -> None:  # fmt: skip
+    """Every image the file lists: present, a sound JPEG/PNG whose header size equals the json's.
+    An image listed by several files is read and reported once, for the first file that lists it."""
+    folder = os.path.join(root, file.image_dir)
+    listing = listings.get(file.image_dir) or set()
+    prefix = file.image_dir[len(spec.folder) :].strip("/")
+    downgrade = not file.read_by_sam3
+    read_header = images.read_header
+    for name, width, height in summary.images.values():
+        if not name:
+            continue
+        path = f"{folder}/{name}" if name in listing else os.path.join(folder, name)
+        if path in headers:
+            continue
+        if name in listing or os.path.isfile(path):
+            try:
+                header = headers[path] = read_header(path, deep)
+            except OSError as error:
+                header = headers[path] = f"unreadable: {error.strerror}"
+        else:
+            header = headers[path] = "missing"
+        where = f"{prefix}/{name}" if prefix else name
+        if isinstance(header, str):
+            if header == "missing":
+                found.add("missing_image", where, 1, downgrade)
+            else:
+                found.add("unreadable_image", f"{where}: {header}", 1, downgrade)
+        elif header.problem:
+            found.add(_IMAGE_PROBLEMS[header.problem], where, 1, downgrade)
+        elif header.format != "other" and width is not None and (header.width, header.height) != (width, height):
+            found.add("size_mismatch", f"{where}: json {width}x{height}, file {header.width}x{header.height}",
+                      1, downgrade)  # fmt: skip
+        elif header.orientation > 1:
+            found.add("exif_rotated", f"{where}: orientation {header.orientation}", 1, downgrade)
+
+
+def _check_dataset_rules(spec: DatasetSpec, summaries: dict[FileSpec, Summary], found: Collector) -> None:
+    """Rules across the files of a dataset: evaluation coverage, split agreement, prompts, few-shot subsets."""
+    by_role = {file.role: (file, summary) for file, summary in summaries.items() if file.role != "fewshot"}
+    evaluation = by_role.get("test") or by_role.get("eval")
+    if evaluation is not None:
+        file, summary = evaluation
+        where = file.json[len(spec.folder) + 1 :]
+        if summary.annotations == 0:
+            found.add("empty_eval", where)
+        else:
+            absent = [summary.categories[cid][0] for cid in summary.categories if not summary.per_category[cid]]
+            if absent:
+                found.add("category_missing_in_eval", f"{where}: {', '.join(map(str, absent[:5]))}", len(absent))
+    if spec.kind == "rf100vl" and "train" in by_role:
+        reference = {cid: name for cid, (name, _) in by_role["train"][1].categories.items()}
+        for role in ("valid", "test"):
+            if role in by_role and {c: n for c, (n, _) in by_role[role][1].categories.items()} != reference:
+                found.add("category_mismatch", f"{role}/{RF100VL_JSON}")
+    if spec.kind == "odinw":
+        _check_odinw_rules(spec, summaries, found)
+
+
+def _check_odinw_rules(spec: DatasetSpec, summaries: dict[FileSpec, Summary], found: Collector) -> None:
+    superset = next((s for f, s in summaries.items() if f.role == "superset"), None)
+    for file, summary in summaries.items():
+        where = file.json[len(spec.folder) + 1 :]
+        ids = set(summary.categories)
+        if 0 in ids:
+            found.add("category_zero", where, 1, not file.read_by_sam3)
+        if spec.prompt_ids and file.read_by_sam3:
+            reindexed = {cid + 1 for cid in ids} if 0 in ids else ids
+            if reindexed != set(spec.prompt_ids):
+                found.add("prompt_ids", f"{where}: ids {sorted(ids)} become {sorted(reindexed)}, "
+                                        f"prompts need {list(spec.prompt_ids)}")  # fmt: skip
+        if file.role == "fewshot" and superset is not None:
+            strangers = [i for i, entry in summary.images.items() if superset.images.get(i, (None,))[0] != entry[0]]
+            if strangers:
+                found.add("fewshot_not_subset", f"{where}: image id {strangers[0]} is not in the train split",
+                          len(strangers))  # fmt: skip
+            if {c: n for c, (n, _) in summary.categories.items()} != {
+                c: n for c, (n, _) in superset.categories.items()
+            }:
+                found.add("fewshot_not_subset", f"{where}: categories differ from the train split")
+
+
+# --------------------------------------------------------------------------------------------------
+# A whole root, with the cache and the worker pool
+
+
+def validate_root(kind: str, root: str | os.PathLike, datasets: Iterable[str] | None = None, deep: bool = False,
+                  workers: int | None = None, use_cache: bool = True) -> list[DatasetReport]:  # fmt: skip
+    """Check every dataset of a kind under root (or the named ones); the pre-flight entry point.
+
+    Results are cached in <root>/.sam3-validate-cache.json, keyed on the size and mtime of each json
+    file and of each folder: adding, removing or renaming an image changes its folder's mtime, but an
+    image rewritten in place under the same name is only re-read with use_cache=False. As in git's
+    "racily clean" rule, a dataset changed in the last SETTLE_SECONDS is checked but not cached, so a
+    filesystem with coarse timestamps cannot hide a change made right after a check.
+    """
+    root = os.path.abspath(root)
+    names = pick_datasets(kind, datasets)
+    if not os.path.isdir(root):
+        raise ToolError(f"{root} is not a folder; run `inv data.fetch`, or point --root at the {kind} data")
+    specs = [dataset_spec(kind, name) for name in names]
+    if not any(os.path.isdir(os.path.join(root, spec.folder)) for spec in specs):
+        raise ToolError(f"no {kind} dataset found under {root}{_root_hint(root, specs)}")
+    cache = _Cache(root, deep) if use_cache else _Cache(root, deep, entries={})
+    settled = time.time_ns() - SETTLE_SECONDS * 10**9
+    reports: dict[str, DatasetReport] = {}
+    todo = []
+    for spec in specs:
+        key = _fingerprint(root, spec)
+        hit = cache.get(kind, spec.name, key)
+        if hit is not None:
+            reports[spec.name] = hit
+        else:
+            todo.append((spec, key))
+    for (spec, key), report in zip(todo, _run_all(root, [spec for spec, _ in todo], deep, workers), strict=True):
+        reports[spec.name] = report
+        if all(len(entry) == 1 or entry[2] < settled for entry in key):
+            cache.put(kind, spec.name, key, report)
+    if todo:
+        cache.save()
+    ordered = [reports[name] for name in names]
+    extra = _root_report(kind, root) if datasets is None else None
+    return ordered + ([extra] if extra is not None else [])
+
+
+def _root_hint(root: str, specs: list[DatasetSpec]) -> str:
+    """Where the datasets seem to be instead, when the root holds none of them."""
+    try:
+        subfolders = [entry.path for entry in os.scandir(root) if entry.is_dir()]
+    except OSError:
+        subfolders = []
+    for folder in sorted(subfolders):
+        if any(os.path.isdir(os.path.join(folder, spec.folder)) for spec in specs):
+            return f"; they seem to be under {folder}: pass --root {folder}"
+    return "; run `inv data.fetch`, or point --root at the folder that holds one folder per dataset"
+
+
+def _root_report(kind: str, root: str) -> DatasetReport | None:
+    """Folders that are not datasets of this kind, and archives, at the top of the root."""
+    expected = set(RF100VL_NAMES if kind == "rf100vl" else ODINW_ZIPS)
+    found = Collector()
+    with os.scandir(root) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir() and entry.name not in expected:
+                found.add("unknown_folder", entry.name)
+            elif not entry.is_dir() and entry.name.endswith(PARTIAL_SUFFIXES):
+                found.add("leftover_zip", entry.name)
+    if not found.issues:
+        return None
+    report = DatasetReport("(root)", kind, ".")
+    report.errors, report.warnings = found.split()
+    return report
+
+
+def _fingerprint(root: str, spec: DatasetSpec) -> list:
+    """[path, size, mtime_ns] of every watched folder and file; [path] when absent."""
+    key = []
+    for relative in spec.watched:
+        try:
+            st = os.stat(os.path.join(root, relative))
+            key.append([relative, st.st_size, st.st_mtime_ns])
+        except OSError:
+            key.append([relative])
+    return key
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (cgroup and affinity aware where the OS says)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run_all(root: str, specs: list[DatasetSpec], deep: bool, workers: int | None) -> list[DatasetReport]:
+    """check_dataset for each spec, largest first across a pool of processes; results in spec order."""
+    count = min(workers or available_cpus(), len(specs))
+    if count <= 1:
+        return [check_dataset(root, spec, deep) for spec in specs]
+    import multiprocessing
+
+    weights = [sum(_size(os.path.join(root, f.json)) for f in spec.files) for spec in specs]
+    order = sorted(range(len(specs)), key=lambda i: -weights[i])
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+        futures = {i: pool.submit(check_dataset, root, specs[i], deep) for i in order}
+        return [futures[i].result() for i in range(len(specs))]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _validator_version() -> str:
+    """A digest of this module and images.py: a changed rule invalidates every cached verdict."""
+    digest = hashlib.sha1()
+    for module in (__file__, images.__file__):
+        with open(module, "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+class _Cache:
+    """Verdicts per dataset, in one JSON file at the data root, written atomically."""
+
+    def __init__(self, root: str, deep: bool, entries: dict | None = None) -> None:
+        self.path = Path(root) / CACHE_NAME
+        self.mode = "deep" if deep else "headers"
+        self.version = _validator_version()
+        self.entries = self._load() if entries is None else entries
+        self.changed = False
+
+    def _load(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("validator") != self.version:
+            return {}
+        return data.get("entries") if isinstance(data.get("entries"), dict) else {}
+
+    def get(self, kind: str, name: str, key: list) -> DatasetReport | None:
+        entry = self.entries.get(f"{kind}:{self.mode}:{name}")
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return None
+        try:
+            report = DatasetReport.from_dict(entry["report"])
+        except (KeyError, TypeError):
+            return None
+        report.cached = True
+        return report
+
+    def put(self, kind: str, name: str, key: list, report: DatasetReport) -> None:
+        self.entries[f"{kind}:{self.mode}:{name}"] = {"key": key, "report": asdict(report)}
+
+    def save(self) -> None:
+        """Write the cache; a read-only data root just goes without one."""
+        with contextlib.suppress(OSError):
+            atomic_write_text(self.path, json.dumps({"validator": self.version, "entries": self.entries}))
+
+
+# --------------------------------------------------------------------------------------------------
+# Presentation
+
+
+def summary_rows(reports: list[DatasetReport]) -> list[tuple]:
+    """One row per dataset for the summary table."""
+    rows = []
+    for r in reports:
+        first = (r.errors or r.warnings or [None])[0]
+        note = f"{first.message} ({first.count})" if first else ""
+        rows.append((r.name, r.status, r.images, r.annotations, sum(i.count for i in r.errors),
+                     sum(i.count for i in r.warnings), "cache" if r.cached else f"{r.seconds:.2f}s", note))  # fmt: skip
+    return rows
+
+
+def issue_rows(reports: list[DatasetReport]) -> list[tuple]:
+    """One row per problem kind per dataset, errors first, with the first example and the fix."""
+    rows = []
+    for r in reports:
+        for issue in r.errors + r.warnings:
+            status = "fail" if issue.severity == ERROR else "warn"
+            rows.append((r.name, status, issue.count, issue.message, issue.examples[0] if issue.examples else "",
+                         issue.fix))  # fmt: skip
+    return sorted(rows, key=lambda row: row[1] != "fail")
+
+
+def as_dict(kind: str, root: str, reports: list[DatasetReport], deep: bool, seconds: float) -> dict[str, Any]:
+    """The --json payload."""
+    failed = [r.name for r in reports if r.errors]
+    return {"kind": kind, "root": str(root), "deep": deep, "seconds": round(seconds, 3),
+            "status": "fail" if failed else "warn" if any(r.warnings for r in reports) else "pass",
+            "failed": failed, "datasets": [{**asdict(r), "status": r.status} for r in reports]}  # fmt: skip

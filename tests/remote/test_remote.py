@@ -1,0 +1,234 @@
+"""remote.run for real: the real `inv` here, Debian's sshd on loopback (tests/ssh_server.py) as the login node,
+and this checkout as the project there. ~/.ssh/config names the server the way users name login nodes.
+
+sshd's sessions get sshd's environment, not ours, so the remote side's settings travel in a runtime file
+(`-f`) in the command line: its runs land in a temp folder, never in this checkout's experiments/.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_inv
+
+from tasks.lib.remote import ssh as remote
+
+TRAIN_VENV = ROOT / ".venv-train"
+
+
+@pytest.fixture(scope="module")
+def login(ssh_server, tmp_path_factory):
+    """A HOME whose ~/.ssh/config names the test sshd `login-node` (and a few broken variants), a runtime
+    file for the remote side, and an environment for the local `inv`."""
+    base = tmp_path_factory.mktemp("remote")
+    ssh_dir = base / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True, mode=0o700)
+    shutil.copyfile(ssh_server.known_hosts, ssh_dir / "known_hosts")
+    (base / "no_known_hosts").write_text("")
+    wrong_key = Path(f"{ssh_server.unauthorized_key}.pub").read_text().split()[:2]
+    (base / "other_known_hosts").write_text(f"[127.0.0.1]:{ssh_server.port} {' '.join(wrong_key)}\n")
+    server = f"    HostName 127.0.0.1\n    Port {ssh_server.port}\n    User {ssh_server.user}\n"
+    hosts = {
+        "login-node": f"    IdentityFile {ssh_server.key}\n",
+        "wrong-key": f"    IdentityFile {ssh_server.unauthorized_key}\n",
+        "stranger": f"    IdentityFile {ssh_server.key}\n    UserKnownHostsFile {base / 'no_known_hosts'}\n",
+        "impostor": f"    IdentityFile {ssh_server.key}\n    UserKnownHostsFile {base / 'other_known_hosts'}\n",
+        "trusting": f"    IdentityFile {ssh_server.key}\n    UserKnownHostsFile {base / 'no_known_hosts'}\n"
+                    "    StrictHostKeyChecking no\n",
+        "behind-login": f"    IdentityFile {ssh_server.key}\n    ProxyJump login-node\n",
+        "behind-stranger": f"    IdentityFile {ssh_server.key}\n    ProxyJump stranger\n",
+    }  # fmt: skip
+    (ssh_dir / "config").write_text("".join(f"Host {name}\n{server}{extra}" for name, extra in hosts.items()))
+    (base / "home" / ".invoke.yaml").write_text(f"remote:\n  host: login-node\n  project_dir: {ROOT}\n")
+    runtime = base / "runtime.yaml"
+    runtime.write_text(f"paths:\n  experiment_root: {base / 'exp'}\n  demo_data_root: {base / 'demo-data'}\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "SAM3_", "HF_", "SSH_"))}
+    environ["HOME"] = str(base / "home")
+    return base, runtime, environ
+
+
+def one_line_error(done, code: int) -> str:
+    assert done.returncode == code, done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    return done.stderr.strip()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (TRAIN_VENV / "bin" / "python").exists(), reason="no training env: scripts/setup-tests")
+def test_run_train_on_the_login_node_streams_its_output_and_records_the_run_there(login):
+    base, runtime, environ = login
+    done = run_inv(["remote.run", "--command", f"-f {runtime} run.train --datasets actions --name remote-demo"], environ,
+                   timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "pre-flight" in done.stdout and "remote-demo (local)" in done.stdout
+    assert "from your laptop: ssh -N -L 6006:localhost:6006" in done.stdout  # the login node saw SSH_CONNECTION
+    record = json.loads((base / "exp" / "remote-demo" / "launch.json").read_text())
+    assert [(t["dataset"], t["exit_code"]) for t in record["tasks"]] == [("actions", 0)]
+    assert not (ROOT / "experiments" / "remote-demo").exists()
+
+
+def test_the_remote_exit_code_and_one_line_error_come_back(login):
+    _, runtime, environ = login
+    done = run_inv(["remote.run", "--command", f"-f {runtime} run.train --config no-such-config --dry-run"], environ)
+    assert one_line_error(done, 2).startswith("error: ") and "no-such-config" in done.stderr
+
+
+def test_nothing_from_our_environment_reaches_the_login_node(login):
+    _, runtime, environ = login
+    canary = "hf_remoteCanary0123456789abcdef"
+    done = run_inv(["remote.run", "--command", f"-f {runtime} config.show --json"], dict(environ, HF_TOKEN=canary))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["secrets"]["HF_TOKEN"] == "not set" and canary not in done.stdout + done.stderr
+
+
+def test_a_closed_port_is_one_line_exit_1(login, ssh_server):
+    _, _, environ = login
+    done = run_inv(["remote.run", "run.list", "--host", f"{ssh_server.user}@127.0.0.1:1"], environ)
+    assert one_line_error(done, 1) == (
+        f"error: cannot reach {ssh_server.user}@127.0.0.1:1 over SSH (Connection refused at 127.0.0.1 port 1); "
+        "check `ssh -p 1 127.0.0.1` works"
+    )
+
+
+def test_a_port_that_never_answers_times_out_as_ssh_config_says(tmp_path, clean_env):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)  # a full accept queue: Linux drops further SYNs, as a firewall would
+        port = server.getsockname()[1]
+        queued = [socket.socket() for _ in range(3)]
+        for client in queued:
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+        ssh_dir = Path(clean_env["HOME"]) / ".ssh"
+        ssh_dir.mkdir()
+        (ssh_dir / "config").write_text(f"Host silent\n    HostName 127.0.0.1\n    Port {port}\n    ConnectTimeout 1\n")
+        done = run_inv(["remote.run", "run.list", "--host", "silent"], clean_env)
+        for client in queued:
+            client.close()
+    assert one_line_error(done, 1) == (
+        f"error: cannot reach silent over SSH (no answer from 127.0.0.1 port {port} within 1 s); check `ssh silent` works"
+    )
+
+
+def test_no_key_to_offer_is_an_authentication_error(login, ssh_server):
+    _, _, environ = login
+    done = run_inv(["remote.run", "run.list", "--host", f"127.0.0.1:{ssh_server.port}"], environ)
+    assert one_line_error(done, 2) == (
+        f"error: 127.0.0.1:{ssh_server.port} refused to log in {ssh_server.user} (No authentication methods "
+        f"available; no key file and no ssh agent found); make `ssh -p {ssh_server.port} 127.0.0.1` log in without a "
+        "password: IdentityFile for it in ~/.ssh/config, or ssh-add your key"
+    )
+
+
+def test_a_refused_key_names_user_and_key_exit_2(login, ssh_server):
+    _, _, environ = login
+    done = run_inv(["remote.run", "run.list", "--host", "wrong-key"], environ)
+    assert one_line_error(done, 2) == (
+        f"error: wrong-key refused to log in {ssh_server.user} (Authentication failed; tried key "
+        f"{ssh_server.unauthorized_key}); make `ssh wrong-key` log in without a password: IdentityFile for it in "
+        "~/.ssh/config, or ssh-add your key"
+    )
+
+
+def test_an_unknown_host_key_is_refused_unless_ssh_config_says_otherwise(login):
+    base, _, environ = login
+    done = run_inv(["remote.run", "--version", "--host", "stranger"], environ)
+    line = one_line_error(done, 2)
+    assert line.startswith("error: the SSH host key of stranger ([127.0.0.1]:") and "ssh-ed25519 SHA256:" in line
+    assert line.endswith("is not in your known_hosts; run `ssh stranger` once to check and accept it")
+    assert (base / "no_known_hosts").read_text() == ""
+    trusting = run_inv(["remote.run", "--version", "--host", "trusting"], environ)  # StrictHostKeyChecking no
+    assert trusting.returncode == 0 and trusting.stdout.startswith("Invoke "), trusting.stdout + trusting.stderr
+
+
+def test_a_changed_host_key_is_always_refused(login, ssh_server):
+    _, _, environ = login
+    line = one_line_error(run_inv(["remote.run", "--version", "--host", "impostor"], environ), 2)
+    assert line.startswith("error: the SSH host key of 127.0.0.1 is not the one in your known_hosts")
+    assert line.endswith(f"(ssh-keygen -R '[127.0.0.1]:{ssh_server.port}')")
+
+
+def test_a_command_killed_there_is_one_line_exit_1(login, tmp_path):
+    _, _, environ = login
+    inv = tmp_path / "fake-checkout" / ".venv" / "bin" / "inv"
+    inv.parent.mkdir(parents=True)
+    inv.write_text("#!/bin/sh\nkill -KILL $$\n")  # no exit status: sshd reports the signal instead
+    inv.chmod(0o755)
+    done = run_inv(["remote.run", "run.list", "--project-dir", str(inv.parents[2])], environ)
+    assert one_line_error(done, 1) == (
+        "error: the command on login-node ended without an exit status (the connection dropped, or a signal killed "
+        "it); see its output above, and inv remote.run run.status"
+    )
+
+
+def test_proxyjump_hops_are_held_to_known_hosts_too(login):
+    _, _, environ = login
+    done = run_inv(["remote.run", "--version", "--host", "behind-login"], environ)
+    assert done.returncode == 0 and done.stdout.startswith("Invoke "), done.stdout + done.stderr
+    line = one_line_error(run_inv(["remote.run", "--version", "--host", "behind-stranger"], environ), 2)
+    assert line.startswith("error: the SSH host key of stranger ")
+
+
+def test_a_missing_checkout_is_one_line_exit_2(login):
+    _, _, environ = login
+    done = run_inv(["remote.run", "run.list", "--project-dir", "~/no such checkout"], environ)
+    assert one_line_error(done, 2) == (
+        "error: no sam3-tasks checkout with .venv at ~/no such checkout on login-node: clone it there and run "
+        "scripts/bootstrap (or pass --project-dir)"
+    )
+
+
+def test_no_host_is_one_line_exit_2(clean_env):
+    line = one_line_error(run_inv(["remote.run", "run.list"], clean_env), 2)
+    assert "pass --host" in line and "remote.host" in line
+
+
+def test_dry_run_connects_to_nothing_and_prints_the_exact_command(login, ssh_server):
+    _, _, environ = login
+    command = "-f 'my cfg.yaml' run.train --config 'a b;$(touch /tmp/pwned).yaml' --set x=\"it's\""
+    done = run_inv(["remote.run", "--command", command, "--dry-run", "--host", "nobody@nosuch.invalid:2222"], environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "would connect to nobody@nosuch.invalid:2222 as nobody@nosuch.invalid port 2222",
+        f"would run there: cd {ROOT} && env PYTHONUNBUFFERED=1 .venv/bin/inv -f 'my cfg.yaml' run.train "
+        "--config 'a b;$(touch /tmp/pwned).yaml' --set 'x=it'\"'\"'s'",
+    ]
+    alias = run_inv(["remote.run", "run.status", "--dry-run", "--host", "behind-login"], environ)
+    assert alias.stdout.splitlines()[0] == (
+        f"would connect to behind-login as {ssh_server.user}@127.0.0.1 port {ssh_server.port} via login-node"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "quoted", "expanded"),
+    [
+        ("~/sam3-tasks", "~/sam3-tasks", "{home}/sam3-tasks"),
+        ("~", "~", "{home}"),
+        ("~/my dir/x", "~/'my dir/x'", "{home}/my dir/x"),
+        ("~/$(touch pwned);x", "~/'$(touch pwned);x'", "{home}/$(touch pwned);x"),
+        ("~root/x", "~root/x", "/root/x"),
+        ("/opt/a b", "'/opt/a b'", "/opt/a b"),
+        ("~;touch pwned", "'~;touch pwned'", "~;touch pwned"),
+        ("$HOME/x", "'$HOME/x'", "$HOME/x"),
+    ],
+)
+def test_remote_paths_expand_only_a_leading_tilde_in_a_real_shell(tmp_path, path, quoted, expanded):
+    assert remote.remote_path(path) == quoted
+    shown = subprocess.run(["sh", "-c", f"printf '%s' {quoted}"], cwd=tmp_path, env={"HOME": str(tmp_path)},
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert shown.stdout == expanded.format(home=tmp_path) and not (tmp_path / "pwned").exists()
+
+
+def test_remote_command_quotes_every_argument():
+    args = remote.split_command("-f 'a b.yaml' run.train --set 'x=$(id); y' --name \"n m\"")
+    assert args == ["-f", "a b.yaml", "run.train", "--set", "x=$(id); y", "--name", "n m"]
+    assert remote.remote_command("~/sam3 tasks", args) == (
+        "cd ~/'sam3 tasks' && env PYTHONUNBUFFERED=1 .venv/bin/inv -f 'a b.yaml' run.train --set 'x=$(id); y' --name 'n m'"
+    )
+    assert remote.checkout_probe("~/sam3-tasks/") == "test -x ~/sam3-tasks/.venv/bin/inv"
+    assert remote.checkout_probe("/") == "test -x /.venv/bin/inv"

@@ -1,0 +1,285 @@
+"""run.train / run.eval with W&B logging on, through the real `inv` and SAM3's real train.py (the CPU demo):
+each task logs its TensorBoard scalars to its own offline W&B run (read back from the run's .wandb file), a
+second run with the same name continues it, and the API key is in no output and no file. W&B off leaves
+SAM3's config and the job's environment as they were."""
+
+import importlib.util
+import json
+import math
+import os
+import re
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, files_holding, run_inv
+
+from tasks.lib.core.errors import ConfigError
+from tasks.lib.env import tracking
+
+TRAIN_PYTHON = ROOT / ".venv-train" / "bin" / "python"
+WANDB_KEY = "5ca1ab1e0canary0wandb0key0123456789abcdef"  # 41 characters: a well-formed key
+DATASETS = ("13-lkc01", "-grccs", "actions")
+SAM3_WRITER = "sam3.train.utils.logger.make_tensorboard_logger"
+pytestmark = pytest.mark.skipif(
+    not TRAIN_PYTHON.exists() or not list(ROOT.glob(".venv-train/lib/python*/site-packages/wandb")),
+    reason="no training env with wandb: scripts/setup-train-env builds .venv-train",
+)
+
+
+def plugin():
+    """sam3_wandb, the module the jobs import (plain Python; wandb and sam3 only inside its functions)."""
+    spec = importlib.util.spec_from_file_location("sam3_wandb", tracking.PLUGIN_DIR / "sam3_wandb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def wandb_records(path: Path):
+    """The protobuf Records of a W&B run file: wandb's LevelDB-style log (a 7-byte ':W&B' header, then
+    32 KiB blocks of chunks, each with a CRC-32, a length and a full/first/middle/last type)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32768
+    ident, magic, _ = struct.unpack("<4sHB", data[:7])
+    assert (ident, magic) == (b":W&B", 0xBEE1), path
+    position, pending = 7, b""
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # the rest of a block too short for a header is padding
+            position += block - position % block
+            continue
+        checksum, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        chunk = data[position + 7 : position + 7 + length]
+        assert zlib.crc32(bytes([kind]) + chunk) == checksum, f"{path}: corrupt at {position}"
+        position += 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def read_run(path: Path) -> tuple[dict, dict[int, dict]]:
+    """A run file's identity and its history rows by TensorBoard step."""
+    run, history = {}, {}
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = {"id": record.run.run_id, "name": record.run.display_name, "group": record.run.run_group,
+                   "job_type": record.run.job_type, "project": record.run.project}  # fmt: skip
+        elif kind == "history":
+            row = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            history[int(row["global_step"])] = row
+    return run, history
+
+
+def offline_runs(experiment_dir: Path) -> list[Path]:
+    """The offline runs under a task's folder, oldest first (their names start with the start time)."""
+    return sorted((experiment_dir / "wandb").glob("offline-run-*"))
+
+
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7)  # TensorBoard keeps float32
+
+
+def job_environ(base: Path, **extra) -> dict[str, str]:
+    """The test's environment: no user config, our variables or W&B settings; HOME and TMPDIR under base."""
+    for folder in ("home", "tmp"):
+        (base / folder).mkdir(exist_ok=True)
+    drop = ("INVOKE_", "SAM3_", "HF_", "WANDB_", "ROBOFLOW", "ODINW", "FAKE_NVML")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(drop) and k != "PYTHONPATH"}
+    return dict(environ, HOME=str(base / "home"), TMPDIR=str(base / "tmp"), SAM3_EXPERIMENT_ROOT=str(base / "exp"),
+                INVOKE_PATHS_DEMO_DATA_ROOT=str(base / "demo-data"), **extra)  # fmt: skip
+
+
+WANDB_OFFLINE = {"INVOKE_TRACKING_WANDB_PROJECT": "sam3-ft", "INVOKE_TRACKING_WANDB_MODE": "offline",
+                 "WANDB_API_KEY": WANDB_KEY}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def wandb_demo(tmp_path_factory):
+    """The demo on its 3 datasets with W&B on (offline), then `actions` again under the same name with two
+    more epochs (it resumes from its checkpoint)."""
+    base = tmp_path_factory.mktemp("wandb-demo")
+    environ = job_environ(base, **WANDB_OFFLINE)
+    first = run_inv(["run.train", "--name", "wb"], environ, timeout=600)
+    second = run_inv(["run.train", "--name", "wb", "--datasets", "actions", "--set", "trainer.max_epochs=6"], environ,
+                     timeout=600)  # fmt: skip
+    return base, first, second
+
+
+def test_each_dataset_logs_its_tensorboard_scalars_to_its_own_offline_wandb_run(wandb_demo):
+    base, first, _ = wandb_demo
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    for dataset in DATASETS:
+        folder = base / "exp" / "wb" / dataset
+        expected = plugin().run_id(f"wb/{dataset}", str(folder), "train")
+        run_dir = offline_runs(folder)[0]
+        assert run_dir.name.endswith(f"-{expected}") and (run_dir / f"run-{expected}.wandb").is_file(), run_dir
+        run, history = read_run(run_dir / f"run-{expected}.wandb")
+        assert run == {"id": expected, "name": f"wb/{dataset}", "group": "wb", "job_type": "train",
+                       "project": "sam3-ft"}  # fmt: skip
+        assert list((folder / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard as before
+        train = [json.loads(line) for line in (folder / "logs" / dataset / "train_stats.json").read_text().splitlines()]
+        val = [json.loads(line) for line in (folder / "logs" / dataset / "val_stats.json").read_text().splitlines()]
+        assert sorted(history)[:4] == [0, 1, 2, 3]
+        for stats in train[:4] + val[:2]:  # every scalar the demo logged, at its epoch
+            row = history[stats["Trainer/epoch"]]
+            for key, value in stats.items():
+                assert close(row[key], value), (dataset, key, row.get(key), value)
+
+
+def test_a_second_run_with_the_same_name_continues_the_same_wandb_run(wandb_demo):
+    base, _, second = wandb_demo
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    folder = base / "exp" / "wb" / "actions"
+    expected = plugin().run_id("wb/actions", str(folder), "train")
+    runs = offline_runs(folder)
+    assert len(runs) == 2 and all(run.name.endswith(f"-{expected}") for run in runs), runs
+    run, history = read_run(runs[1] / f"run-{expected}.wandb")
+    assert run["id"] == expected
+    train = [json.loads(line) for line in (folder / "logs" / "actions" / "train_stats.json").read_text().splitlines()]
+    assert sorted(history) == [4, 5]  # the steps after the checkpoint: `wandb sync` appends them to the run
+    for stats in train[4:]:
+        assert close(history[stats["Trainer/epoch"]]["Losses/train_all_loss"], stats["Losses/train_all_loss"])
+    for dataset in ("13-lkc01", "-grccs"):
+        assert len(offline_runs(base / "exp" / "wb" / dataset)) == 1  # not run again
+
+
+def test_the_api_key_is_in_no_output_and_no_file(wandb_demo):
+    base, first, second = wandb_demo
+    for done in (first, second):
+        assert WANDB_KEY not in done.stdout + done.stderr
+    assert files_holding(WANDB_KEY, base) == []  # experiments, launch.json, wandb runs, HOME, TMPDIR
+    configs = sorted(ROOT.glob(".venv-train/lib/python*/site-packages/sam3/train/configs/generated/wb--*.yaml"))
+    assert configs and files_holding(WANDB_KEY, *configs) == []
+    record = (base / "exp" / "wb" / "launch.json").read_text()
+    assert "WANDB" not in record  # no environment values in the record
+
+
+def test_dry_run_shows_the_wandb_overrides_per_task_and_in_a_job_array(tmp_path):
+    environ = job_environ(tmp_path, INVOKE_TRACKING_WANDB_PROJECT="sam3-ft", INVOKE_TRACKING_WANDB_ENTITY="team",
+                          WANDB_API_KEY=WANDB_KEY)  # fmt: skip
+    local = run_inv(["run.train", "--datasets", "actions", "--dry-run"], environ)
+    assert local.returncode == 0, local.stderr
+    experiment = tmp_path / "exp" / "demo" / "actions"
+    assert (
+        f"-      _target_: {SAM3_WRITER}\n+      _target_: sam3_wandb.make_tensorboard_logger\n"
+        "       log_dir: ${launcher.experiment_log_dir}/tensorboard\n"
+        "       flush_secs: 120\n       should_log: true\n"
+        f"+      wandb_name: demo/actions\n+      wandb_group: demo\n+      wandb_dir: {experiment}\n"
+        "+      wandb_job_type: train\n"
+    ) in local.stdout
+    pythonpath = f"PYTHONPATH={ROOT / 'demo'}{os.pathsep}{tracking.PLUGIN_DIR}"
+    wandb_env = "WANDB_DISABLE_CODE=true WANDB_ENTITY=team WANDB_MODE=online WANDB_PROJECT=sam3-ft"
+    assert f"{pythonpath} {wandb_env} " in local.stdout
+
+    array = run_inv(["run.train", "--mode", "cluster", "--dry-run"], environ)
+    assert array.returncode == 0, array.stderr
+    assert (
+        "+      wandb_name: demo/${sam3_tasks.dataset}\n+      wandb_group: demo\n"
+        "+      wandb_dir: ${launcher.experiment_log_dir}/${sam3_tasks.dataset}\n"
+    ) in array.stdout  # one config for all array tasks: each resolves its own dataset
+
+    source = yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())
+    source["trainer"]["mode"] = "val"
+    own = tmp_path / "eval.yaml"
+    own.write_text(yaml.safe_dump(source))
+    evaluation = run_inv(["run.eval", "--config", str(own), "--datasets", "actions", "--dry-run"], environ)
+    assert evaluation.returncode == 0 and "+      wandb_job_type: eval\n" in evaluation.stdout, evaluation.stderr
+    for done in (local, array, evaluation):
+        assert WANDB_KEY not in done.stdout + done.stderr
+    assert not (tmp_path / "exp").exists()
+
+
+def test_wandb_off_leaves_sam3s_writer_and_the_environment_alone(tmp_path):
+    done = run_inv(["run.train", "--datasets", "actions", "--dry-run"], job_environ(tmp_path))
+    assert done.returncode == 0, done.stderr
+    source = yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())
+    assert source["trainer"]["logging"]["tensorboard_writer"]["_target_"] == SAM3_WRITER
+    for word in ("sam3_wandb", "wandb_name:", "WANDB_"):  # the writer is not in the diff: SAM3's own target stays
+        assert word not in done.stdout, word
+    assert f"PYTHONPATH={ROOT / 'demo'} " in done.stdout
+
+
+def test_online_without_a_key_is_one_line_exit_2(tmp_path):
+    done = run_inv(["run.train", "--dry-run"], job_environ(tmp_path, INVOKE_TRACKING_WANDB_PROJECT="sam3-ft"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "WANDB_API_KEY is not set, so every job would stop at wandb.init" in done.stderr
+
+
+def test_a_writer_wandb_cannot_mirror_is_a_warning_and_no_override(tmp_path):
+    source = yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())
+    source["trainer"]["logging"]["tensorboard_writer"]["should_log"] = False
+    own = tmp_path / "quiet.yaml"
+    own.write_text(yaml.safe_dump(source))
+    done = run_inv(["run.train", "--config", str(own), "--datasets", "actions", "--dry-run"],
+                   job_environ(tmp_path, **WANDB_OFFLINE))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "warning: W&B logging is on (tracking.wandb_project), but trainer.logging.tensorboard_writer" in done.stdout
+    assert "sam3_wandb" not in done.stdout and "WANDB_PROJECT" not in done.stdout
+
+
+SAM3_CONFIGS = ROOT.parent / "shared" / "fixtures" / "sam3-configs"
+
+
+@pytest.mark.skipif(not (SAM3_CONFIGS / "roboflow_v100").is_dir(), reason="no SAM3 configs beside this checkout")
+def test_a_real_sam3_config_with_wandb_passes_preflight(tmp_path):
+    """SAM3's own RF100-VL config: pre-flight composes it in the training env and imports the plugin target."""
+    environ = job_environ(tmp_path, SAM3_CONFIGS_DIR=str(SAM3_CONFIGS), ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"),
+                          SAM3_BPE_PATH=str(SAM3_CONFIGS.parent / "bpe_simple_vocab_16e6.txt.gz"), **WANDB_OFFLINE)  # fmt: skip
+    assert run_inv(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], environ).returncode == 0
+    args = ["run.train", "--config", "roboflow_v100_full_ft_100_images", "--datasets", "actions", "--name", "real"]
+    dry = run_inv([*args, "--dry-run"], environ)
+    assert dry.returncode == 0, dry.stderr
+    assert f"-      _target_: {SAM3_WRITER}\n+      _target_: sam3_wandb.make_tensorboard_logger\n" in dry.stdout
+    assert "+      wandb_name: real/actions\n" in dry.stdout
+    checked = run_inv([*args, "--check-only"], environ, timeout=600)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-1000:]
+    assert "pre-flight passed; nothing launched (--check-only)" in checked.stdout
+
+
+def test_run_ids_are_stable_short_and_safe():
+    run_id = plugin().run_id
+    here = run_id("demo/actions", "/exp/demo/actions", "train")
+    assert here == run_id("demo/actions", "/exp/demo/actions", "train") and here.startswith("demo-actions-")
+    assert here != run_id("demo/actions", "/other/demo/actions", "train")  # another experiment folder
+    assert here != run_id("demo/actions", "/exp/demo/actions", "eval")
+    assert run_id("my run:1/a?b", "/x", "train").startswith("my-run-1-a-b-")
+    long = run_id("r" * 80 + "/d", "/x", "train")
+    assert len(long) == 64 and re.fullmatch(r"[A-Za-z0-9_-]+", long)
+
+
+def test_job_env_holds_no_secret_and_is_empty_when_off():
+    settings = {"tracking.wandb_project": "", "tracking.wandb_entity": "", "tracking.wandb_mode": "online"}
+    assert tracking.job_env(settings, {}) == {}
+    settings.update({"tracking.wandb_project": "sam3-ft", "tracking.wandb_entity": "team"})
+    env = tracking.job_env(settings, {"WANDB_API_KEY": WANDB_KEY, "HOME": "/nonexistent"})
+    assert env == dict(WANDB_PROJECT="sam3-ft", WANDB_ENTITY="team", WANDB_MODE="online", WANDB_DISABLE_CODE="true")
+    with pytest.raises(ConfigError, match="WANDB_API_KEY is not set"):
+        tracking.job_env(settings, {"HOME": "/nonexistent"})
+    assert tracking.job_env(dict(settings, **{"tracking.wandb_mode": "offline"}), {"HOME": "/nonexistent"})
+
+
+@pytest.mark.slow
+def test_array_tasks_on_slurm_each_log_to_their_own_offline_wandb_run(tmp_path, slurm_cluster):
+    environ = job_environ(tmp_path, SLURM_CONF=str(slurm_cluster.conf), **WANDB_OFFLINE)
+    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--name", "wbarr"],
+                   environ, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    run_dir = tmp_path / "exp" / "wbarr"
+    jobs = [task["job_id"] for task in json.loads((run_dir / "launch.json").read_text())["tasks"]]
+    assert set(slurm_cluster.wait(jobs[0].split("_")[0], timeout=240).values()) == {"COMPLETED"}
+    for dataset in DATASETS:
+        folder = run_dir / dataset
+        expected = plugin().run_id(f"wbarr/{dataset}", str(folder), "train")
+        runs = offline_runs(folder)
+        assert len(runs) == 1 and runs[0].name.endswith(f"-{expected}"), (dataset, runs)
+        run, history = read_run(runs[0] / f"run-{expected}.wandb")
+        assert run["name"] == f"wbarr/{dataset}" and run["group"] == "wbarr"
+        val = json.loads((folder / "logs" / dataset / "val_stats.json").read_text().splitlines()[-1])
+        key = "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP"
+        assert close(history[val["Trainer/epoch"]][key], val[key])
+    assert WANDB_KEY not in done.stdout + done.stderr and files_holding(WANDB_KEY, tmp_path) == []
