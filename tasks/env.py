@@ -249,8 +249,8 @@ def setup_summary(settings) -> list[tuple[str, str, str]]:
     """One row per step of env.setup: what is there now."""
     from .lib.core.paths import PROJECT_ROOT
     from .lib.env import submodules as submodules_lib
+    from .lib.env import trainenv
     from .lib.env import weights as weights_lib
-    from .lib.run import launch_record
 
     rows = []
     for state in submodules_lib.inspect(PROJECT_ROOT):
@@ -258,7 +258,7 @@ def setup_summary(settings) -> list[tuple[str, str, str]]:
         status = "pass" if state.head == state.sub.commit else "fail"
         rows.append((f"submodule {state.sub.path}", status, f"{at} (pin {state.sub.commit[:8]})"))
     python = settings.path("sam3.train_venv") / "bin" / "python"
-    versions = launch_record.training_versions(python) if python.exists() else {}
+    versions = trainenv.training_versions(python) if python.exists() else {}
     for package in ("torch", "sam3"):
         found = versions.get(package)
         rows.append(

@@ -37,7 +37,7 @@ COMMON_HELP = {
 
 
 def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flags):
-    from .lib.run import launch_record, local, planning, preflight, sam3_config, slurm
+    from .lib.run import job_env, launch_record, local, planning, preflight, sam3_config, slurm
 
     settings = load_settings(c)
     python = settings.path("sam3.train_venv") / "bin" / "python"
@@ -62,6 +62,11 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         plan = planning.plan(request, settings, package, python)  # now pointing at the verified copy
     for warning in plan.warnings:
         print(f"warning: {warning}")
+    if plan.model_note:
+        print(plan.model_note)
+    if plan.withheld:
+        print(f"job environment: {', '.join(plan.withheld)} kept out (secrets; jobs run offline, SAM3 logs its "
+              "environment)")  # fmt: skip
     if dry_run:
         print(f"source config: {plan.source}")
         for launch_ in plan.launches:
@@ -85,6 +90,7 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         if check_only:
             print("pre-flight passed; nothing launched (--check-only)")
             return
+    job_env.write_secret_files(plan.env)
     record = launch_record.new_record(plan, request, python, sys.argv)
     launch_record.save_record(plan.run_dir, record)
     code = local.run_local(plan, record) if plan.mode == "local" else slurm.submit(plan, record)

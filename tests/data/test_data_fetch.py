@@ -158,7 +158,7 @@ def test_a_dropped_connection_resumes_on_the_next_run_with_range(tmp_path, serve
 
 
 def test_a_dropped_connection_is_retried_within_the_run(tmp_path, server, odinw_zips, monkeypatch):
-    monkeypatch.setattr(fetch, "RETRY_PAUSE", 0.01)
+    monkeypatch.setattr(transfer, "RETRY_PAUSE", 0.01)
     body = odinw_zips["Raccoon"]
     server.add("/odinw_35/Raccoon.zip", body, cut_after=1000, cuts=2)
     result = fetch_odinw(tmp_path, server, ["Raccoon"])["Raccoon"]

@@ -233,7 +233,7 @@ def test_token_lookup_follows_huggingface_hub(tmp_path):
 
 
 def test_blob_check_knows_lfs_sha256_and_git_sha1_names(tmp_path):
-    from hub_server import git_blob_sha1
+    from support.hub_server import git_blob_sha1
 
     path = tmp_path / "blob"
     path.write_bytes(CONFIG)
@@ -269,14 +269,18 @@ def test_run_train_points_sam3_at_the_verified_local_checkpoint(env, tmp_path):
 @pytest.mark.skipif(not (ROOT / ".venv-train" / "bin" / "python").exists(), reason="no training env (.venv-train)")
 def test_run_train_fetches_the_weights_first_when_its_config_loads_sam3(env, hub, tmp_path):
     """Makefile-style: a config with SAM3's model builder gets env.weights before it launches (once);
-    --dry-run only says so. The demo trainer checks the checkpoint path SAM3's builder would load."""
+    --dry-run only says so. The job (tests/support/job_trainers/checkpoint_probe.py as the trainer) is handed the
+    verified checkpoint, offline."""
     import yaml
 
     config = yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())
-    config["trainer"]["model"] = {"_target_": "sam3.model_builder.build_sam3_image_model", "eval_mode": False}
+    config["trainer"] = {"_target_": "checkpoint_probe.CheckpointProbe", "data": config["trainer"]["data"],
+                         "model": {"_target_": "sam3.model_builder.build_sam3_image_model", "eval_mode": False}}  # fmt: skip
     path = tmp_path / "demo-with-sam3-model.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = dict(env, HF_TOKEN=GOOD, ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"))
+    env = dict(
+        env, HF_TOKEN=GOOD, ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"), PYTHONPATH=str(ROOT / "tests" / "support" / "job_trainers")
+    )
     assert run_env(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], env).returncode == 0
     args = ["run.train", "--config", str(path), "--datasets", "actions", "--name", "w"]
 
@@ -290,7 +294,7 @@ def test_run_train_fetches_the_weights_first_when_its_config_loads_sam3(env, hub
     assert done.stdout.index("env.weights facebook/sam3@main") < done.stdout.index("pre-flight")
     checkpoint = next((folder(env) / "snapshots").iterdir()) / "sam3.pt"
     log = (tmp_path / "exp" / "w" / "actions" / "train.log").read_text()
-    assert f"would load {checkpoint}" in log
+    assert f"would load {checkpoint} (present), load_from_HF=False" in log
     fetched = len(hub.downloads())
     assert fetched >= 1
 

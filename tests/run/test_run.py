@@ -1,5 +1,6 @@
 """run.train / run.eval / run.list / run.status / run.logs / run.cancel through the real `inv`, launching
-SAM3's real train.py (sam3 0.1.4 from PyPI, in .venv-train) with our CPU trainer as trainer._target_."""
+SAM3's real train.py and Trainer (sam3 0.1.4 from PyPI, in .venv-train) with SAM3's model classes at a
+reduced size on the CPU, and checking what SAM3 writes."""
 
 import json
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, run_inv
+from support.canaries import CANARIES, leaked
 
 TRAIN_VENV = ROOT / ".venv-train"
 SHARED_CONFIGS = ROOT.parent / "shared" / "fixtures" / "sam3-configs"
@@ -25,9 +27,15 @@ def env(clean_env, tmp_path):
                 INVOKE_PATHS_ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"))  # fmt: skip
 
 
+SAM3_LOSSES = ("loss_bbox", "loss_giou", "loss_ce", "presence_loss", "loss_bbox_o2m", "loss_ce_aux_0")
+SAM3_METERS = [f"Meters_train/val_roboflow100/detection/coco_eval_bbox_{m}" for m in
+               ("AP", "AP_50", "AP_75", "AP_small", "AP_medium", "AP_large", "AR_maxDets@1", "AR_maxDets@100")]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, request):
-    """One real demo run shared by the tests that only read its outputs (about 15 s on 2 cores)."""
+    """One real demo run shared by the tests that read its outputs, with a canary in every secret (the
+    last of them trains `actions` one more epoch)."""
     import os
 
     base = tmp_path_factory.mktemp("demo")
@@ -35,29 +43,48 @@ def demo_run(tmp_path_factory, request):
     home.mkdir()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "SAM3_", "HF_"))}
     environ.update(HOME=str(home), SAM3_EXPERIMENT_ROOT=str(base / "exp"),
-                   INVOKE_PATHS_DEMO_DATA_ROOT=str(base / "demo-data"))  # fmt: skip
-    done = run_inv(["run.train", "--name", "demo-test"], environ, timeout=600)
+                   INVOKE_PATHS_DEMO_DATA_ROOT=str(base / "demo-data"), **CANARIES)  # fmt: skip
+    done = run_inv(["run.train", "--name", "demo-test"], environ, timeout=900)
     return done, base / "exp" / "demo-test", environ
 
 
-def test_demo_runs_sam3_train_py_and_writes_what_sam3_writes(demo_run):
+def test_demo_runs_sam3s_trainer_and_writes_what_sam3_writes(demo_run):
     done, run_dir, _ = demo_run
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "pre-flight" in done.stdout and "tensorboard --logdir" in done.stdout
+    assert "demo: SAM3's Trainer with SAM3's model classes at a reduced size" in done.stdout
+    assert "sam3_cpu: no CUDA, sam3 0.1.4: CPU patches applied" in done.stdout
     for dataset in ("13-lkc01", "-grccs", "actions"):
         folder = run_dir / dataset
         resolved = yaml.safe_load((folder / "config_resolved.yaml").read_text())
         assert resolved["roboflow_train"]["supercategory"] == dataset  # each task's config names its dataset
+        assert resolved["trainer"]["model"]["_target_"] == "sam3.model.sam3_image.Sam3Image"
         assert (folder / "config.yaml").is_file()
         assert list((folder / "tensorboard").glob("events.out.tfevents.*"))
-        assert (folder / "checkpoints" / "checkpoint.pt").stat().st_size > 0
-        lines = (folder / "logs" / dataset / "val_stats.json").read_text().splitlines()
-        stats = json.loads(lines[-1])
-        assert len(lines) == 2 and "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP" in stats
-        assert (folder / "dumps" / "roboflow" / dataset / "coco_predictions_bbox.json").is_file()
+        assert (folder / "checkpoints" / "checkpoint.pt").stat().st_size > 1_000_000
+        logs = folder / "logs" / dataset
+        log = (logs / "log.txt").read_text()
+        assert "Train Epoch: [1][3/4]" in log and "Meters:" in log  # SAM3's Trainer's own lines
+        train = [json.loads(line) for line in (logs / "train_stats.json").read_text().splitlines()]
+        assert [row["Trainer/epoch"] for row in train] == [0, 1]
+        for loss in SAM3_LOSSES:  # SAM3's loss terms, each finite
+            assert train[-1][f"Losses/train_all_{loss}"] == train[-1][f"Losses/train_all_{loss}"], loss
+        val = [json.loads(line) for line in (logs / "val_stats.json").read_text().splitlines()]
+        assert len(val) == 2 and all(0 <= val[-1][key] <= 1 or val[-1][key] == -1 for key in SAM3_METERS)
+        predictions = json.loads((folder / "dumps" / "roboflow" / dataset / "coco_predictions_bbox.json").read_text())
+        assert predictions and {"image_id", "category_id", "bbox", "score"} <= set(predictions[0])
     record = json.loads((run_dir / "launch.json").read_text())
     assert [t["state"] for t in record["tasks"]] == ["done"] * 3
     assert record["versions"]["sam3"] == "0.1.4" and record["commits"]["project"]
+
+
+def test_no_secret_reaches_the_jobs_output_files_or_record(demo_run):
+    """SAM3's Trainer logs its whole environment: the job's holds none of the canaries."""
+    done, run_dir, _ = demo_run
+    assert "SAM3_EXPERIMENT_ROOT=" in (run_dir / "actions" / "logs" / "actions" / "log.txt").read_text()  # it does log
+    assert leaked([done.stdout, done.stderr], run_dir) == []
+    kept_out = "HF_TOKEN, MY_SERVICE_TOKEN, ROBOFLOW_API_KEY, SAM3_DVC_SSH_PASSWORD, SOME_API_KEY, WANDB_API_KEY"
+    assert "kept out (secrets" in done.stdout and all(name in done.stdout for name in kept_out.split(", "))
 
 
 def test_list_status_logs_and_cancel_on_a_finished_run(demo_run):
@@ -71,6 +98,20 @@ def test_list_status_logs_and_cancel_on_a_finished_run(demo_run):
     assert run_inv(["run.cancel"], environ).stdout.strip() == "demo-test: nothing is running"
     missing = run_inv(["run.status", "--name", "nope"], environ)
     assert missing.returncode == 2 and "no run named 'nope'" in missing.stderr
+
+
+def test_a_rerun_resumes_sam3_from_its_own_checkpoint(demo_run):
+    """`actions` again, one more epoch, under the same name: SAM3's Trainer resumes from that dataset's
+    checkpoint (the canaries are still set, and still reach nothing)."""
+    _, run_dir, environ = demo_run
+    again = run_inv(["run.train", "--name", "demo-test", "--datasets", "actions", "--set", "trainer.max_epochs=3"],
+                    environ, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "Resuming training from epoch: 2" in again.stdout
+    assert f"Resuming training from {run_dir / 'actions' / 'checkpoints' / 'checkpoint.pt'}" in again.stdout
+    train = (run_dir / "actions" / "logs" / "actions" / "train_stats.json").read_text().splitlines()
+    assert [json.loads(line)["Trainer/epoch"] for line in train] == [0, 1, 2]
+    assert leaked([again.stdout, again.stderr], run_dir) == []
 
 
 def test_cancel_stops_a_running_local_run_and_status_says_so(env, tmp_path):
@@ -99,7 +140,8 @@ def test_cancel_stops_a_running_local_run_and_status_says_so(env, tmp_path):
 def test_dry_run_shows_config_diff_and_command_and_writes_nothing(env, tmp_path):
     done = run_inv(["run.train", "--dry-run", "--datasets", "actions", "--set", "trainer.max_epochs=1"], env)
     assert done.returncode == 0, done.stderr
-    assert "-  max_epochs: 4\n+  max_epochs: 1" in done.stdout
+    assert "-  max_epochs: 2\n-  accelerator: cuda\n+  max_epochs: 1\n+  accelerator: cpu" in done.stdout
+    assert "+    _target_: sam3.model.sam3_image.Sam3Image" in done.stdout  # the CPU reduction, shown
     assert "+  roboflow_vl_100_root: " + str(tmp_path / "demo-data") in done.stdout
     assert "-m sam3.train.train -c configs/generated/demo--actions.yaml --use-cluster 0 --num-gpus 1" in done.stdout
     assert not (tmp_path / "exp").exists() and not (tmp_path / "demo-data").exists()
@@ -175,8 +217,10 @@ def test_eval_runs_an_evaluation_config_once_per_dataset(env, tmp_path):
     own = tmp_path / "eval.yaml"
     own.write_text(yaml.safe_dump(source))
     assert run_inv(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], env).returncode == 0
-    done = run_inv(["run.eval", "--config", str(own), "--datasets", "actions", "--name", "ev"], env, timeout=300)
+    done = run_inv(["run.eval", "--config", str(own), "--datasets", "actions", "--name", "ev", "--smoke"], env,
+                   timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "smoke: SAM3's Trainer with SAM3's model classes at a reduced size" in done.stdout
     lines = (tmp_path / "exp" / "ev" / "actions" / "logs" / "actions" / "val_stats.json").read_text().splitlines()
     assert len(lines) == 1 and "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP" in lines[0]
     assert not (tmp_path / "exp" / "ev" / "actions" / "checkpoints").exists()
@@ -235,3 +279,47 @@ def test_contract_each_real_config_renders_passes_preflight_and_dry_runs(contrac
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-1000:]
     assert "pre-flight passed; nothing launched (--check-only)" in checked.stdout
     assert not (base / "exp" / config.stem / "launch.json").exists()
+
+
+SMOKE_CASES = [("roboflow_v100_full_ft_100_images", "actions"), ("odinw_text_only_train", "AerialMaritimeDrone_large")]
+
+
+@pytest.mark.skipif(not REAL_CONFIGS, reason="SAM3's real configs are not beside this checkout")
+@pytest.mark.parametrize("config,dataset", SMOKE_CASES, ids=[case[0] for case in SMOKE_CASES])
+def test_smoke_runs_sam3s_trainer_with_a_shipped_config_on_the_users_data_on_the_cpu(contract_env, config, dataset):
+    """--smoke without a GPU: SAM3's Trainer, its data pipeline, losses and COCO evaluation meet the data
+    with the reduced model, no token and no download."""
+    environ, base = contract_env
+    done = run_inv(["run.train", "--config", config, "--smoke", "--datasets", dataset, "--name", f"smoke-{config}"],
+                   environ, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "smoke: SAM3's Trainer with SAM3's model classes at a reduced size" in done.stdout
+    assert "no verified SAM3 weights" not in done.stdout  # the reduced model needs no checkpoint
+    folder = base / "exp" / f"smoke-{config}" / dataset
+    (val,) = folder.glob("logs/*/val_stats.json")
+    stats = json.loads(val.read_text().splitlines()[-1])
+    assert any(key.endswith("/detection/coco_eval_bbox_AP") for key in stats), stats
+    (train,) = folder.glob("logs/*/train_stats.json")
+    assert "Losses/train_all_loss_giou" in json.loads(train.read_text().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"trainer": {"model": {"_target_": "my_models.build"}}}, "which the CPU reduction cannot stand for"),
+        ({"scratch": {"enable_segmentation": True}}, "scratch.enable_segmentation is true, a GPU-only setting"),
+    ],
+)
+def test_a_smoke_run_the_cpu_cannot_stand_for_is_refused_before_anything_launches(env, tmp_path, change, message):
+    source = yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())
+    for section, values in change.items():
+        for key, value in values.items():
+            if isinstance(value, dict):
+                source[section][key].update(value)
+            else:
+                source[section][key] = value
+    own = tmp_path / "mine.yaml"
+    own.write_text(yaml.safe_dump(source))
+    done = run_inv(["run.train", "--config", str(own), "--smoke", "--datasets", "actions"], env)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "exp").exists()

@@ -1,12 +1,15 @@
 """run.train --mode cluster on a real single-node SLURM cluster (scripts/slurm-local): SAM3's own
-job-array path through submitit, one array task per dataset, then status, logs and cancel."""
+job-array path through submitit, one array task per dataset running SAM3's Trainer (the demo's reduced
+model on the CPU), then status, logs, requeue and cancel."""
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT, run_inv
+from support.canaries import CANARIES, leaked
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,10 +33,20 @@ def wait_for(env, name, done_states=("completed", "failed", "cancelled", "finish
     raise AssertionError(f"run {name} did not finish in {limit} s: {status['states']}")
 
 
+def saved_job_environments(slurm_cluster) -> list[Path]:
+    return sorted((slurm_cluster.root / "state").glob("hash.*/job.*/environment"))
+
+
 def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tmp_path, slurm_cluster):
+    """With a canary in every secret: none reaches SLURM's saved job environment, the job logs (where
+    SAM3's Trainer prints its environment) or any file of the run."""
+    cluster_env = dict(cluster_env, **CANARIES)
     done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--name", "arr", "--max-parallel", "1"],
                    cluster_env, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    saved = [path.read_text(errors="replace") for path in saved_job_environments(slurm_cluster)]
+    assert any(f"SAM3_EXPERIMENT_ROOT={tmp_path / 'exp'}" in text for text in saved)  # SLURM did keep one
+    assert leaked(saved) == []
     assert "sbatch --test-only" in done.stdout
     run_dir = tmp_path / "exp" / "arr"
     record = json.loads((run_dir / "launch.json").read_text())
@@ -50,9 +63,13 @@ def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tm
         )
         assert (folder / "checkpoints" / "checkpoint.pt").is_file()
         assert list((folder / "tensorboard").glob("events.out.tfevents.*"))
-        assert (folder / "logs" / dataset / "val_stats.json").read_text().count("\n") == 2
+        val = (folder / "logs" / dataset / "val_stats.json").read_text().splitlines()
+        assert len(val) == 2 and "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP" in val[-1]
+        assert "Losses/train_all_loss_giou" in (folder / "logs" / dataset / "train_stats.json").read_text()
     logs = run_inv(["run.logs", "--name", "arr", "--dataset", "actions"], cluster_env)
-    assert "CUDA_VISIBLE_DEVICES=0,1" in logs.stdout  # two fake GPUs allocated as GRES
+    assert "CUDA_VISIBLE_DEVICES=0,1" in logs.stdout  # two fake GPUs allocated as GRES, as SAM3 logs them
+    assert "sam3_cpu: no CUDA, sam3 0.1.4: CPU patches applied" in logs.stdout
+    assert leaked([done.stdout, done.stderr, logs.stdout], run_dir, slurm_cluster.root) == []
 
 
 def test_partition_slurm_rejects_is_reported_in_slurms_words(cluster_env, tmp_path):
@@ -87,3 +104,28 @@ def test_cancel_stops_queued_array_tasks(cluster_env, slurm_cluster, tmp_path):
         assert wait_for(cluster_env, "c", limit=60)["states"][0].startswith(("cancelled", "finished"))
     finally:
         slurm_cluster.run("scancel", hold, check=False)
+
+
+def test_a_requeued_array_task_resumes_from_its_own_checkpoint(cluster_env, tmp_path, slurm_cluster):
+    """`scontrol requeue` of the second array task in the middle of its training: it starts again and
+    SAM3's Trainer resumes it from that dataset's checkpoint; the first task never resumes anything."""
+    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--name", "rq",
+                    "--datasets", "-grccs,actions", "--max-parallel", "1", "--set", "trainer.max_epochs=4"],
+                   cluster_env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    run_dir = tmp_path / "exp" / "rq"
+    second = json.loads((run_dir / "launch.json").read_text())["tasks"][1]["job_id"]
+    stats = run_dir / "actions" / "logs" / "actions" / "train_stats.json"
+    deadline = time.monotonic() + 300
+    while not (
+        stats.exists() and stats.read_text().count("\n") >= 1 and (run_dir / "actions" / "checkpoints").exists()
+    ):
+        assert time.monotonic() < deadline, "the second task never finished an epoch"
+        time.sleep(0.5)
+    slurm_cluster.run("scontrol", "requeue", second)
+    assert wait_for(cluster_env, "rq", limit=600)["states"] == ["completed"] * 2
+    log = (run_dir / "actions" / "logs" / "actions" / "log.txt").read_text()
+    assert f"Resuming training from {run_dir / 'actions' / 'checkpoints' / 'checkpoint.pt'}" in log
+    train = [json.loads(line)["Trainer/epoch"] for line in stats.read_text().splitlines()]
+    assert train[-1] == 3 and train.count(0) == 1  # epoch 0 trained once, the rest after the resume
+    assert "Resuming training" not in (run_dir / "-grccs" / "logs" / "-grccs" / "log.txt").read_text()

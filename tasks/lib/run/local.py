@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import job_env
 from .launch_record import save_record
-from .planning import Plan, job_environment
+from .planning import Plan
 
 
 def run_local(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
     """Run each dataset's train.py in turn, streaming its output and teeing it to <task>/train.log."""
-    environment = job_environment(plan_)
+    environment = job_env.job_environment(plan_.env)
     worst = 0
     for task, entry in zip(plan_.tasks, record["tasks"], strict=True):
         task.experiment_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ that a requeue could resume by mistake.
 
 import contextlib
 import copy
+import json
 import os
 import platform
 import re
@@ -18,12 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, ToolError
-from ..core.paths import PROJECT_ROOT, atomic_write_text
+from ..core.paths import atomic_write_text
 from ..env import tracking, weights
-from . import sam3_config
-
-DEMO_PYTHONPATH = PROJECT_ROOT / "demo"
-
+from . import cpu_reduction, job_env, sam3_config
 
 DEMO_DATASETS = ("13-lkc01", "-grccs", "actions")
 
@@ -96,6 +94,9 @@ class Plan:
     source_data: dict
     warnings: list[str] = field(default_factory=list)
     needs_weights: bool = False  # the config loads SAM3's checkpoint and no verified copy is on disk
+    model_note: str = ""  # which model runs, when that is not simply the config's (the demo, --smoke)
+    withheld: list[str] = field(default_factory=list)  # secret variables kept out of the job (names only)
+    bpe: Path | None = None  # SAM3's BPE vocabulary, when the config names <BPE_PATH>
 
     def diff(self) -> str:
         """The first rendered config against its source, as data."""
@@ -112,12 +113,23 @@ class Plan:
 
 
 def find_bpe(sam3_checkout: Path, sam3_package: Path | None, environ=os.environ) -> Path | None:
-    """SAM3's BPE vocabulary: $SAM3_BPE_PATH, the submodule's assets, or the installed package's."""
+    """SAM3's BPE vocabulary: $SAM3_BPE_PATH, the submodule's assets, or where SAM3 looks by default
+    (`<sam3 package>/../assets`, which scripts/install-sam3-bpe fills for a PyPI install)."""
     candidates = [Path(environ["SAM3_BPE_PATH"])] if environ.get("SAM3_BPE_PATH") else []
-    candidates.append(sam3_checkout / "sam3" / "assets" / BPE_NAME)
+    candidates.append(sam3_checkout / "assets" / BPE_NAME)
     if sam3_package:
-        candidates.append(sam3_package / "assets" / BPE_NAME)
+        candidates += [sam3_package.parent / "assets" / BPE_NAME, sam3_package / "assets" / BPE_NAME]
     return next((path for path in candidates if path.is_file()), None)
+
+
+def bpe_origin(path: Path, environ=os.environ) -> str:
+    """Where the BPE file came from, for pre-flight to say."""
+    if environ.get("SAM3_BPE_PATH") and Path(environ["SAM3_BPE_PATH"]) == path:
+        return "SAM3_BPE_PATH"
+    source = path.with_name(path.name + ".source.json")
+    if source.is_file():
+        return json.loads(source.read_text()).get("from", "scripts/install-sam3-bpe")
+    return "the sam3 checkout's assets/"
 
 
 def sam3_package_dir(python: Path) -> Path:
@@ -168,7 +180,9 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     run_dir = settings.path("paths.experiment_root") / name
     data_root = settings.path("paths.demo_data_root") if request.config is None else None
     bpe = find_bpe(checkout, sam3_package, environ)
-    rendered = sam3_config.apply_sets(copy.deepcopy(original), request.sets)
+    reduced, model_note = _model_choice(request, original, source, python, environ)
+    rendered = sam3_config.apply_sets(cpu_reduction.reduce(original) if reduced else copy.deepcopy(original),
+                                      request.sets)  # fmt: skip
     if request.smoke:
         for key, value in SMOKE.items():
             with contextlib.suppress(ConfigError):  # shrink only what the config has
@@ -183,13 +197,16 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
                           "all_odinw_supercategories); drop --datasets")  # fmt: skip
 
     env = weights.job_environment(settings.path("paths.hf_home"))
-    pythonpath = [str(DEMO_PYTHONPATH)] if _names_demo_trainer(rendered) else []
+    pythonpath = [str(tracking.PLUGIN_DIR)] if cpu_reduction.is_reduced(rendered) else []
     wandb_env = tracking.job_env(settings, environ)
     wandb_warning = _wandb_writer_problem(rendered) if wandb_env else None
     wandb_on = bool(wandb_env) and not wandb_warning
     if wandb_on:
         env.update(wandb_env)
-        pythonpath.append(str(tracking.PLUGIN_DIR))
+        pythonpath = [str(tracking.PLUGIN_DIR)]
+        key, _ = tracking.find_key(environ)
+        if settings["tracking.wandb_mode"] == "online" and environ.get(tracking.KEY_ENV) == key:
+            env[job_env.WANDB_KEY_FILE_VAR] = str(job_env.state_dir(environ) / "wandb-api-key")  # written at launch
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(pythonpath)
     num_gpus = request.num_gpus or (1 if request.mode == "local" else settings["slurm.num_gpus"])
@@ -240,9 +257,9 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
             file_name = f"{name}--{_safe_name(dataset)}.yaml" if dataset is not None else f"{name}.yaml"
             launches.append(launch(config, file_name, [dataset], experiment_dir, (dataset, str(experiment_dir))))
             tasks.append(Task(dataset, experiment_dir, len(launches) - 1))
-    result = Plan(
-        name, request.mode, source, run_dir, launches, tasks, env, original, needs_weights=bool(weights_warning)
-    )
+    result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original,
+                  needs_weights=bool(weights_warning), model_note=model_note, withheld=job_env.withheld(environ),
+                  bpe=bpe if '<BPE_PATH>' in str(original) else None)  # fmt: skip
     result.warnings += [warning for warning in (weights_warning, wandb_warning) if warning]
     trainer = rendered.get("trainer") or {}
     if trainer.get("skip_saving_ckpts") and _number(rendered, trainer.get("max_epochs")) > 1:
@@ -251,11 +268,36 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     return result
 
 
+def _model_choice(request: Request, config: dict, source: Path, python: Path, environ) -> tuple[bool, str]:
+    """Whether the run gets the CPU reduction, and what to say about the model that runs: the demo always
+    does; --smoke does locally on a machine without a GPU (with one, or on a cluster, the config's own
+    model runs at full size on a few images)."""
+    if request.config is not None and not request.smoke:
+        return False, ""
+    if request.config is not None and (request.mode == "cluster" or _has_gpu()):
+        return False, "smoke: the config's own model at full size, on the GPU, over a few images"
+    from ..env.trainenv import training_versions
+
+    cpu_reduction.check(config, source.name, training_versions(python).get("sam3"))
+    return True, f"{'smoke' if request.smoke else 'demo'}: {cpu_reduction.SUMMARY}"
+
+
+def _has_gpu() -> bool:
+    from ..hw import gpu
+
+    try:
+        return bool(gpu.read_inventory().gpus)
+    except ImportError:  # no nvidia-ml-py: no NVML to ask
+        return False
+
+
 def _use_local_weights(config: dict, hf_home: Path) -> str | None:
     """Point SAM3's model builder at the verified local checkpoint (jobs run with HF_HUB_OFFLINE=1 and
     cannot download it); a warning when there is none yet."""
     model = (config.get("trainer") or {}).get("model") or {}
     if not str(model.get("_target_", "")).endswith("build_sam3_image_model") or model.get("checkpoint_path"):
+        return None
+    if model.get("load_from_HF") is False:  # the user asked for no checkpoint (random weights)
         return None
     overrides = weights.job_overrides(hf_home)
     if not overrides:
@@ -296,7 +338,9 @@ def _refuse_placeholders(config: dict) -> None:
     if left:
         key, placeholder = left[0]
         fix = (
-            "set SAM3_BPE_PATH or check out the sam3 submodule" if placeholder == "<BPE_PATH>" else f"--set {key}=VALUE"
+            "run scripts/install-sam3-bpe with the training venv's python, or set SAM3_BPE_PATH"
+            if placeholder == "<BPE_PATH>"
+            else f"--set {key}=VALUE"
         )
         raise ConfigError(f"{key} still holds the placeholder {placeholder}; {fix}")
 
@@ -330,10 +374,6 @@ def array_config(config: dict, list_key: str, datasets: list[str]) -> dict:
     return config
 
 
-def _names_demo_trainer(config: dict) -> bool:
-    return str((config.get("trainer") or {}).get("_target_", "")).startswith("sam3_demo.")
-
-
 def write_configs(plan_: Plan) -> None:
     """Write each rendered config where SAM3's train.py looks for it (temporary name, then rename)."""
     for launch in plan_.launches:
@@ -344,15 +384,6 @@ def write_configs(plan_: Plan) -> None:
 def remove_configs(plan_: Plan) -> None:
     for launch in plan_.launches:
         launch.config_path.unlink(missing_ok=True)
-
-
-def job_environment(plan_: Plan) -> dict[str, str]:
-    """This process's environment with the plan's on top (PYTHONPATH joined, not replaced)."""
-    environment = dict(os.environ)
-    for key, value in plan_.env.items():
-        joined = key == "PYTHONPATH" and environment.get(key)
-        environment[key] = f"{value}{os.pathsep}{environment[key]}" if joined else value
-    return environment
 
 
 def tensorboard_hint(run_dir: Path, environ=os.environ) -> list[str]:

@@ -10,7 +10,8 @@ from pathlib import Path
 from ..core.paths import PROJECT_ROOT, nearest_existing
 from ..core.report import FAIL, PASS, Check
 from ..data import coco
-from .planning import Plan, job_environment
+from . import job_env
+from .planning import Plan, bpe_origin
 
 PROBE = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
 
@@ -18,7 +19,7 @@ PROBE = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
 def run_all(plan: Plan, python: Path, request, kind: str | None, root: Path | None) -> list[Check]:
     """Every pre-flight check; the training-env probe runs while the others do."""
     probe = start_probe(plan, python)
-    checks = [check_experiment_dir(plan), *check_data(plan, kind, root),
+    checks = [check_experiment_dir(plan), *check_bpe(plan), *check_data(plan, kind, root),
               *check_cluster(plan, request.partition, request.account, request.qos)]  # fmt: skip
     checks[1:1] = finish_probe(plan, probe)
     return checks
@@ -27,7 +28,7 @@ def run_all(plan: Plan, python: Path, request, kind: str | None, root: Path | No
 def start_probe(plan: Plan, python: Path) -> subprocess.Popen:
     """Begin composing, resolving, importing every _target_ and stat-ing every path, as SAM3's
     train.py will, in the training env; the other checks run meanwhile."""
-    environment = job_environment(plan)
+    environment = job_env.job_environment(plan.env)
     argv = [str(python), str(PROBE), *[launch.config_name for launch in plan.launches]]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
 
@@ -69,6 +70,13 @@ def check_data(plan: Plan, kind: str | None, root: Path | None) -> list[Check]:
         else:
             checks.append(Check("data", report.name, PASS, f"{len(report.warnings)} warning(s)"))
     return checks
+
+
+def check_bpe(plan: Plan) -> list[Check]:
+    """SAM3's BPE vocabulary, and where it came from (the config's <BPE_PATH> was filled with it)."""
+    if plan.bpe is None:
+        return []
+    return [Check("bpe", str(plan.bpe), PASS, f"from {bpe_origin(plan.bpe)}")]
 
 
 def check_experiment_dir(plan: Plan) -> Check:

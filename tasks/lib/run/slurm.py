@@ -11,8 +11,9 @@ from typing import Any
 
 from ..core.errors import ToolError
 from ..core.paths import PROJECT_ROOT
+from . import job_env
 from .launch_record import save_record
-from .planning import Launch, Plan, job_environment
+from .planning import Launch, Plan
 
 JOB_ID = re.compile(r"Submitit Job ID:\s*(\S+)")
 
@@ -35,7 +36,7 @@ def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
         staging = plan_.run_dir / f".task-configs-{os.getpid()}"
         writer = start_task_configs(plan_, launch, staging) if len(launch.datasets) > 1 else None
         done = subprocess.run(
-            launch.argv, cwd=plan_.run_dir, env=job_environment(plan_), capture_output=True, text=True
+            launch.argv, cwd=plan_.run_dir, env=job_env.job_environment(plan_.env), capture_output=True, text=True
         )
         with open(plan_.run_dir / "submit.log", "a") as log:
             log.write(done.stdout + done.stderr)
@@ -67,7 +68,7 @@ def start_task_configs(plan_: Plan, launch: Launch, staging: Path) -> subprocess
     probe = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
     argv = [launch.argv[0], str(probe), "--task-configs", str(staging), launch.config_name]
     return subprocess.Popen(
-        argv, env=job_environment(plan_), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        argv, env=job_env.job_environment(plan_.env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
 
 

@@ -8,8 +8,9 @@ job array they are interpolations that resolve per array task). SAM3 0.1.4 never
 starts a W&B run that mirrors TensorBoard (`sync_tensorboard=True`), then SAM3's own TensorBoard logger
 is returned unchanged.
 
-Project, entity and mode come from WANDB_PROJECT, WANDB_ENTITY, WANDB_MODE; the API key from the
-inherited environment. No key is ever passed in code or config.
+Project, entity and mode come from WANDB_PROJECT, WANDB_ENTITY, WANDB_MODE. The API key is never in the
+job's environment (SAM3's Trainer logs it whole): online runs read it from the 0600 file that
+SAM3_TASKS_WANDB_KEY_FILE names, after SAM3 has logged the environment (or wandb finds ~/.netrc).
 """
 
 import hashlib
@@ -34,6 +35,11 @@ def start_run(name: str | None = None, group: str | None = None, directory: str 
 
     if wandb.run is not None:
         return wandb.run
+    key_file = os.environ.get("SAM3_TASKS_WANDB_KEY_FILE")
+    if key_file and not os.environ.get("WANDB_API_KEY"):
+        # SAM3's Trainer logged its environment before building this logger: the key enters it only now
+        with open(key_file) as handle:
+            os.environ["WANDB_API_KEY"] = handle.read().strip()
     if tensorboard_dir and not wandb.patched["tensorboard"]:
         from wandb.integration import tensorboard
 

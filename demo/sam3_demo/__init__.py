@@ -1,1 +1,0 @@
-"""A small CPU trainer that SAM3's real train.py can launch, for the demo and the tests."""
