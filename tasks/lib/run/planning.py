@@ -39,6 +39,7 @@ SMOKE = {
     "scratch.max_data_epochs": 1,
     "scratch.target_epoch_size": 4,
     "scratch.num_train_workers": 0,
+    "trainer.logging.log_freq": 1,  # every one of the few steps in the log
     "submitit.timeout_hour": 1,
 }
 
