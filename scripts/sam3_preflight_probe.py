@@ -49,8 +49,9 @@ def probe(name):
                 _locate(value)
             except Exception as error:
                 cause = error.__cause__ or error  # hydra wraps the ImportError that says why
-                report["errors"].append(f"{key}: {value} does not import ({type(cause).__name__}: "
-                                        f"{(str(cause).splitlines() or [''])[0]})")
+                report["errors"].append(
+                    f"{key}: {value} does not import ({type(cause).__name__}: {(str(cause).splitlines() or [''])[0]})"
+                )
         elif leaf in PATH_KEYS and isinstance(value, str) and value:
             report["paths"] += 1
             if not os.path.exists(value):

@@ -279,7 +279,10 @@ def test_run_train_fetches_the_weights_first_when_its_config_loads_sam3(env, hub
     path = tmp_path / "demo-with-sam3-model.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     env = dict(
-        env, HF_TOKEN=GOOD, ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"), PYTHONPATH=str(ROOT / "tests" / "support" / "job_trainers")
+        env,
+        HF_TOKEN=GOOD,
+        ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"),
+        PYTHONPATH=str(ROOT / "tests" / "support" / "job_trainers"),
     )
     assert run_env(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], env).returncode == 0
     args = ["run.train", "--config", str(path), "--datasets", "actions", "--name", "w"]
