@@ -44,5 +44,6 @@ def task(*args, **kwargs):
 
 
 def load_settings(c, **flags):
-    """The merged configuration for this task; flags use dotted keys, None means 'not given'."""
-    return settings_lib.from_invoke(c.config, flags)
+    """The merged configuration for this task. flags: dotted key -> (the task's flag as typed, its value);
+    a value of None means 'not given'. Messages name the flag, so it must be the task's own."""
+    return settings_lib.from_invoke(c.config, {key: settings_lib.Flag(*given) for key, given in flags.items()})

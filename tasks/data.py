@@ -36,7 +36,7 @@ def validate(c, kind="rf100vl", root=None, datasets=None, deep=False, workers=No
     if kind not in ROOT_KEYS:
         raise ConfigError(f"--kind {kind!r} is not one of {', '.join(ROOT_KEYS)}; pick one of those")
     key = ROOT_KEYS[kind]
-    data_root = load_settings(c, **{key: root}).path(key)
+    data_root = load_settings(c, **{key: ("--root", root)}).path(key)
     names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
     started = time.perf_counter()
     reports = coco.validate_root(kind, data_root, names, deep, _workers(workers), use_cache=not no_cache)
@@ -117,7 +117,7 @@ def fetch(c, dataset="rf100vl", root=None, datasets=None, odinw=None, base_url=N
     if dataset not in ROOT_KEYS:
         raise ConfigError(f"--dataset {dataset!r} is not one of {', '.join(ROOT_KEYS)}; pick one of those")
     key = ROOT_KEYS[dataset]
-    settings = load_settings(c, **{key: root})
+    settings = load_settings(c, **{key: ("--root", root)})
     options = fetch_lib.options(dataset, settings.path(key), datasets, odinw, base_url, jobs, max_extract_gb, force,
                                 settings[f"hw.disk_{dataset}_gb"])  # fmt: skip
     outcome = fetch_lib.run(options, dry_run, sys.stderr if json else sys.stdout)

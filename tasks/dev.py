@@ -6,9 +6,6 @@ import sys
 from .common import task
 from .lib.core.paths import PROJECT_ROOT
 
-# Generated files and caches that `dev.clean` removes; nothing a user made.
-CLEAN_GLOBS = (".pytest_cache", ".ruff_cache", "**/__pycache__", "tests/.tmp")
-
 
 def _python_tool(*args: str) -> str:
     """A command that runs a tool installed in this interpreter's environment."""
@@ -53,17 +50,12 @@ def clean(c, dry_run=False):
     import shutil
 
     from .common import load_settings
+    from .lib.dev import clean as clean_lib
 
-    train_venv = load_settings(c).path("sam3.train_venv")
-    found = [
-        p
-        for pattern in CLEAN_GLOBS
-        for p in sorted(PROJECT_ROOT.glob(pattern))
-        if not any(part.startswith(".venv") for part in p.parts)
-    ]
-    # configs run.train rendered where SAM3's train.py looks for them (experiments keep their own copies)
-    found += sorted(train_venv.glob("lib/python*/site-packages/sam3/train/configs/generated"))
-    found += sorted((PROJECT_ROOT / "sam3" / "sam3" / "train" / "configs").glob("generated"))
+    settings = load_settings(c)
+    keep = [settings.path(key) for key in ("paths.roboflow_vl_100_root", "paths.odinw_data_root",
+                                           "paths.experiment_root", "paths.demo_data_root", "paths.hf_home")]  # fmt: skip
+    found = clean_lib.targets(PROJECT_ROOT, settings.path("sam3.train_venv"), keep)
     for path in found:
         print(f"{'would remove' if dry_run else 'removing'} {path}")
         if not dry_run:

@@ -90,7 +90,7 @@ def venv(c, venv=None, python=None, torch_version=None, force=False, dry_run=Fal
     """Create the training venv with uv (pip seeded), on a Python that SAM3 and torch both support."""
     from .lib.env import trainenv
 
-    path = load_settings(c, **{"sam3.train_venv": venv}).path("sam3.train_venv")
+    path = load_settings(c, **{"sam3.train_venv": ("--venv", venv)}).path("sam3.train_venv")
     outcome = trainenv.plan_venv(path, python, torch_version, force)
     if not dry_run and outcome.commands:
         outcome = trainenv.make_venv(outcome, path, torch_version)
@@ -111,8 +111,8 @@ def torch(c, venv=None, torch_version=None, torch_index=None, force=False, dry_r
     from .lib.env import trainenv
     from .lib.hw import gpu
 
-    settings = load_settings(c, **{"sam3.train_venv": venv, "sam3.torch_version": torch_version,
-                                   "sam3.torch_index": torch_index})  # fmt: skip
+    settings = load_settings(c, **{"sam3.train_venv": ("--venv", venv), "sam3.torch_version": ("--torch-version", torch_version),
+                                   "sam3.torch_index": ("--torch-index", torch_index)})  # fmt: skip
     path = settings.path("sam3.train_venv")
     inventory = gpu.read_inventory()
     target = trainenv.choose_torch(
@@ -137,7 +137,7 @@ def sam3(c, venv=None, checkout=None, source="auto", sam3_version=None, force=Fa
     """Install SAM3 with its [train] extra (and what training needs beyond it) into the training venv."""
     from .lib.env import trainenv
 
-    settings = load_settings(c, **{"sam3.train_venv": venv, "sam3.checkout": checkout})
+    settings = load_settings(c, **{"sam3.train_venv": ("--venv", venv), "sam3.checkout": ("--checkout", checkout)})
     path = settings.path("sam3.train_venv")
     version = sam3_version or trainenv.SAM3_PYPI_VERSION
     plan = trainenv.plan_sam3(path, settings.path("sam3.checkout"), source, version, force, dry_run)
@@ -224,8 +224,8 @@ def dvc(c, repo=None, remote=None, name=None, endpoint_url=None, track=None, pus
     from .lib.core.paths import PROJECT_ROOT, resolve_path
     from .lib.env import dvc_setup
 
-    settings = load_settings(c, **{"tracking.dvc_remote_url": remote, "tracking.dvc_remote_name": name,
-                                   "tracking.dvc_endpoint_url": endpoint_url})  # fmt: skip
+    settings = load_settings(c, **{"tracking.dvc_remote_url": ("--remote", remote), "tracking.dvc_remote_name": ("--name", name),
+                                   "tracking.dvc_endpoint_url": ("--endpoint-url", endpoint_url)})  # fmt: skip
     url = settings["tracking.dvc_remote_url"]
     parsed = dvc_setup.parse_remote(url, settings["tracking.dvc_remote_name"],
                                     settings["tracking.dvc_endpoint_url"]) if url else None  # fmt: skip

@@ -13,7 +13,7 @@ NO_GPU_HELP = "Pass (with a warning) on a machine without NVIDIA GPU, for CPU-on
 def _run(c, sections, title, kind=None, allow_no_gpu=False, as_json=False):
     from .lib.hw import check as hardware
 
-    settings = load_settings(c, **{"hw.run_kind": kind})
+    settings = load_settings(c, **{"hw.run_kind": ("--kind", kind)})
     result = hardware.run_checks(settings, sections, settings["hw.run_kind"], allow_no_gpu)
     if as_json:
         print(report_lib.to_json(result.as_dict()))

@@ -106,7 +106,7 @@ def test_hw_vram_bad_kind_is_a_config_error(clean_env, tmp_path):
     done = run_inv(["hw.vram", "--kind", "huge"], hw_env(clean_env, tmp_path), nvml_scenario={"gpus": [h100()]})
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "error: hw.run_kind = 'huge' (from flag --run-kind) is not one of box, segmentation, eval; pick one of those"
+        "error: hw.run_kind = 'huge' (from flag --kind) is not one of box, segmentation, eval; pick one of those"
     )
 
 

@@ -50,7 +50,7 @@ def test_layers_apply_in_the_documented_order(tmp_path):
     settings = S.resolve(
         [project(slurm={"partition": "project"}), user, runtime],
         environ,
-        flags={"slurm.num_gpus": "2", "slurm.partition": None},
+        flags={"slurm.num_gpus": S.Flag("--num-gpus", "2"), "slurm.partition": S.Flag("--partition", None)},
     )
     assert settings["slurm.partition"] == "user"  # user file beats the project defaults
     assert settings.sources["slurm.partition"] == "~/.invoke.yaml"
@@ -152,3 +152,28 @@ def test_secret_status_never_contains_values():
     status = S.secret_status({"HF_TOKEN": "hf_abcdef123456", "WANDB_API_KEY": ""})
     assert ("HF_TOKEN", "set (hidden)") in status and ("WANDB_API_KEY", "not set") in status
     assert "hf_abcdef123456" not in repr(status)
+
+
+def test_a_flag_error_names_the_flag_the_task_has_not_one_made_from_the_key():
+    with pytest.raises(ConfigError, match=r"\(from flag --kind\) is not one of box"):
+        S.resolve([project()], {}, flags={"hw.run_kind": S.Flag("--kind", "huge")})
+
+
+def test_every_task_flag_named_in_a_setting_is_a_flag_of_that_task():
+    """load_settings(c, **{key: (flag, value)}) in the task modules: each flag is a parameter of the function
+    that names it (a task, or the helper its tasks pass that flag to)."""
+    import ast
+    import inspect
+
+    from tasks import data, env, hw, remote
+
+    for module in (data, env, hw, remote):
+        tree = ast.parse(Path(module.__file__).read_text())
+        for function in (node for node in tree.body if isinstance(node, ast.FunctionDef)):
+            body = getattr(getattr(module, function.name), "body", getattr(module, function.name))
+            takes = {f"--{name.replace('_', '-')}" for name in inspect.signature(body).parameters}
+            for call in ast.walk(function):
+                if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "load_settings":
+                    for keyword in (k for k in call.keywords if k.arg is None and isinstance(k.value, ast.Dict)):
+                        for value in keyword.value.values:
+                            assert value.elts[0].value in takes, (module.__name__, function.name, value.elts[0].value)

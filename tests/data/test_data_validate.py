@@ -10,15 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_inv
+from support.sam3_configs import require_configs
 
 from tasks.lib.core.errors import ConfigError, ToolError
 from tasks.lib.data import coco, images, synth
 
-# SAM3's real configs: the sam3 submodule when it is checked out, else $SAM3_CONFIGS_DIR (.ci/run sets it).
-_SUBMODULE_CONFIGS = Path(__file__).resolve().parents[2] / "sam3" / "sam3" / "train" / "configs"
-FIXTURES = (
-    _SUBMODULE_CONFIGS if _SUBMODULE_CONFIGS.is_dir() else Path(os.environ.get("SAM3_CONFIGS_DIR", "/nonexistent"))
-)
 ONE_DATASET = {"rf100vl": "actions", "odinw": "AerialMaritimeDrone_large"}  # one where every defect fits
 
 
@@ -120,8 +116,7 @@ def test_odinw_exceptions_pascalvoc_valid_and_pistols_export(tmp_path):
 
 def test_paths_and_names_match_sam3_configs():
     yaml = pytest.importorskip("yaml")
-    if not FIXTURES.is_dir():
-        pytest.skip("no SAM3 configs: check out the sam3 submodule or set SAM3_CONFIGS_DIR")
+    FIXTURES = require_configs()
     for config in ("roboflow_v100_eval.yaml", "roboflow_v100_full_ft_100_images.yaml"):
         names = yaml.safe_load((FIXTURES / "roboflow_v100" / config).read_text())["all_roboflow_supercategories"]
         assert tuple(names) == coco.RF100VL_NAMES

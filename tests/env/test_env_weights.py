@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.hub_server import HubServer
+from support.sam3_configs import require_configs
 
 from tasks.lib.env import weights as W
 
@@ -247,15 +248,7 @@ def test_blob_check_knows_lfs_sha256_and_git_sha1_names(tmp_path):
 @pytest.mark.skipif(not (ROOT / ".venv-train" / "bin" / "python").exists(), reason="no training env (.venv-train)")
 def test_run_train_points_sam3_at_the_verified_local_checkpoint(env, tmp_path):
     """After env.weights, a SAM3 config's model loads the local sam3.pt (jobs run offline), not the hub."""
-    configs = ROOT.parent / "shared" / "fixtures" / "sam3-configs"
-    if not configs.is_dir():
-        pytest.skip("SAM3's real configs are not beside this checkout")
-    env = dict(
-        env,
-        HF_TOKEN=GOOD,
-        SAM3_CONFIGS_DIR=str(configs),
-        SAM3_BPE_PATH=str(configs.parent / "bpe_simple_vocab_16e6.txt.gz"),
-    )
+    env = dict(env, HF_TOKEN=GOOD, SAM3_CONFIGS_DIR=str(require_configs()))
     assert run_env(["env.weights"], env).returncode == 0
     done = run_env(
         ["run.train", "--config", "roboflow_v100_full_ft_100_images", "--datasets", "actions", "--dry-run"], env

@@ -10,6 +10,7 @@ import pytest
 from support.fake_nvml import FakeNvml, h100
 
 from tasks.lib.core.report import FAIL, PASS, SKIP, WARN
+from tasks.lib.data import coco
 from tasks.lib.hw import cuda, disk, gpu
 
 Usage = namedtuple("Usage", "total used free")
@@ -136,14 +137,24 @@ def test_disk_on_real_folders_creates_nothing(tmp_path):
     assert all(str(tmp_path) in c.detail for c in checks)
 
 
-def test_present_data_and_weights_need_nothing_more(tmp_path):
-    (tmp_path / "rf" / "13-lkc01").mkdir(parents=True)
+def test_present_weights_need_nothing_more_and_a_data_root_holds_what_it_holds(tmp_path):
+    """A data root counts its complete datasets: an empty dataset folder or data.fetch's staging folder
+    count for nothing; 25 of RF100-VL's 100 datasets leave 75 % of its need."""
+    (tmp_path / "rf" / "13-lkc01").mkdir(parents=True)  # empty
+    (tmp_path / "rf" / ".sam3-fetch").mkdir()  # the fetch staging folder
     snapshot = tmp_path / "hf" / "hub" / "models--facebook--sam3" / "snapshots" / "abc"
     snapshot.mkdir(parents=True)
     (snapshot / "sam3.pt").write_bytes(b"x")
     needs = {loc.name: loc.need_gb for loc in disk.plan_locations(settings_at(tmp_path))}
-    assert needs["paths.roboflow_vl_100_root"] == 0 and needs["paths.hf_home"] == 0
+    assert needs["paths.roboflow_vl_100_root"] == 60 and needs["paths.hf_home"] == 0
     assert needs["paths.odinw_data_root"] == 20
+    for name in coco.RF100VL_NAMES[:25]:
+        for split in ("train", "test"):
+            (tmp_path / "rf" / name / split).mkdir(parents=True)
+            (tmp_path / "rf" / name / split / coco.RF100VL_JSON).write_text("{}")
+    located = {loc.name: loc for loc in disk.plan_locations(settings_at(tmp_path))}
+    assert located["paths.roboflow_vl_100_root"].need_gb == 45
+    assert located["paths.roboflow_vl_100_root"].reason == "Roboflow 100-VL (25 of 100 datasets complete)"
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,9 @@
 """The demo's config is SAM3's shipped RF100-VL fine-tuning config, restated (the sam3 wheel ships no
 configs): equal to it everywhere but the keys marked "demo"."""
 
-import os
-
-import pytest
 import yaml
 from conftest import ROOT
+from support.sam3_configs import require_configs
 
 from tasks.lib.run import sam3_config
 
@@ -28,12 +26,7 @@ def flat(node, prefix=""):
 
 
 def test_the_demo_is_sams_shipped_config_but_for_the_demo_keys():
-    roots = sam3_config.config_roots(ROOT / "sam3", os.environ)
-    if not roots:
-        if os.environ.get("SAM3_REQUIRE_SERVICES") == "1":
-            pytest.fail("SAM3_REQUIRE_SERVICES=1 but SAM3's configs are missing (sam3 submodule or SAM3_CONFIGS_DIR)")
-        pytest.skip("no SAM3 configs: check out the sam3 submodule or set SAM3_CONFIGS_DIR")
-    shipped = dict(flat(yaml.safe_load(sam3_config.find_config(SHIPPED, roots).read_text())))
+    shipped = dict(flat(yaml.safe_load(sam3_config.find_config(SHIPPED, [require_configs()]).read_text())))
     demo = dict(flat(yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())))
     assert set(demo) == set(shipped)
     differ = {key for key in shipped if shipped[key] != demo[key]}

@@ -1,25 +1,18 @@
 """scripts/gpu_check.py, the prepared GPU check, runs its CPU half here: hw.check, then --smoke on SAM3's
 RF100-VL fine-tuning config with the reduced model, and SAM3's own step times read back."""
 
-import os
 import subprocess
 import sys
 
-import pytest
 from conftest import ROOT
-
-from tasks.lib.run import sam3_config
+from support.sam3_configs import require_configs
 
 
 def test_the_gpu_check_runs_its_cpu_half_and_reports_seconds_per_step(clean_env, tmp_path):
-    if not sam3_config.config_roots(ROOT / "sam3", os.environ):
-        if os.environ.get("SAM3_REQUIRE_SERVICES") == "1":
-            pytest.fail("SAM3_REQUIRE_SERVICES=1 but SAM3's configs are missing (sam3 submodule or SAM3_CONFIGS_DIR)")
-        pytest.skip("no SAM3 configs: check out the sam3 submodule or set SAM3_CONFIGS_DIR")
     small = {
         f"INVOKE_HW_DISK_{kind}_GB": "0.01" for kind in ("RF100VL", "ODINW", "WEIGHTS", "CHECKPOINTS", "TRAIN_VENV")
     }
-    environ = dict(clean_env, SAM3_CONFIGS_DIR=os.environ.get("SAM3_CONFIGS_DIR", ""), **small)  # this disk's room
+    environ = dict(clean_env, SAM3_CONFIGS_DIR=str(require_configs()), **small)  # this disk's room
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--keep", str(tmp_path / "run")],
                           env=environ, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

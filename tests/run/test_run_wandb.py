@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, files_holding, run_inv
+from support.sam3_configs import require_configs
 
 from tasks.lib.core.errors import ConfigError
 from tasks.lib.env import tracking
@@ -225,14 +226,10 @@ def test_a_writer_wandb_cannot_mirror_is_a_warning_and_no_override(tmp_path):
     assert "sam3_wandb" not in done.stdout and "WANDB_PROJECT" not in done.stdout
 
 
-SAM3_CONFIGS = ROOT.parent / "shared" / "fixtures" / "sam3-configs"
-
-
-@pytest.mark.skipif(not (SAM3_CONFIGS / "roboflow_v100").is_dir(), reason="no SAM3 configs beside this checkout")
 def test_a_real_sam3_config_with_wandb_passes_preflight(tmp_path):
     """SAM3's own RF100-VL config: pre-flight composes it in the training env and imports the plugin target."""
-    environ = job_environ(tmp_path, SAM3_CONFIGS_DIR=str(SAM3_CONFIGS), ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"),
-                          SAM3_BPE_PATH=str(SAM3_CONFIGS.parent / "bpe_simple_vocab_16e6.txt.gz"), **WANDB_OFFLINE)  # fmt: skip
+    environ = job_environ(tmp_path, SAM3_CONFIGS_DIR=str(require_configs()), ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"),
+                          **WANDB_OFFLINE)  # fmt: skip
     assert run_inv(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], environ).returncode == 0
     args = ["run.train", "--config", "roboflow_v100_full_ft_100_images", "--datasets", "actions", "--name", "real"]
     dry = run_inv([*args, "--dry-run"], environ)

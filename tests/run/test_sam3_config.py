@@ -4,6 +4,7 @@ SAM3's real configs (the sam3 submodule, or $SAM3_CONFIGS_DIR, which .ci/run set
 from pathlib import Path
 
 import pytest
+from support.sam3_configs import require_configs
 
 from tasks.lib.core.errors import ConfigError
 from tasks.lib.run import sam3_config as C
@@ -89,8 +90,8 @@ def test_rendered_text_keeps_the_hydra_header_and_says_where_it_came_from(tmp_pa
     assert text.startswith("# @package _global_\n") and "src.yaml" in text and "a: ${b}" in text
 
 
-@pytest.mark.skipif(not REAL, reason="no SAM3 configs: check out the sam3 submodule or set SAM3_CONFIGS_DIR")
 def test_every_real_rf100vl_and_odinw_config_fills_completely():
+    require_configs()
     values = {
         "<YOUR_DATASET_DIR>": "/d",
         "<YOUR_DATA_DIR>": "/o",

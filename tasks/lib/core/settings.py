@@ -220,7 +220,15 @@ def check_location(name: str, path: Path, source: str) -> None:
         raise ConfigError(f"{name} = {path} (from {source}): {anchor} is not writable; choose a writable location")
 
 
-def resolve(layers: Iterable[Layer], environ: Mapping[str, str], flags: Mapping[str, Any] | None = None) -> Settings:
+@dataclass(frozen=True)
+class Flag:
+    """A task flag's value for a setting, and the flag as the user types it (for messages)."""
+
+    name: str
+    value: Any
+
+
+def resolve(layers: Iterable[Layer], environ: Mapping[str, str], flags: Mapping[str, Flag] | None = None) -> Settings:
     """Merge layers, then env names, INVOKE_* variables and flags; validate every value."""
     layers = list(layers)
     raw: dict[str, tuple[Any, str]] = {}
@@ -235,11 +243,11 @@ def resolve(layers: Iterable[Layer], environ: Mapping[str, str], flags: Mapping[
     for layer in (layer for layer in layers if layer.above_environment):
         for dotted, value in _layer_values(layer):
             raw[dotted] = (value, layer.label)
-    for dotted, value in (flags or {}).items():
+    for dotted, given in (flags or {}).items():
         if dotted not in KEYS:
             raise _unknown_key_error(dotted, "flag")
-        if value is not None:
-            raw[dotted] = (value, f"flag --{dotted.split('.')[-1].replace('_', '-')}")
+        if given.value is not None:
+            raw[dotted] = (given.value, f"flag {given.name}")
 
     settings = Settings()
     for key in SCHEMA:
@@ -289,6 +297,6 @@ def _label(path: str | None, fallback: str) -> str:
     return f"~/{resolved.relative_to(home)}" if resolved.is_relative_to(home) else str(resolved)
 
 
-def from_invoke(config: Any, flags: Mapping[str, Any] | None = None) -> Settings:
+def from_invoke(config: Any, flags: Mapping[str, Flag] | None = None) -> Settings:
     """Settings for a task: invoke's loaded files, this process's environment, the task's flags."""
     return resolve(layers_from_invoke(config), os.environ, flags)

@@ -23,8 +23,17 @@ class Location:
     reason: str
 
 
-def _has_content(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
+def complete_datasets(kind: str, root: Path) -> tuple[int, int]:
+    """(complete, all) datasets of a family under root: complete when every annotation file SAM3's
+    configs require is there (a stat each; data.validate checks the contents). An empty folder, a
+    partial download or data.fetch's staging folder counts for nothing."""
+    from ..data import coco
+
+    names = coco.dataset_names(kind)
+    complete = sum(
+        all((root / f.json).is_file() for f in coco.dataset_spec(kind, name).files if f.required) for name in names
+    )
+    return complete, len(names)
 
 
 def _weights_cached(hf_home: Path) -> bool:
@@ -39,14 +48,15 @@ def plan_locations(settings) -> list[Location]:
         path = s.path(name)
         return Location(name, path, 0.0 if done else s[gb_key], f"{what} (present)" if done else what)
 
+    def data(name: str, kind: str, gb_key: str, what: str) -> Location:
+        complete, total = complete_datasets(kind, s.path(name))
+        share = (total - complete) / total
+        held = f"{complete} of {total} datasets complete" if complete < total else "present"
+        return Location(name, s.path(name), round(s[gb_key] * share, 3), f"{what} ({held})" if complete else what)
+
     return [
-        pending(
-            "paths.roboflow_vl_100_root",
-            _has_content(s.path("paths.roboflow_vl_100_root")),
-            "hw.disk_rf100vl_gb",
-            "Roboflow 100-VL",
-        ),
-        pending("paths.odinw_data_root", _has_content(s.path("paths.odinw_data_root")), "hw.disk_odinw_gb", "ODinW"),
+        data("paths.roboflow_vl_100_root", "rf100vl", "hw.disk_rf100vl_gb", "Roboflow 100-VL"),
+        data("paths.odinw_data_root", "odinw", "hw.disk_odinw_gb", "ODinW"),
         pending("paths.experiment_root", False, "hw.disk_checkpoints_gb", "checkpoints of one experiment"),
         pending("paths.hf_home", _weights_cached(s.path("paths.hf_home")), "hw.disk_weights_gb", "SAM3 weights"),
         pending(

@@ -14,6 +14,7 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.paths import PROJECT_ROOT, atomic_write_text
 from ..env.trainenv import training_versions
+from . import job_env
 from .planning import Plan, Request
 
 RECORD = "launch.json"
@@ -27,13 +28,24 @@ def _git_commit(path: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+def mask_secret_values(items: list[str]) -> list[str]:
+    """`KEY=value` items (a --set, an argv word) whose key looks like a secret, with the value masked."""
+    masked = []
+    for item in items:
+        flag, _, rest = item.partition("=") if item.startswith("--") else ("", "", item)
+        key, equals, _ = rest.partition("=")
+        secret = equals and job_env.looks_secret(key.lstrip("+").rsplit(".", 1)[-1])
+        masked.append(f"{flag + '=' if flag else ''}{key}=***" if secret else item)
+    return masked
+
+
 def new_record(plan_: Plan, request: Request, python: Path, command: list[str]) -> dict[str, Any]:
     """What was launched, from where and with what: no environment values, so no secrets."""
     return {
         "name": plan_.name,
         "mode": plan_.mode,
-        "command": command,
-        "request": asdict(request),
+        "command": mask_secret_values(command),
+        "request": {**asdict(request), "sets": mask_secret_values(request.sets)},
         "source_config": str(plan_.source),
         "run_dir": str(plan_.run_dir),
         "host": platform.node(),

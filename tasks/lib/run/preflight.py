@@ -108,7 +108,7 @@ def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: s
     timeout_hour = resources["timeout_hour"]
     if not shutil.which("sbatch"):
         return [Check("slurm", "sbatch", FAIL, "no sbatch on PATH: submitit would quietly run the jobs here instead",
-                      "run on the cluster's login node (inv -H login ...) or use --mode local")]  # fmt: skip
+                      "run it on the cluster's login node (inv remote.run \"run.train ...\" --host LOGIN) or use --mode local")]  # fmt: skip
     checks = []
     limits = partition_limits()
     chosen = partition or next((name for name, (_, default) in limits.items() if default), None)

@@ -3,6 +3,7 @@ ArrayTaskThrottle, per-task configs, and SLURM's word on each job."""
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,13 +19,22 @@ from .planning import Launch, Plan
 JOB_ID = re.compile(r"Submitit Job ID:\s*(\S+)")
 
 
-def throttle(job_ids: list[str], max_parallel: int) -> None:
+def throttle(job_ids: list[str], max_parallel: int) -> str | None:
     """At most max_parallel tasks of the array run at once (SLURM's ArrayTaskThrottle, the %N of
-    --array=0-99%N); SAM3's train.py does not pass submitit's array parallelism through."""
+    --array=0-99%N); SAM3's train.py does not pass submitit's array parallelism through. What went
+    wrong, in one line with the fix, or None (the jobs are queued either way)."""
     arrays = sorted({job.split("_")[0] for job in job_ids if job})
     for array in arrays:
-        subprocess.run(["scontrol", "update", f"JobId={array}", f"ArrayTaskThrottle={max_parallel}"],
-                       check=True, capture_output=True, text=True, timeout=60)  # fmt: skip
+        argv = ["scontrol", "update", f"JobId={array}", f"ArrayTaskThrottle={max_parallel}"]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            done = subprocess.CompletedProcess(argv, 1, "", str(error))
+        if done.returncode != 0:
+            said = ((done.stderr or done.stdout).strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            return (f"job array {array} is queued but not throttled to {max_parallel} at a time (scontrol: {said}); "
+                    f"run: {shlex.join(argv)}, or scancel it (inv run.cancel)")  # fmt: skip
+    return None
 
 
 def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
@@ -51,7 +61,10 @@ def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
                          exit_code=None if done.returncode == 0 else done.returncode)  # fmt: skip
             print(f"{task.dataset or plan_.name}: SLURM job {job or '(none)'}", file=stream)
         if ok and len(members) > 1 and record["request"].get("max_parallel"):
-            throttle(ids, record["request"]["max_parallel"])
+            problem = throttle(ids, record["request"]["max_parallel"])
+            if problem:
+                print(f"error: {problem}", file=stream)
+                worst = worst or 1
         if writer:
             finish_task_configs(writer, staging, plan_.run_dir, keep=ok)
         if not ok:
