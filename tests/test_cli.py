@@ -41,8 +41,16 @@ def test_list_shows_every_namespace(clean_env):
         "run.logs",
         "run.cancel",
         "remote.run",
+        "env.setup",
+        "env.submodules",
+        "env.venv",
+        "env.torch",
+        "env.sam3",
+        "env.weights",
+        "env.wandb",
+        "env.dvc",
     ):
-        assert name in done.stdout
+        assert f"  {name} " in done.stdout, name
 
 
 def test_start_up_imports_nothing_heavy():

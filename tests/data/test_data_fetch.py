@@ -209,16 +209,12 @@ def test_ctrl_c_keeps_the_partial_download_and_the_next_run_resumes(clean_env, t
     assert result.status == "pass" and "resumed at" in result.detail, result
 
 
-def test_the_sha256_table_is_enforced(tmp_path, server, odinw_zips, monkeypatch):
-    body = odinw_zips["pothole"]
-    server.add("/odinw_35/pothole.zip", body)
-    monkeypatch.setitem(odinw_fetch.SHA256, "pothole", "0" * 64)
-    wrong = fetch_odinw(tmp_path, server, ["pothole"])["pothole"]
-    assert wrong.status == "fail" and "sha256 mismatch" in wrong.detail
-    assert not (tmp_path / "pothole").exists() and staging_leftovers(tmp_path) == []
-    monkeypatch.setitem(odinw_fetch.SHA256, "pothole", hashlib.sha256(body).hexdigest())
-    right = fetch_odinw(tmp_path, server, ["pothole"])["pothole"]
-    assert right.status == "pass" and "sha256 verified" in right.detail
+def test_what_a_download_is_checked_against_is_said_exactly(tmp_path):
+    """No pinned table: the dry run says size and the sha256 Hugging Face states (tested below)."""
+    opts = fetch.options("odinw", tmp_path, "pothole")
+    notes = " ".join(fetch.notes(opts, fetch.run(opts, dry_run=True)))
+    assert "sha256 against the one Hugging Face states for the stored object (X-Linked-Etag)" in notes
+    assert "table" not in notes and not hasattr(odinw_fetch, "SHA256")
 
 
 @pytest.mark.parametrize("announced", ["right", "wrong"])
@@ -234,7 +230,10 @@ def test_hugging_face_redirects_give_the_size_and_the_sha256_to_check(tmp_path, 
     opts = fetch.options("odinw", tmp_path, "pothole", base_url=server.url + "/hf")
     result = fetch.run(opts, stream=io.StringIO()).results[0]
     if announced == "right":
-        assert result.status == "pass" and "sha256 verified (from the server's X-Linked-Etag)" in result.detail
+        assert (
+            result.status == "pass"
+            and "sha256 verified (the sha256 Hugging Face states for the stored object)" in result.detail
+        )
     else:
         assert result.status == "fail" and "sha256 mismatch" in result.detail and not (tmp_path / "pothole").exists()
     assert [m for m, p, _ in server.requests() if p.startswith("/cdn/")] == ["GET"]  # HEAD stayed on /resolve/
@@ -475,6 +474,20 @@ def test_rf100vl_fetch_goes_through_rf100vl_and_installs_cleaned_data(tmp_path, 
     calls = len(roboflow_on_loopback.requests())
     assert {r.status for r in fetch_rf(tmp_path, ["actions", "-grccs"]).values()} == {"skip"}
     assert len(roboflow_on_loopback.requests()) == calls  # complete datasets: not even the API is asked
+
+
+def test_what_the_roboflow_client_said_is_shown_scrubbed_when_a_fetch_fails(tmp_path, roboflow_on_loopback, rf_exports):
+    FakeRoboflowApi(roboflow_on_loopback, rf_exports, failing={"actions"})  # its error page echoes the key
+    stream = io.StringIO()
+    outcome = fetch.run(fetch.options("rf100vl", tmp_path, "actions"), stream=stream)
+    assert [r.status for r in outcome.results] == ["fail"]
+    shown = stream.getvalue()
+    assert "the Roboflow client said (its last lines, ROBOFLOW_API_KEY removed):" in shown, shown
+    assert KEY not in shown and len(shown.split("ROBOFLOW_API_KEY removed):")[1].strip().splitlines()) >= 1
+    quiet = io.StringIO()
+    FakeRoboflowApi(roboflow_on_loopback, rf_exports)
+    fetch.run(fetch.options("rf100vl", tmp_path, "actions"), stream=quiet)
+    assert "the Roboflow client said" not in quiet.getvalue()  # nothing failed: nothing to show
 
 
 def test_rf100vl_interrupted_download_never_looks_complete(tmp_path, roboflow_on_loopback, rf_exports):

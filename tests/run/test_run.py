@@ -128,13 +128,42 @@ def test_cancel_stops_a_running_local_run_and_status_says_so(env, tmp_path):
             time.sleep(1)
         else:
             raise AssertionError("the run never showed as running")
+        follow = subprocess.Popen([str(inv), "run.logs", "--name", "long", "--follow"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        seen, deadline = [], time.monotonic() + 120
+        while time.monotonic() < deadline and not any("Train Epoch" in line for line in seen):
+            seen.append(follow.stdout.readline())  # lines arrive while SAM3 trains
+        assert any(line.startswith("[actions] ") and "Train Epoch" in line for line in seen), seen[-5:]
+        dry = run_inv(["run.cancel", "--name", "long", "--dry-run"], env)
+        assert dry.returncode == 0 and "would stop process group of pid" in dry.stdout
+        assert json.loads(run_inv(["run.status", "--name", "long", "--json"], env).stdout)["states"] == ["running"]
         cancelled = run_inv(["run.cancel", "--name", "long"], env)
         assert cancelled.returncode == 0 and "stopped process group of pid" in cancelled.stdout
         assert launcher.wait(timeout=60) == 1  # the launcher saw its task fail and said so
         record = json.loads((tmp_path / "exp" / "long" / "launch.json").read_text())
         assert record["tasks"][0]["state"] == "failed" and record["tasks"][0]["exit_code"] < 0
+        follow.wait(timeout=60)  # --follow ends by itself once no task runs
     finally:
         launcher.kill()
+
+
+def test_checkpoints_off_for_a_run_of_many_epochs_is_a_warning(env, tmp_path):
+    done = run_inv(["run.train", "--dry-run", "--datasets", "actions", "--set", "trainer.skip_saving_ckpts=true"], env)
+    assert done.returncode == 0, done.stderr
+    assert ("warning: trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or crashed job "
+            "restarts from zero (--set trainer.skip_saving_ckpts=false)") in done.stdout  # fmt: skip
+    quiet = run_inv(["run.train", "--dry-run", "--datasets", "actions"], env)
+    assert "skip_saving_ckpts" not in quiet.stdout.split("source config:")[0]
+
+
+def test_no_preflight_launches_without_the_checks(env, tmp_path):
+    """Data that pre-flight would refuse: with --no-preflight the job starts and SAM3's own loader fails."""
+    (tmp_path / "demo-data" / "actions").mkdir(parents=True)  # present but empty
+    done = run_inv(["run.train", "--datasets", "actions", "--name", "np", "--no-preflight"], env, timeout=300)
+    assert "pre-flight" not in done.stdout and "_annotations.coco.json" in done.stdout  # SAM3's words
+    assert done.returncode == 1 and "a task exited with 1" in done.stderr
+    record = json.loads((tmp_path / "exp" / "np" / "launch.json").read_text())
+    assert record["tasks"][0]["state"] == "failed"
 
 
 def test_dry_run_shows_config_diff_and_command_and_writes_nothing(env, tmp_path):

@@ -18,11 +18,10 @@ from . import coco, transfer
 DEFAULT_BASE_URL = "https://huggingface.co/GLIPModel/GLIP/resolve/main/odinw_35"
 ODINW13_ZIPS = tuple(dict.fromkeys(task.top for task in coco.ODINW13))  # in SAM3's task order
 ODINW35_ZIPS = tuple(name for name in coco.ODINW_ZIPS if name != "vector")  # no GLIP config reads vector
-# sha256 of each zip, pinned. Fill it from a download you trust (`sha256sum <Name>.zip`, or the LFS
-# sha256 Hugging Face shows for odinw_35/<Name>.zip). Without a pin, the sha256 Hugging Face announces
-# in X-Linked-Etag is checked; every download records its sha256 in the dataset's .sam3-transfer.json.
-# Sizes are always checked against Content-Length.
-SHA256: dict[str, str] = {}
+# What a download is checked against: its size against Content-Length (or X-Linked-Size), and its
+# sha256 against the one Hugging Face states for the stored LFS object (X-Linked-Etag on /resolve/).
+# Both come from the server that sends the bytes: they catch a cut or corrupted transfer, not a
+# changed upstream file. Each dataset's .sam3-fetch.json records the sha256 it was installed with.
 
 
 def zip_names(odinw: object, names: list[str] | None) -> list[str]:
@@ -63,9 +62,8 @@ def source(opts: transfer.Options, name: str) -> str:
 
 
 def notes(opts: transfer.Options) -> list[str]:
-    pinned = sum(1 for name in opts.names if name in SHA256)
-    return [f"checks: size against Content-Length; sha256 for {pinned} of {len(opts.names)} zip(s) "
-            f"(table in tasks/lib/data/odinw_fetch.py); every entry vetted; at most {opts.max_bytes / 1e9:g} GB "
+    return ["checks: size against Content-Length, sha256 against the one Hugging Face states for the stored "
+            f"object (X-Linked-Etag) where it states one; every entry vetted; at most {opts.max_bytes / 1e9:g} GB "
             "unpacked per zip"]  # fmt: skip
 
 
@@ -129,8 +127,7 @@ def _fetch_zip(opts: transfer.Options, item: transfer.Item, remote: transfer.Rem
     part = staging / f"{item.name}.zip.part"
     got = transfer.download(remote, part, progress, item.name, cancel, opts.retries, opts.timeout)
     digest = transfer.sha256_file(part)
-    pinned = SHA256.get(item.name, "").lower()
-    expected, origin = (pinned, "pinned") if pinned else (remote.sha256, "from the server's X-Linked-Etag")
+    expected, origin = remote.sha256, "the sha256 Hugging Face states for the stored object"
     if expected and digest != expected:
         transfer.discard(part)
         raise transfer.FetchFailed(f"sha256 mismatch (got {digest[:16]}..., expected {expected[:16]}... {origin}); "

@@ -6,7 +6,7 @@ one zip per dataset. We call it one dataset at a time into a staging folder, che
 data.validate's code, and rename it into place, because the SDK's only completeness check is that the
 folder exists (reliability-security.md §2.2). The API key comes only from ROBOFLOW_API_KEY and is given
 to rf100vl explicitly (without it rf100vl falls into an interactive login). The SDK puts the key in
-URLs, so its output is captured and every message we keep is scrubbed.
+URLs, so its output is captured, every message we keep is scrubbed, and on a failure its last lines are shown.
 """
 
 import contextlib
@@ -71,17 +71,26 @@ def execute(opts: transfer.Options, items: list[transfer.Item], progress: transf
     transfer.check_disk(opts.root, int(opts.disk_gb * 1e9 * len(todo) / 100), f"{len(todo)} RF100-VL dataset(s)")
     opts.root.mkdir(parents=True, exist_ok=True)
     version = check_package()
-    with transfer.staging_area(opts.root) as staging, captured_output():
-        projects = _list_projects(opts.api_key)
-        by_name = {dataset.name: dataset for dataset in projects}
-        cancel = threading.Event()
+    results: list[transfer.Result] = []
+    said = _Tail()
+    try:
+        with transfer.staging_area(opts.root) as staging, captured_output(said):
+            projects = _list_projects(opts.api_key)
+            by_name = {dataset.name: dataset for dataset in projects}
+            cancel = threading.Event()
 
-        def work(item: transfer.Item) -> transfer.Result:
-            if cancel.is_set():
-                raise transfer.Cancelled
-            return _fetch_one(by_name.get(item.name), item, staging, version, progress)
+            def work(item: transfer.Item) -> transfer.Result:
+                if cancel.is_set():
+                    raise transfer.Cancelled
+                return _fetch_one(by_name.get(item.name), item, staging, version, progress)
 
-        return transfer.run_parallel(items, work, opts.jobs, progress, cancel)
+            results = transfer.run_parallel(items, work, opts.jobs, progress, cancel)
+    finally:  # on a failure, what the SDK printed or logged (key removed), once its output is ours again
+        if (not results or any(result.status == "fail" for result in results)) and said.lines:
+            progress.say("the Roboflow client said (its last lines, ROBOFLOW_API_KEY removed):")
+            for line in said.lines[-12:]:
+                progress.say(f"  {line}")
+    return results
 
 
 def _list_projects(api_key: str):
@@ -157,11 +166,11 @@ class _Tail:
 
 
 @contextlib.contextmanager
-def captured_output() -> Iterator[_Tail]:
-    """The SDK's stdout, stderr (tqdm bars, warnings) and log records go to a scrubbed tail, not to the user."""
+def captured_output(tail: _Tail) -> Iterator[_Tail]:
+    """The SDK's stdout, stderr (tqdm bars, warnings) and log records go to a scrubbed tail, not to the user
+    (execute shows its last lines when something failed)."""
     import logging
 
-    tail = _Tail()
     previous = logging.getLogRecordFactory()
 
     def scrubbed_record(*args, **kwargs):
