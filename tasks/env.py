@@ -180,7 +180,8 @@ def weights(c, revision=None, verify=False, dry_run=False, json=False):
     if outcome.removed_partials:
         print(f"removed {len(outcome.removed_partials)} partial download(s) left by an interrupted run")
     if dry_run:
-        print(f"dry run: nothing written; the checkpoint would be {outcome.checkpoint}")
+        where = outcome.checkpoint or f"under {weights_lib.repo_folder(hf_home)}/snapshots/ (commit unknown offline)"
+        print(f"dry run: nothing written; the checkpoint would be {where}")
     else:
         print(f"revision {outcome.revision} = commit {outcome.commit} (recorded in {weights_lib.record_path(hf_home)})")
         print(f"SAM3 checkpoint: {outcome.checkpoint}")

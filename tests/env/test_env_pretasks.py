@@ -141,3 +141,21 @@ def test_run_train_alone_builds_the_training_env_from_nothing_then_finds_it_done
     lines = again.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == list(STEP_LINES)
     assert all(line.endswith("nothing to do") for line in lines[:3])
+
+
+def test_env_setup_dry_run_without_the_hub_still_plans_and_exits_0(clean_env, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on once this closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f'[url "file://{tmp_path}/nowhere/"]\n\tinsteadOf = https://github.com/\n')
+    env = dict(clean_env, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", HF_TOKEN=TOKEN,
+               HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"),
+               INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "train-venv"),
+               **{f"INVOKE_HW_DISK_{name}_GB": "0" for name in ("RF100VL", "ODINW", "CHECKPOINTS", "TRAIN_VENV")},
+               INVOKE_HW_DISK_WEIGHTS_GB="0.001")  # fmt: skip
+    done = run_inv(["env.setup", "--dry-run"], env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    assert "size unknown (hub not reachable)" in done.stdout and "env.setup (dry run" in done.stdout

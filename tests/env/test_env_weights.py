@@ -297,3 +297,26 @@ def test_run_train_fetches_the_weights_first_when_its_config_loads_sam3(env, hub
     again = run_env(args, env, timeout=300)
     assert again.returncode == 0 and "env.weights" not in again.stdout and len(hub.downloads()) == fetched
     assert_secret_free(done, env["HF_HOME"], tmp_path / "exp")
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on once this closes
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_dry_run_without_the_hub_plans_and_exits_0(clean_env, tmp_path):
+    """Offline, a dry run says what it would download, that sizes are unknown, and succeeds; a real run
+    fails in one line."""
+    env = dict(clean_env, HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}", HF_HOME=str(tmp_path / "hf"),
+               HF_TOKEN=GOOD, INVOKE_HW_DISK_WEIGHTS_GB="0.001")  # fmt: skip
+    dry = run_env(["env.weights", "--dry-run"], env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would download" in dry.stdout and "size unknown (hub not reachable)" in dry.stdout
+    assert "note: the hub at http://127.0.0.1:" in dry.stdout and "commit unknown offline" in dry.stdout
+    assert not (tmp_path / "hf" / "hub").exists() and GOOD not in dry.stdout + dry.stderr
+    real = run_env(["env.weights"], env)
+    assert real.returncode != 0 and "cannot reach the Hugging Face hub" in real.stderr
+    assert len(real.stderr.strip().splitlines()) == 1

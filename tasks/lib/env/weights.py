@@ -238,8 +238,8 @@ _PLANNED = {"present": "present", "link": "would link", "download": "would downl
 def rows(outcome: Outcome) -> list[tuple[str, str, str, str, str]]:
     words = _PLANNED if outcome.dry_run else _DONE
     return [
-        (f.name, _size(f.size), words[f.action], (f"sha256 {f.etag[:12]}" if len(f.etag) == 64 else f"sha1 {f.etag[:12]}"),
-         f.detail or "-")
+        (f.name, _size(f.size), words[f.action],
+         (f"sha256 {f.etag[:12]}" if len(f.etag) == 64 else f"sha1 {f.etag[:12]}") if f.etag else "?", f.detail or "-")
         for f in outcome.files
     ]  # fmt: skip
 
@@ -409,6 +409,15 @@ def explain(error: BaseException, token_source: str, endpoint: str, revision: st
                      f"or check {ACCESS_URL}")  # fmt: skip
 
 
+def _offline_plan(revision: str, endpoint: str, error: BaseException, seconds: float) -> Outcome:
+    """A dry run that cannot reach the hub still plans: every file would be downloaded, sizes unknown."""
+    files = [FileState(name, None, "", "download", "size unknown (hub not reachable)") for name in FILES]
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+    note = (f"the hub at {endpoint} is not reachable ({reason}): the commit and the sizes are unknown, and a real "
+            "run needs the network (or copy the cache from a machine that has it: paths.hf_home)")  # fmt: skip
+    return Outcome(REPO_ID, revision, None, None, files, dry_run=True, checked_hub=False, notes=[note], seconds=seconds)
+
+
 def ensure(
     hf_home: Path,
     revision: str = "main",
@@ -448,6 +457,8 @@ def ensure(
         problem = explain(error, token_source, endpoint, revision, token)
         why = f"hub not reachable ({type(error).__name__})" if _unreachable(error) else f"the hub said no: {problem}"
         local = _local_only(hf_home, revision, record, full_verify, f"{why}; using the verified local copy")
+        if local is None and dry_run and _unreachable(error):
+            return _offline_plan(revision, endpoint, error, time.perf_counter() - started)
         if local is None:
             raise problem from None
         local.dry_run = dry_run
