@@ -246,15 +246,15 @@ def dvc(c, repo=None, remote=None, name=None, endpoint_url=None, track=None, pus
         raise ToolError(f"{len(result.failed)} DVC check(s) failed; see the fix column above")
 
 
-def setup_summary(settings) -> list[tuple[str, str, str]]:
-    """One row per step of env.setup: what is there now."""
+def setup_summary(settings, project_root=None) -> list[tuple[str, str, str]]:
+    """One row per step of env.setup: what is there now (submodules of project_root, default this project)."""
     from .lib.core.paths import PROJECT_ROOT
     from .lib.env import submodules as submodules_lib
     from .lib.env import trainenv
     from .lib.env import weights as weights_lib
 
     rows = []
-    for state in submodules_lib.inspect(PROJECT_ROOT):
+    for state in submodules_lib.inspect(project_root or PROJECT_ROOT):
         at = f"at {state.head[:8]}" if state.head else "not checked out"
         status = "pass" if state.head == state.sub.commit else "fail"
         rows.append((f"submodule {state.sub.path}", status, f"{at} (pin {state.sub.commit[:8]})"))

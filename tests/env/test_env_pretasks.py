@@ -10,6 +10,7 @@ from conftest import ROOT, run_inv
 from invoke import Collection, Config
 from invoke import task as invoke_task
 from support.hub_server import HubServer
+from support.project_copy import project_copy
 
 from tasks import run
 from tasks.lib.core.executor import MakeExecutor
@@ -108,7 +109,8 @@ def test_env_setup_dry_run_runs_every_step_dry_and_changes_nothing(clean_env, tm
             **{f"INVOKE_HW_DISK_{name}_GB": "0" for name in ("RF100VL", "ODINW", "CHECKPOINTS", "TRAIN_VENV")},
             INVOKE_HW_DISK_WEIGHTS_GB="0.001",
         )
-        done = run_inv(["env.setup", "--dry-run"], env)
+        project = project_copy(tmp_path)  # whatever state this checkout's submodules are in
+        done = run_inv(["env.setup", "--dry-run"], env, cwd=project)
         downloads = hub.downloads()
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     out = done.stdout
@@ -117,7 +119,7 @@ def test_env_setup_dry_run_runs_every_step_dry_and_changes_nothing(clean_env, tm
     positions = [out.index(words) for words in order]
     assert positions == sorted(positions)
     assert downloads == [] and not venv.exists() and not (hf_home / "hub").exists()
-    assert not (ROOT / "sam3" / ".git").exists()
+    assert not (project / "sam3" / ".git").exists()
     assert TOKEN not in out + done.stderr
 
 
@@ -156,6 +158,6 @@ def test_env_setup_dry_run_without_the_hub_still_plans_and_exits_0(clean_env, tm
                INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "train-venv"),
                **{f"INVOKE_HW_DISK_{name}_GB": "0" for name in ("RF100VL", "ODINW", "CHECKPOINTS", "TRAIN_VENV")},
                INVOKE_HW_DISK_WEIGHTS_GB="0.001")  # fmt: skip
-    done = run_inv(["env.setup", "--dry-run"], env)
+    done = run_inv(["env.setup", "--dry-run"], env, cwd=project_copy(tmp_path))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     assert "size unknown (hub not reachable)" in done.stdout and "env.setup (dry run" in done.stdout

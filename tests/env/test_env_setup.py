@@ -2,6 +2,7 @@
 
 import pytest
 from conftest import ROOT, run_inv
+from support.project_copy import project_copy
 
 TRAIN_VENV = ROOT / ".venv-train"
 
@@ -11,14 +12,16 @@ def test_setup_checks_hardware_first_and_stops_at_the_first_step_that_fails(clea
     gitconfig.write_text(
         f'[url "file://{tmp_path}/nowhere/"]\n\tinsteadOf = https://github.com/\n[protocol "file"]\n\tallow = always\n'
     )
-    env = dict(clean_env, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", SAM3_EXPERIMENT_ROOT=str(tmp_path))
+    env = dict(clean_env, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", SAM3_EXPERIMENT_ROOT=str(tmp_path),
+               INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "train-venv"))  # fmt: skip
     for name in ("RF100VL", "ODINW", "WEIGHTS", "CHECKPOINTS", "TRAIN_VENV"):
         env[f"INVOKE_HW_DISK_{name}_GB"] = "0"
-    done = run_inv(["env.setup"], env)
+    project = project_copy(tmp_path)  # whatever state this checkout's submodules are in
+    done = run_inv(["env.setup"], env, cwd=project)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.index("hw.check") < done.stdout.index("submodule")  # the hardware is checked first
     assert "could not fetch sam3" in done.stderr and "Traceback" not in done.stderr
-    assert not (ROOT / "sam3" / ".git").exists()
+    assert not (project / "sam3" / ".git").exists() and not (tmp_path / "train-venv").exists()
 
 
 @pytest.mark.skipif(not (TRAIN_VENV / "bin" / "python").exists(), reason="no training env (.venv-train)")
@@ -32,9 +35,9 @@ def test_summary_reads_the_training_env_and_the_optional_steps(tmp_path):
         def path(self, key):
             return self[key]
 
-    rows = {step: (status, state) for step, status, state in setup_summary(Settings(settings))}
+    rows = {step: (status, state) for step, status, state in setup_summary(Settings(settings), project_copy(tmp_path))}
     assert rows["torch"][0] == "pass" and rows["torch"][1].startswith("2.14.1")
     assert rows["sam3"][1].startswith("0.1.4")
     assert rows["weights"] == ("fail", "not downloaded (inv env.weights)")
     assert rows["wandb"] == ("pass", "sam3-ft") and rows["dvc"][0] == "skip"
-    assert rows["submodule sam3"][0] == "fail"
+    assert rows["submodule sam3"] == ("fail", f"not checked out (pin {rows['submodule sam3'][1].split('pin ')[1]}")
