@@ -129,8 +129,8 @@ def test_torch_that_does_not_fit_is_replaced_dry_run_shows_how(built, environ):
     python = venv / "bin" / "python"
     assert f"  {python} -m pip uninstall --yes torch torchvision\n" in done.stdout
     assert (
-        f"  {python} -m pip install --disable-pip-version-check --progress-bar off torch==2.13.0 torchvision==0.28.0 "
-        "--index-url https://download.pytorch.org/whl/cu128\n"
+        f"  PIP_INDEX_URL=https://download.pytorch.org/whl/cu128 {python} -m pip install --disable-pip-version-check "
+        "--progress-bar off torch==2.13.0 torchvision==0.28.0\n"
     ) in done.stdout
     assert dist_version(venv, "torch") == TORCH  # nothing done
 
@@ -247,8 +247,8 @@ def test_the_wheel_index_follows_the_driver(scenario, index, environ, tmp_path):
     done = inv(["env.torch", "--venv", str(venv), "--dry-run"], environ, nvml_scenario=scenario)
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith(
-        f"{venv}/bin/python -m pip install --disable-pip-version-check --progress-bar off torch torchvision "
-        f"--index-url https://download.pytorch.org/whl/{index}"
+        f"PIP_INDEX_URL=https://download.pytorch.org/whl/{index} {venv}/bin/python -m pip install "
+        "--disable-pip-version-check --progress-bar off torch torchvision"
     )
     assert not venv.exists()
 
@@ -263,13 +263,16 @@ def test_a_driver_too_old_for_any_sam3_torch_says_which_driver_to_install(enviro
 def test_overrides_pick_index_and_version(environ, tmp_path):
     venv = tmp_path / "venv"
     cases = {
-        ("--torch-index", "pypi", "--torch-version", "2.9"): "'torch==2.9.*' 'torchvision==0.24.*'\n",
-        ("--torch-index", "cu126"): "--index-url https://download.pytorch.org/whl/cu126\n",
-        ("--torch-index", "https://mirror.example/whl/cu128"): "--index-url https://mirror.example/whl/cu128\n",
+        ("--torch-index", "pypi", "--torch-version", "2.9"): "'torch==2.9.*' 'torchvision==0.24.*'",
+        ("--torch-index", "cu126"): "PIP_INDEX_URL=https://download.pytorch.org/whl/cu126 ",
+        ("--torch-index", "https://mirror.example/whl/cu128"): "PIP_INDEX_URL=https://mirror.example/whl/cu128 ",
+        # credentials in the URL: masked in what is printed, and never on pip's command line
+        ("--torch-index", "https://me:s3cret@mirror.example/whl/cu128"): "PIP_INDEX_URL='https://***@mirror.example",
     }
     for flags, expected in cases.items():
         done = inv(["env.torch", "--venv", str(venv), "--dry-run", *flags], environ, nvml_scenario=NO_GPU)
-        assert done.returncode == 0 and done.stdout.endswith(expected), (flags, done.stdout, done.stderr)
+        assert done.returncode == 0 and expected in done.stdout.splitlines()[-1], (flags, done.stdout, done.stderr)
+        assert "s3cret" not in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(

@@ -309,14 +309,15 @@ def closed_port() -> int:
 
 def test_a_dry_run_without_the_hub_plans_and_exits_0(clean_env, tmp_path):
     """Offline, a dry run says what it would download, that sizes are unknown, and succeeds; a real run
-    fails in one line."""
-    env = dict(clean_env, HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}", HF_HOME=str(tmp_path / "hf"),
+    fails in one line. Credentials in HF_ENDPOINT's URL are never shown."""
+    env = dict(clean_env, HF_ENDPOINT=f"http://me:hubpass@127.0.0.1:{closed_port()}", HF_HOME=str(tmp_path / "hf"),
                HF_TOKEN=GOOD, INVOKE_HW_DISK_WEIGHTS_GB="0.001")  # fmt: skip
     dry = run_env(["env.weights", "--dry-run"], env)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would download" in dry.stdout and "size unknown (hub not reachable)" in dry.stdout
-    assert "note: the hub at http://127.0.0.1:" in dry.stdout and "commit unknown offline" in dry.stdout
+    assert "note: the hub at http://***@127.0.0.1:" in dry.stdout and "commit unknown offline" in dry.stdout
     assert not (tmp_path / "hf" / "hub").exists() and GOOD not in dry.stdout + dry.stderr
     real = run_env(["env.weights"], env)
     assert real.returncode != 0 and "cannot reach the Hugging Face hub" in real.stderr
     assert len(real.stderr.strip().splitlines()) == 1
+    assert "hubpass" not in dry.stdout + dry.stderr + real.stdout + real.stderr  # credentials in HF_ENDPOINT

@@ -26,6 +26,7 @@ from typing import Any
 from ..core.errors import ConfigError, ToolError
 from ..core.paths import PROJECT_ROOT, atomic_write_text
 from ..core.report import FAIL, PASS, SKIP, WARN, Check
+from ..core.settings import mask
 
 SEED_PYTHON = ((3, 9), (3, 12))  # what the seed says SAM3 supports
 # (oldest torch release of the row, oldest Python, newest Python), newest first.
@@ -50,10 +51,12 @@ class Command:
 
     argv: list[str]
     cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)  # on top of this process's, never in argv (no ps, no logs)
 
     def line(self) -> str:
         where = f"cd {shlex.quote(str(self.cwd))} && " if self.cwd else ""
-        return where + shlex.join(self.argv)
+        variables = "".join(f"{key}={shlex.quote(mask(value))} " for key, value in sorted(self.env.items()))
+        return where + variables + shlex.join(self.argv)
 
 
 @dataclass
@@ -101,11 +104,13 @@ def run_streamed(command: Command, stream=None, env: dict[str, str] | None = Non
     stream = stream or sys.stderr
     seen: list[str] = []
     try:
-        process = subprocess.Popen(command.argv, cwd=command.cwd, env=env, stdout=subprocess.PIPE,
+        environment = {**(env if env is not None else os.environ), **command.env} if command.env else env
+        process = subprocess.Popen(command.argv, cwd=command.cwd, env=environment, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)  # fmt: skip
     except OSError as error:
         return 127, str(error)
     for line in process.stdout:
+        line = mask(line)  # pip echoes its index URL
         seen.append(line)
         stream.write(line)
         stream.flush()
@@ -332,7 +337,8 @@ class TorchTarget:
         return [f"torch=={self.version}" + ("" if exact else ".*"), f"torchvision=={vision}" + ("" if exact else ".*")]
 
     def key(self) -> dict[str, Any]:
-        return {"version": self.version, "index": self.index}
+        """What the stamp records and compares: the index without any credentials in its URL."""
+        return {"version": self.version, "index": mask(self.index) if self.index else None}
 
 
 def _release(version: str) -> tuple[int, int]:
@@ -379,7 +385,7 @@ def choose_torch(inventory, torch_version: str | None, torch_index: str | None) 
     if re.match(r"^(https?|file)://", torch_index):
         tail = torch_index.rstrip("/").rsplit("/", 1)[-1]
         label = tail if TAG.match(tail) else "custom"
-        return TorchTarget(torch_version, torch_index, label, f"--torch-index {torch_index}",
+        return TorchTarget(torch_version, torch_index, label, f"--torch-index {mask(torch_index)}",
                            has_gpu and label != "cpu", True)  # fmt: skip
     raise ConfigError(f"--torch-index {torch_index!r} is not a URL, 'pypi' or a build tag (cpu, cu126, cu128, cu130); "
                       "pass e.g. --torch-index cu128")  # fmt: skip
@@ -481,15 +487,15 @@ def plan_torch(venv: Path, target: TorchTarget, inventory, force: bool, dry_run:
     elif python.exists():
         build = cuda.torch_in_venv(venv)
     commands = []
-    index = ["--index-url", target.index] if target.index else []
+    index = {"PIP_INDEX_URL": target.index} if target.index else {}  # an index URL may carry credentials
     if build is not None:
         # Resolve the new build first (no install): with no network or no such build, the torch that is
         # there stays, instead of an uninstalled venv.
         commands.append(Command([str(python), *PIP, "--dry-run", "--ignore-installed", "--quiet",
-                                 *target.requirements(), *index]))  # fmt: skip
+                                 *target.requirements()], env=index))  # fmt: skip
         commands.append(Command([str(python), "-m", "pip", "uninstall", "--yes", "torch", "torchvision"]))
-    commands.append(Command([str(python), *PIP, *target.requirements(), *index]))
-    where = target.index or "PyPI"
+    commands.append(Command([str(python), *PIP, *target.requirements()], env=index))
+    where = mask(target.index or "PyPI")
     summary = f"install {' '.join(target.requirements())} from {where} into {venv} ({why}; {target.reason})"
     return Outcome("torch", summary, commands)
 
@@ -553,7 +559,7 @@ def install_torch(outcome: Outcome, venv: Path, target: TorchTarget, inventory) 
     for command in outcome.commands:
         code, output = run_streamed(command)
         if code != 0:
-            where = target.index or "PyPI"
+            where = mask(target.index or "PyPI")
             raise ToolError(f"pip could not install {' '.join(target.requirements())} from {where}: "
                             f"{_pip_error(output)}; check the version (--torch-version) and that this machine "
                             "reaches the index (or pass a mirror: --torch-index URL)")  # fmt: skip

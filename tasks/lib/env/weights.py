@@ -32,6 +32,7 @@ from typing import Any
 
 from ..core.errors import ConfigError, ToolError
 from ..core.paths import atomic_write_text, nearest_existing
+from ..core.settings import mask
 from ..hw.disk import GB, mount_point
 
 REPO_ID = "facebook/sam3"
@@ -378,6 +379,12 @@ def _unreachable(error: BaseException) -> bool:
 
 
 def explain(error: BaseException, token_source: str, endpoint: str, revision: str, token: str | None) -> ToolError:
+    """One line for a hub failure, with no credentials of a URL in it."""
+    said = _explain(error, token_source, endpoint, revision, token)
+    return type(said)(mask(str(said)))
+
+
+def _explain(error: BaseException, token_source: str, endpoint: str, revision: str, token: str | None) -> ToolError:
     """One line with the fix for each way the hub says no."""
     names = {cls.__name__ for cls in type(error).__mro__}
     status = _status(error)
@@ -449,7 +456,7 @@ def ensure(
     hub = _import_hub(hf_home)
     from huggingface_hub import constants
 
-    endpoint = constants.ENDPOINT
+    endpoint = mask(constants.ENDPOINT)  # for messages and the record: no credentials in a URL
     api = hub.HfApi(token=token)
     try:
         info = api.model_info(REPO_ID, revision=revision, files_metadata=True, token=token)
