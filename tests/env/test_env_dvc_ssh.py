@@ -143,14 +143,14 @@ def test_an_encrypted_key_works_with_its_passphrase_which_stays_in_config_local(
 def test_dry_run_shows_the_local_options_and_no_secret(tool_env, tmp_path):
     repo, key = git_repo(tmp_path / "repo"), tmp_path / "id_test"
     key.write_text("not read in a dry run\n")
-    env = dict(tool_env, SAM3_DVC_SSH_KEYFILE=str(key), SAM3_DVC_SSH_PASSWORD=PASSWORD)
+    env = dict(tool_env, SAM3_DVC_SSH_KEYFILE=str(key), SAM3_DVC_SSH_PASSPHRASE=PASSWORD)
     done = run_env(["env.dvc", "--repo", str(repo), "--remote", "ssh://alice@login.example:2222/scratch/dvc",
                     "--dry-run"], env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     out = done.stdout.replace("\n", " ")
     assert "dvc remote add -d storage ssh://login.example/scratch/dvc" in out
     assert (f"dvc remote modify --local storage user alice port 2222 keyfile {key} "
-            "password $SAM3_DVC_SSH_PASSWORD") in out  # fmt: skip
+            "passphrase $SAM3_DVC_SSH_PASSPHRASE") in out  # fmt: skip
     assert PASSWORD not in done.stdout + done.stderr
     assert sorted(p.name for p in repo.iterdir()) == [".git", "data"]
 
@@ -171,3 +171,14 @@ def test_ssh_urls_split_into_the_tracked_url_and_the_local_login():
     for bad in ("ssh://host:port/x", "ssh://host:99999/x", "ssh:///x"):
         with pytest.raises(dvc_setup.ConfigError):
             dvc_setup.parse_remote(bad, "r")
+
+
+def test_a_password_for_an_ssh_remote_is_refused_since_dvc_never_checks_the_host_key(tool_env, tmp_path):
+    """DVC's own push and pull do not check the server's host key: a stored password could go to anyone."""
+    repo = git_repo(tmp_path / "repo")
+    done = run_env(["env.dvc", "--repo", str(repo), "--remote", "ssh://alice@login.example/scratch/dvc", "--dry-run"],
+                   dict(tool_env, SAM3_DVC_SSH_PASSWORD=PASSWORD))  # fmt: skip
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "does not check the server's host key on push and pull" in done.stderr
+    assert "SAM3_DVC_SSH_KEYFILE" in done.stderr and PASSWORD not in done.stdout + done.stderr
+    assert sorted(p.name for p in repo.iterdir()) == [".git", "data"]

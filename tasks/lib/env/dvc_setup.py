@@ -73,6 +73,7 @@ SCHEMES = {"s3": "s3", "gs": "gs", "azure": "azure", "ssh": "ssh", "file": "loca
 # Remote options that hold credentials: never in the tracked .dvc/config.
 SECRET_OPTIONS = ("access_key_id", "secret_access_key", "session_token", "connection_string", "account_key",
                   "sas_token", "password", "passphrase", "gdrive_client_secret")  # fmt: skip
+SSH_PASSWORD_ENV = "SAM3_DVC_SSH_PASSWORD"  # refused: see local_options
 PATH_OPTIONS = ("keyfile", "credentialpath")  # stored as absolute paths, checked to exist
 CANARY_NOTE = "each check leaves one canary object of under 100 bytes on the remote"
 
@@ -296,6 +297,11 @@ def local_options(remote: Remote, environ: Mapping[str, str]) -> LocalOptions:
     """The URL's local options and the credentials set in the environment; a key file that is not there is a
     ConfigError (its path is stored absolute, so DVC finds it from any folder)."""
     values, from_env = list(remote.local), []
+    if remote.kind.scheme == "ssh" and environ.get(SSH_PASSWORD_ENV):
+        raise ConfigError(f"${SSH_PASSWORD_ENV} is set, but DVC's SSH plugin does not check the server's host key on "
+                          "push and pull (sshfs connects with known_hosts=None), so a stored password would go to "
+                          "whatever answers at that address; use a key, which is never sent: unset "
+                          f"{SSH_PASSWORD_ENV} and set SAM3_DVC_SSH_KEYFILE (or use your agent)")  # fmt: skip
     for option, env in remote.kind.credentials:
         if not environ.get(env):
             continue
