@@ -15,6 +15,13 @@ def _python_tool(*args: str) -> str:
 @task(help={"args": "Extra pytest arguments, e.g. '-k settings -x'.", "dry_run": "Print the command only."})
 def test(c, args="", dry_run=False):
     """Run the test suite (pytest)."""
+    import importlib.util
+
+    from .lib.core.errors import ToolError
+
+    if importlib.util.find_spec("pytest") is None:
+        raise ToolError("pytest is not in this venv (scripts/bootstrap installs only what inv needs to run); "
+                        "install the development tools: scripts/setup-tests")  # fmt: skip
     command = _python_tool("pytest") + (" " + args if args else "")
     c.run(command, dry=dry_run, pty=sys.stdout.isatty())
 
@@ -36,12 +43,11 @@ def format_(c, dry_run=False):
 
 @task(help={"upgrade": "Take the newest versions allowed by requirements.in.", "dry_run": "Print the command only."})
 def lock(c, upgrade=False, dry_run=False):
-    """Re-compile requirements.txt from requirements.in (uv pip compile)."""
-    argv = ["uv", "pip", "compile", "requirements.in", "-o", "requirements.txt", "--python-version", "3.11", "-q"]
-    if upgrade:
-        argv.append("--upgrade")
+    """Re-compile requirements.txt and requirements-dev.txt from their .in files (uv pip compile)."""
     with c.cd(str(PROJECT_ROOT)):
-        c.run(_python_tool(*argv), dry=dry_run)
+        for name in ("requirements", "requirements-dev"):  # the runtime first: the dev lock is constrained by it
+            argv = ["uv", "pip", "compile", f"{name}.in", "-o", f"{name}.txt", "--python-version", "3.11", "-q"]
+            c.run(_python_tool(*argv, *(["--upgrade"] if upgrade else [])), dry=dry_run)
 
 
 @task(help={"dry_run": "List what would be removed without removing it."})

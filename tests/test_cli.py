@@ -160,3 +160,4 @@ def test_dev_chores_dry_run_print_exact_commands(clean_env):
     done = run_inv(["dev.lock", "--dry-run"], clean_env)
     assert done.returncode == 0
     assert "-m uv pip compile requirements.in -o requirements.txt --python-version 3.11 -q" in done.stdout
+    assert "-m uv pip compile requirements-dev.in -o requirements-dev.txt --python-version 3.11 -q" in done.stdout
