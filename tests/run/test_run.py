@@ -349,3 +349,22 @@ def test_a_smoke_run_the_cpu_cannot_stand_for_is_refused_before_anything_launche
     done = run_inv(["run.train", "--config", str(own), "--smoke", "--datasets", "actions"], env)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_run_folder_that_cannot_be_written_fails_preflight(env, tmp_path):
+    """The experiment root is writable (the settings check passes) but this run's folder is not: a read-only
+    mount, which even root cannot write (root passes every permission check)."""
+    folder = tmp_path / "exp" / "ro"
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only folder here: {mounted.stderr.decode().strip()}")
+    try:
+        done = run_inv(["run.train", "--datasets", "actions", "--name", "ro", "--check-only"], env, timeout=300)
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    assert done.returncode == 1
+    assert (
+        f"fail: experiment {folder}: {folder} is not writable; fix: this run's folder is not yours to write: "
+        "pick another --name" in done.stdout
+    )

@@ -82,8 +82,10 @@ def check_bpe(plan: Plan) -> list[Check]:
 def check_experiment_dir(plan: Plan) -> Check:
     anchor = nearest_existing(plan.run_dir)
     if not os.access(anchor, os.W_OK | os.X_OK):
-        return Check("experiment", str(plan.run_dir), FAIL, f"{anchor} is not writable",
-                     "set paths.experiment_root (SAM3_EXPERIMENT_ROOT) to a writable folder")  # fmt: skip
+        fix = "set paths.experiment_root (SAM3_EXPERIMENT_ROOT) to a writable folder"
+        if anchor == plan.run_dir:
+            fix = f"this run's folder is not yours to write: pick another --name, or {fix}"
+        return Check("experiment", str(plan.run_dir), FAIL, f"{anchor} is not writable", fix)
     return Check("experiment", str(plan.run_dir), PASS, "writable")
 
 
