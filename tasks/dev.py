@@ -2,6 +2,7 @@
 
 import shlex
 import sys
+from pathlib import Path
 
 from .common import task
 from .lib.core.paths import PROJECT_ROOT
@@ -22,6 +23,14 @@ def test(c, args="", dry_run=False):
     if importlib.util.find_spec("pytest") is None:
         raise ToolError("pytest is not in this venv (scripts/bootstrap installs only what inv needs to run); "
                         "install the development tools: scripts/setup-tests")  # fmt: skip
+    import os
+    import shutil
+
+    missing = [tool for tool in ("slurmctld", "sshd") if not (shutil.which(tool) or Path("/usr/sbin", tool).exists())]
+    if missing or os.geteuid() != 0:
+        why = f"{', '.join(missing)} not installed" if missing else "not root (SLURM's daemons need it)"
+        print(f"note: {why}: the tests that start a real SLURM cluster or sshd (about 40) will be skipped; to run "
+              "them: sudo scripts/install-system-deps, then the tests as root", flush=True)  # fmt: skip
     command = _python_tool("pytest") + (" " + args if args else "")
     c.run(command, dry=dry_run, pty=sys.stdout.isatty())
 

@@ -329,3 +329,12 @@ def test_python_range_follows_the_torch_release():
     assert trainenv.torchvision_for("2.14.1") == "0.29.1" and trainenv.torchvision_for("2.9") == "0.24"
     with pytest.raises(ConfigError, match="2.7 or newer"):
         trainenv.supported_pythons("2.6.0")
+
+
+def test_the_torch_stamp_never_records_credentials_of_an_index_url():
+    from tasks.lib.hw.gpu import Inventory
+
+    target = trainenv.choose_torch(Inventory("none"), "2.14.1", "https://me:s3cret@mirror.example/whl/cu128")
+    assert target.index == "https://me:s3cret@mirror.example/whl/cu128"  # pip gets it, through PIP_INDEX_URL
+    assert target.key() == {"version": "2.14.1", "index": "https://***@mirror.example/whl/cu128"}
+    assert "s3cret" not in target.reason
