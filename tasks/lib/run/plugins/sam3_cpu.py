@@ -71,8 +71,14 @@ def apply_cpu_patches() -> bool:
 
 
 def make_trainer(**kwargs):
-    """trainer._target_: the CPU patches when CUDA is absent, then SAM3's own Trainer."""
-    apply_cpu_patches()
+    """trainer._target_: the CPU patches when CUDA is absent, then SAM3's own Trainer. Where CUDA is there
+    (the demo on a GPU machine or node), nothing is patched: the reduced model runs on the GPU as SAM3's
+    configs run theirs (accelerator cuda, nccl, the fallback loss on cuda)."""
+    if not apply_cpu_patches():
+        kwargs["accelerator"] = "cuda"
+        kwargs["distributed"]["backend"] = "nccl"
+        kwargs["loss"]["default"]["device"] = "cuda"
+        print("sam3_cpu: CUDA present: SAM3 unpatched, the reduced model on the GPU", file=sys.stderr, flush=True)
     from sam3.train.trainer import Trainer
 
     return Trainer(**kwargs)
