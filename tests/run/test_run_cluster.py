@@ -132,18 +132,21 @@ def test_a_requeued_array_task_resumes_from_its_own_checkpoint(cluster_env, tmp_
 
 
 def test_account_qos_and_nodes_reach_sbatch(cluster_env, slurm_cluster, tmp_path):
-    """What the test SLURM can check: --account and --qos on the queued job (held, so nothing runs), and
-    --num-nodes 2 on a one-node cluster refused in SLURM's own words by pre-flight's sbatch --test-only."""
-    held = dict(cluster_env, SBATCH_HOLD="1")
+    """What the test SLURM can check: the batch script submitit handed sbatch names --account, --qos and
+    --nodes, and SLURM records the account (without accounting it drops the QOS); --num-nodes 2 on a
+    one-node cluster is refused in SLURM's own words by pre-flight's sbatch --test-only."""
     done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--datasets",
-                    "actions", "--name", "aq", "--account", "acme", "--qos", "normal"], held, timeout=300)  # fmt: skip
+                    "actions", "--name", "aq", "--account", "acme", "--qos", "normal"], cluster_env, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     job = json.loads((tmp_path / "exp" / "aq" / "launch.json").read_text())["tasks"][0]["job_id"]
     try:
         shown = slurm_cluster.run("scontrol", "show", "job", job).stdout
-        assert "Account=acme" in shown and "QOS=normal" in shown, shown
     finally:
         slurm_cluster.run("scancel", job.split("_")[0], check=False)
+    assert "Account=acme" in shown, shown
+    (script,) = (tmp_path / "exp" / "aq" / "submitit_logs").glob("*_submission.sh")
+    lines = script.read_text().splitlines()
+    assert {"#SBATCH --account=acme", "#SBATCH --qos=normal", "#SBATCH --nodes=1"} <= set(lines)
     nodes = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--datasets", "actions", "--name",
                      "nn", "--num-nodes", "2", "--check-only"], cluster_env, timeout=300)  # fmt: skip
     assert nodes.returncode == 1
