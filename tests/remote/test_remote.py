@@ -67,8 +67,12 @@ def test_run_train_on_the_login_node_streams_its_output_and_records_the_run_ther
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "pre-flight" in done.stdout and "remote-demo (local)" in done.stdout
     assert "from your laptop: ssh -N -L 6006:localhost:6006" in done.stdout  # the login node saw SSH_CONNECTION
+    assert "sam3_cpu: no CUDA, sam3 0.1.4: CPU patches applied" in done.stdout  # SAM3's Trainer ran there
     record = json.loads((base / "exp" / "remote-demo" / "launch.json").read_text())
     assert [(t["dataset"], t["exit_code"]) for t in record["tasks"]] == [("actions", 0)]
+    logs = base / "exp" / "remote-demo" / "actions" / "logs" / "actions"
+    assert "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP" in (logs / "val_stats.json").read_text()
+    assert "Losses/train_all_loss_giou" in (logs / "train_stats.json").read_text() and (logs / "log.txt").is_file()
     assert not (ROOT / "experiments" / "remote-demo").exists()
 
 
