@@ -21,7 +21,9 @@ def run(c, command, host=None, project_dir=None, dry_run=False):
     """
     from .lib.remote import ssh as remote_lib
 
-    settings = load_settings(c, **{"remote.host": ("--host", host), "remote.project_dir": ("--project-dir", project_dir)})
+    settings = load_settings(
+        c, **{"remote.host": ("--host", host), "remote.project_dir": ("--project-dir", project_dir)}
+    )
     host, project_dir = settings["remote.host"], settings["remote.project_dir"]
     inv_args = remote_lib.split_command(command)
     if not host:

@@ -67,3 +67,12 @@ def files_holding(secret: str, *roots, allow=()) -> list[Path]:
             if path.is_file() and not path.is_symlink() and path not in allow and secret.encode() in path.read_bytes():
                 found.append(path)
     return found
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (once this returns): a connection is refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

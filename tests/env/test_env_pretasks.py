@@ -6,7 +6,7 @@ uv venv, torch 2.14.1 from this machine's wheel store (sam3.torch_index: pypi) a
 """
 
 import pytest
-from conftest import ROOT, run_inv
+from conftest import ROOT, closed_port, run_inv
 from invoke import Collection, Config
 from invoke import task as invoke_task
 from support.hub_server import HubServer
@@ -146,11 +146,7 @@ def test_run_train_alone_builds_the_training_env_from_nothing_then_finds_it_done
 
 
 def test_env_setup_dry_run_without_the_hub_still_plans_and_exits_0(clean_env, tmp_path):
-    import socket
-
-    with socket.socket() as probe:  # a loopback port nothing listens on once this closes
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_port()
     gitconfig = tmp_path / "gitconfig"
     gitconfig.write_text(f'[url "file://{tmp_path}/nowhere/"]\n\tinsteadOf = https://github.com/\n')
     env = dict(clean_env, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", HF_TOKEN=TOKEN,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_inv
+from conftest import closed_port, run_inv
 from support.fake_nvml import h100
 
 from tasks.lib.core.errors import ConfigError
@@ -139,12 +139,9 @@ def test_torch_that_does_not_fit_is_replaced_dry_run_shows_how(built, environ):
 def test_no_network_is_one_line_and_the_torch_there_stays(built, environ):
     """pip resolves the new build before the old one is uninstalled: an unreachable index changes nothing."""
     import os
-    import socket
 
     venv, _ = built
-    with socket.socket() as probe:  # a port nobody listens on: connection refused at once
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_port()
     offline = {k: v for k, v in environ.items() if not k.startswith("PIP_")}
     offline.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=f"http://127.0.0.1:{port}/simple", PIP_RETRIES="0")
     done = inv(["env.torch", "--venv", str(venv), "--torch-version", "2.13.0", "--torch-index", "pypi"], offline,

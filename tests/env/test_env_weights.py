@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import closed_port
 from support.hub_server import HubServer
 from support.sam3_configs import require_configs
 
@@ -297,14 +298,6 @@ def test_run_train_fetches_the_weights_first_when_its_config_loads_sam3(env, hub
     again = run_env(args, env, timeout=300)
     assert again.returncode == 0 and "env.weights" not in again.stdout and len(hub.downloads()) == fetched
     assert_secret_free(done, env["HF_HOME"], tmp_path / "exp")
-
-
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as probe:  # a loopback port nothing listens on once this closes
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_dry_run_without_the_hub_plans_and_exits_0(clean_env, tmp_path):

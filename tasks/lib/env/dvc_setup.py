@@ -62,7 +62,8 @@ KINDS = {
         ("account_key", "AZURE_STORAGE_KEY"), ("sas_token", "AZURE_STORAGE_SAS_TOKEN"),
     ), "Azure's default credential chain (az login, managed identity)"),
     "ssh": RemoteKind("ssh", "dvc_ssh", "ssh", (
-        ("keyfile", "SAM3_DVC_SSH_KEYFILE"), ("password", "SAM3_DVC_SSH_PASSWORD"),
+        ("keyfile", "SAM3_DVC_SSH_KEYFILE"),
+        ("password", "SAM3_DVC_SSH_PASSWORD"),  # refused by local_options; listed so that it is scrubbed
         ("passphrase", "SAM3_DVC_SSH_PASSPHRASE"),
     ), "your ssh keys, agent and ~/.ssh/config", "that the key's public half is in the server's "
        "authorized_keys, the user, and the key: SAM3_DVC_SSH_KEYFILE (else ~/.ssh and the agent), "

@@ -11,6 +11,7 @@ torch goes in with the venv's own pip (`python -m pip install`), not uv: pip hon
 pip configuration (mirrors, find-links, constraints), and the PyTorch indexes are plain pip indexes.
 """
 
+import functools
 import importlib.util
 import json
 import os
@@ -708,7 +709,9 @@ def install_sam3(plan: Sam3Plan, venv: Path) -> Outcome:
     return outcome
 
 
+@functools.cache
 def training_versions(python: Path) -> dict[str, str]:
+    """Versions of what the training env runs; one probe per process (planning and the record both ask)."""
     code = ("import importlib.metadata as m, json\nout = {}\nfor name in ('torch', 'sam3', 'hydra-core', 'submitit'):\n"
             "    try: out[name] = m.version(name)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))")  # fmt: skip
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)

@@ -198,18 +198,16 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
                           "all_odinw_supercategories); drop --datasets")  # fmt: skip
 
     env = weights.job_environment(settings.path("paths.hf_home"))
-    pythonpath = [str(tracking.PLUGIN_DIR)] if cpu_reduction.is_reduced(rendered) else []
     wandb_env = tracking.job_env(settings, environ)
     wandb_warning = _wandb_writer_problem(rendered) if wandb_env else None
     wandb_on = bool(wandb_env) and not wandb_warning
     if wandb_on:
         env.update(wandb_env)
-        pythonpath = [str(tracking.PLUGIN_DIR)]
         key, _ = tracking.find_key(environ)
         if settings["tracking.wandb_mode"] == "online" and environ.get(tracking.KEY_ENV) == key:
             env[job_env.WANDB_KEY_FILE_VAR] = str(job_env.state_dir(environ) / "wandb-api-key")  # written at launch
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    if wandb_on or cpu_reduction.is_reduced(rendered):  # sam3_wandb and sam3_cpu live in one folder
+        env["PYTHONPATH"] = str(tracking.PLUGIN_DIR)
     num_gpus = request.num_gpus or (1 if request.mode == "local" else settings["slurm.num_gpus"])
     num_nodes = request.num_nodes or (1 if request.mode == "local" else settings["slurm.num_nodes"])
     if request.mode == "local" and num_nodes != 1:

@@ -25,8 +25,6 @@ import importlib.metadata
 import logging
 import sys
 
-import torch
-
 CHECKED_SAM3_VERSIONS = ("0.1.4",)
 _patched = False
 
@@ -41,6 +39,8 @@ def sam3_version() -> str:
 def apply_cpu_patches() -> bool:
     """Patch SAM3's CUDA-only calls when CUDA is absent; True when the patches are in place."""
     global _patched
+    import torch
+
     if torch.cuda.is_available():
         return False
     version = sam3_version()
@@ -84,11 +84,12 @@ def make_trainer(**kwargs):
     return Trainer(**kwargs)
 
 
-def init_text_encoder(model: torch.nn.Module, std: float = 0.01) -> torch.nn.Module:
+def init_text_encoder(model, std: float = 0.01):
     """trainer.checkpoint.model_weight_initializer for random weights: SAM3's TextTransformer allocates
     positional_embedding and text_projection with torch.empty and leaves them to a checkpoint, so
     without one they hold garbage and the matcher fails on NaN costs. Filled as CLIP initialises them.
     SAM3's Trainer calls this only when it starts without a checkpoint to resume from."""
+    import torch
     from sam3.model.text_encoder_ve import TextTransformer
 
     found = 0
