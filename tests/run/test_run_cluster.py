@@ -39,7 +39,8 @@ def saved_job_environments(slurm_cluster) -> list[Path]:
 
 def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tmp_path, slurm_cluster):
     """With a canary in every secret: none reaches SLURM's saved job environment, the job logs (where
-    SAM3's Trainer prints its environment) or any file of the run."""
+    SAM3's Trainer prints its environment) or any file of the run. The test cluster's MaxArraySize of 2
+    splits the 3 datasets into two arrays; --max-parallel 1 holds across both (the second waits)."""
     cluster_env = dict(cluster_env, **CANARIES)
     done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--name", "arr", "--max-parallel", "1"],
                    cluster_env, timeout=300)  # fmt: skip
@@ -51,9 +52,10 @@ def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tm
     run_dir = tmp_path / "exp" / "arr"
     record = json.loads((run_dir / "launch.json").read_text())
     jobs = [task["job_id"] for task in record["tasks"]]
-    array = jobs[0].split("_")[0]
-    assert jobs == [f"{array}_0", f"{array}_1", f"{array}_2"]
-    assert "ArrayTaskThrottle=1" in slurm_cluster.run("scontrol", "show", "job", array).stdout
+    first, second = jobs[0].split("_")[0], jobs[2].split("_")[0]
+    assert jobs == [f"{first}_0", f"{first}_1", f"{second}_0"]  # split: the test cluster's MaxArraySize is 2
+    assert "ArrayTaskThrottle=1" in slurm_cluster.run("scontrol", "show", "job", first).stdout
+    assert f"Dependency=afterany:{first}" in slurm_cluster.run("scontrol", "show", "job", second).stdout
     status = wait_for(cluster_env, "arr")
     assert status["states"] == ["completed"] * 3, status["states"]
     for dataset in ("13-lkc01", "-grccs", "actions"):
