@@ -106,7 +106,7 @@ def progress(experiment_dir: Path, dataset: str | None, finished: bool = False, 
     epochs = max_epochs or _max_epochs(Path(experiment_dir))
     where = last.get("Trainer/where")
     share = f" ({100 * where:.0f}%)" if isinstance(where, int | float) and not finished else ""
-    return f"epoch {last['Trainer/epoch'] + 1}/{epochs or '?'}{share}"
+    return f"epoch {last['Trainer/epoch'] + 1}{f'/{epochs}' if epochs else ''}{share}"
 
 
 def _max_epochs(experiment_dir: Path) -> int | None:
@@ -427,7 +427,11 @@ def task_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for t in summary["tasks"]:
         figures = [_x100(t["metrics"].get(n)) if t["metrics"] else None for n in names]
-        status = t["status"] if t["status"] == "done" or t["state"] == t["status"] else f"{t['status']} ({t['state']})"
+        status = t["status"]
+        if status == "missing":
+            status = f"missing ({NO_STATS})"
+        elif status != "done" and t["state"] != status:
+            status = f"{status} ({t['state']})"
         if t["truncated"]:
             status += ", truncated last line skipped"
         rows.append(([t["cell"]] if grid else []) + [t["dataset"], t["domain"], status, *figures, len(t["excluded"]),
@@ -561,9 +565,9 @@ def compare_tables(comparison: dict[str, Any]) -> list[tuple[str, list[str], lis
     out = []
     for g in comparison["groups"]:
         name = f" [{g['label']}]" if g["label"] else ""
-        title = f"{comparison['run']} vs {comparison['other']}{name}: box AP per dataset, largest change first"
+        title = f"{comparison['run']} vs {comparison['other']}{name}: AP per dataset"
         rows = [[r["dataset"], fmt(r["AP"]), fmt(r["other"]), _versus(r["AP"], r["other"])] for r in g["datasets"]]
-        verdict = (f"improved {g['improved']}, worse {g['worse']}, unchanged {g['unchanged']}; mean "
+        verdict = (f"(largest change first) improved {g['improved']}, worse {g['worse']}, unchanged {g['unchanged']}; mean "
                    f"{fmt(g['mean'])} vs {fmt(g['other_mean'])} ({_versus(g['mean'], g['other_mean'])})")  # fmt: skip
         if g["not_in_both"]:
             verdict += f"; not in both (no delta): {', '.join(g['not_in_both'])}"
