@@ -202,7 +202,7 @@ def test_a_grid_shows_its_cells_side_by_side_and_averages_its_seed_axis_as_mean_
     summary = summary_of(odinw_grid(tmp_path / "exp" / "g", ap=ap))
     assert summary["benchmark"] == "odinw13"
     low, high = summary["groups"]
-    assert low["label"] == "lr=0.0001,train_file=fewshot_train_shot10" and low["seeds"] == ["3", "30", "300"]
+    assert low["label"] == "lr=0.0001,train_file=shot10" and low["seeds"] == ["3", "30", "300"]
     assert low["setting"] == "10-shot" and low["published"]["AP"] == 71.8 and low["published"]["std"] == 0.4
     aquarium = low["datasets"][0]
     per_seed = [100 * (0.2 + s / 10000) for s in (3, 30, 300)]
@@ -214,9 +214,10 @@ def test_a_grid_shows_its_cells_side_by_side_and_averages_its_seed_axis_as_mean_
     assert math.isclose(low["mean"], sum(seed_means) / 3)
     assert math.isclose(high["mean"] - low["mean"], 20.0)
     columns, rows = results.cells_table(summary)
-    assert columns[2:4] == [f"{low['label']} (seeds 3)", f"{high['label']} (seeds 3)"]
-    assert columns[4] == "published (10-shot)"
-    assert rows[0][0] == "Aquarium" and " ± " in rows[0][2] and rows[-1][0] == "mean over datasets"
+    assert columns == ["dataset", f"{low['label']} (3 seeds)", f"{high['label']} (3 seeds)", "SAM3 published (10-shot)"]
+    assert rows[0][0] == "Aquarium" and " ± " in rows[0][1] and rows[0][3] == "54.1 ± 0.7"
+    assert rows[-1] == ["mean over datasets", results.fmt(low["mean"], low["mean_std"]),
+                        results.fmt(high["mean"], high["mean_std"]), "71.8 ± 0.4"]  # fmt: skip
 
 
 def test_a_seed_key_is_a_seed_axis_and_other_keys_are_cells(tmp_path):

@@ -14,7 +14,7 @@ METERS = ("AP", "AP_50", "AP_75", "AP_small", "AP_medium", "AP_large", "AR_maxDe
 def val_line(ap: float, epoch: int = 0, max_epochs: int = 2, steps: int = 4, **meters: float) -> dict:
     """One val_stats.json line as SAM3's Trainer writes it: every meter (AP given, the others derived from it
     unless given), then the losses and the Trainer's position."""
-    values = {name: round(ap * (1 + i / 10), 6) for i, name in enumerate(METERS)}
+    values = {name: round(min(1.0, ap * (1 + i / 20)), 6) for i, name in enumerate(METERS)}
     values.update(AP=ap, **meters)
     line = {PREFIX + name: values[name] for name in METERS}
     line.update({"Losses/val_all_loss": 0, "Losses/val_default_loss": 0, "Losses/val_roboflow100_core_loss": 0.0,

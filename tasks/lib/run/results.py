@@ -245,10 +245,10 @@ def load(target: str | None, experiment_root: Path, state_of) -> Source:
 
 def seed_split(key: str, value: str) -> tuple[str | None, str | None]:
     """(the part of a cell value that is not a seed, the seed): a key naming a seed is all seed; one of
-    SAM3's ODinW seed files (fewshot_train_shot10_seed300) keeps its shot and gives its seed."""
+    SAM3's ODinW seed files (fewshot_train_shot10_seed300) keeps its shot ('shot10') and gives its seed."""
     match = SEED_FILE.match(str(value))
     if match and published.FEWSHOT.fullmatch(str(value)):
-        return match.group(1), match.group(2)
+        return match.group(1).replace("fewshot_train_", ""), match.group(2)
     if "seed" in key.rsplit(".", 1)[-1].lower():
         return None, str(value)
     return str(value), None
@@ -474,32 +474,38 @@ def _versus(ours: float | None, theirs: float | None) -> str:
 
 
 def shown_task_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """task_rows as text, the published column dropped where no dataset has a published figure."""
+    """task_rows as text: the published and domain columns dropped where empty; for a grid (its cells
+    side by side follow in cells_table) only AP, AP50 and AP75 of SAM3's figures (--csv has them all)."""
     columns, rows = task_rows(summary)
-    if all(row[-1] is None for row in rows):
-        columns, rows = columns[:-1], [row[:-1] for row in rows]
+    keep = [i for i, name in enumerate(columns) if not (name in ("published AP", "domain") and all(
+        row[i] is None for row in rows))]  # fmt: skip
+    if "cell" in columns:
+        shown = set(COLUMNS.values()) - {"AP", "AP50", "AP75"}
+        keep = [i for i in keep if columns[i] not in shown]
+    columns, rows = [columns[i] for i in keep], [[row[i] for i in keep] for row in rows]
     return columns, [[fmt(v) if isinstance(v, float) else "-" if v is None else str(v) for v in row] for row in rows]
 
 
 def cells_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
-    """A grid: AP per dataset, one column per group of cells (mean ± std over its seeds); None without one."""
+    """A grid: AP per dataset, one column per group of cells (mean ± std over its seeds), then SAM3's
+    figure for each setting they stand for; None without a grid."""
     groups_ = summary["groups"]
     if len(groups_) == 1 and not groups_[0]["seeds"]:
         return None
-    columns = ["dataset", "domain"] + [f"{g['label'] or 'AP'}" + (f" (seeds {len(g['seeds'])})" if g["seeds"] else "")
-                                       for g in groups_]  # fmt: skip
-    has_ref = any(row["published"] is not None for g in groups_ for row in g["datasets"])
-    columns += [f"published ({g['setting_label']})" for g in groups_] if has_ref else []
+    rf100vl = summary["benchmark"] == published.RF100VL
+    columns = ["dataset"] + (["domain"] if rf100vl else [])
+    columns += [(g["label"] or "AP") + (f" ({len(g['seeds'])} seeds)" if g["seeds"] else "") for g in groups_]
+    refs = {g["setting"]: g for g in groups_ if any(row["published"] is not None for row in g["datasets"])}
+    columns += [f"SAM3 published ({g['setting_label']})" for g in refs.values()]
     rows = []
     for i, row in enumerate(groups_[0]["datasets"]):
-        line = [row["dataset"], row["domain"] or "-"]
+        line = [row["dataset"]] + ([row["domain"] or "-"] if rf100vl else [])
         line += [fmt(g["datasets"][i]["AP"], g["datasets"][i]["std"]) for g in groups_]
-        if has_ref:
-            line += [fmt(g["datasets"][i]["published"], g["datasets"][i]["published_std"]) for g in groups_]
+        line += [fmt(g["datasets"][i]["published"], g["datasets"][i]["published_std"]) for g in refs.values()]
         rows.append(line)
-    rows.append(["mean over datasets", ""] + [fmt(g["mean"], g["mean_std"]) for g in groups_]
-                + ([fmt(g["published"] and g["published"]["AP"], g["published"] and g["published"]["std"])
-                    for g in groups_] if has_ref else []))  # fmt: skip
+    means = [fmt(g["published"]["AP"], g["published"]["std"]) for g in refs.values()]
+    rows.append(["mean over datasets"] + ([""] if rf100vl else []) + [fmt(g["mean"], g["mean_std"]) for g in groups_]
+                + means)  # fmt: skip
     return columns, rows
 
 

@@ -78,8 +78,8 @@ def _per_dataset(ax, group: dict, summary: dict, color: dict, status: dict) -> N
     for tick, row in zip(ax.get_xticklabels(), rows, strict=True):
         tick.set_color("red" if row["AP"] is None else "black")
     title = f"{summary['run']}{': ' + group['label'] if group['label'] else ''}: box AP per dataset, weakest first"
-    seeds = f", mean +- std over seeds {', '.join(group['seeds'])}" if group["seeds"] else ""
-    ax.set_title(f"{title}{seeds} ({group['setting_label']})", fontsize=10, loc="left")
+    seeds = f"mean ± std over seeds {', '.join(group['seeds'])}; " if group["seeds"] else ""
+    ax.set_title(f"{title}\n{seeds}beside SAM3: {group['setting_label']}", fontsize=9, loc="left")
     ax.set_ylabel("box AP (x100)")
     ax.set_xlim(-0.7, len(rows) - 0.3)
     ax.legend(fontsize=7, loc="upper left")
