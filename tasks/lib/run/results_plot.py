@@ -14,31 +14,37 @@ COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da
 
 def draw(summary: dict[str, Any], path: Path) -> Path:
     """Write the PNG atomically (a temporary name beside it, then a rename); returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without pyplot's start-up
+    from matplotlib.figure import Figure
 
     groups = summary["groups"][:MAX_PANELS]
     domains = sorted({d for g in groups for d in (r["domain"] for r in g["datasets"]) if d})
     color = {d: COLORS[i % len(COLORS)] for i, d in enumerate(domains)}
     count = max((len(g["datasets"]) for g in groups), default=1)
-    panels = len(groups) + (1 if domains else 0)
     width = min(24.0, max(8.0, 0.16 * count + 3))
-    figure, axes = plt.subplots(panels, 1, figsize=(width, 4.2 * panels), squeeze=False)
+    longest = max((len(r["dataset"]) for g in groups for r in g["datasets"]), default=8) + 10  # + " (failed)"
+    label_inches = 0.2 + longest * (0.05 if count > 40 else 0.065)  # rotated dataset names under each panel
+    # every panel: a title above (0.55 in), the plot (3 in), its labels below; placed in inches, top down
+    blocks = [label_inches] * len(groups) + ([0.45] if domains else [])
+    height = sum(0.55 + 3.0 + below for below in blocks) + 0.1
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    axes, top = [], height - 0.1
+    for below in blocks:
+        top -= 0.55 + 3.0
+        axes.append(figure.add_axes((0.6 / width, top / height, 1 - 0.8 / width, 3.0 / height)))
+        top -= below
     status = {(t["cell"], t["dataset"]): t["status"] for t in summary["tasks"]}
-    for ax, group in zip(axes[:, 0], groups, strict=False):
+    for ax, group in zip(axes, groups, strict=False):
         _per_dataset(ax, group, summary, color, status)
     if domains:
-        _domains(axes[-1, 0], groups)
-    figure.tight_layout()
+        _domains(axes[-1], groups)
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
     try:
         figure.savefig(tmp, dpi=90)
         os.replace(tmp, path)
     finally:
-        plt.close(figure)
         if tmp.exists():
             tmp.unlink()
     return path
