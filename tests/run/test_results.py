@@ -356,3 +356,31 @@ def test_run_status_shows_how_far_a_running_task_is(env):
     assert progress["actions"] == "epoch 3"  # done; no config_resolved.yaml to say of how many
     table = run_inv(["run.status"], env).stdout
     assert "progress" in table and "epoch 1/4 (19%)" in table
+
+
+def test_with_wandb_on_the_table_and_the_plot_go_to_the_runs_group(env, rf_run):
+    """W&B offline (tracking.wandb_project set): a W&B run <run>/results in the run's group holds the table and
+    the plot (read back from its .wandb file); the key canary is in no output and no file."""
+    from test_run_wandb import wandb_records
+
+    environ = dict(env, INVOKE_TRACKING_WANDB_PROJECT="sam3-ft", INVOKE_TRACKING_WANDB_MODE="offline")
+    done = run_inv(["run.results"], environ)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "W&B: table and plot logged to ev/results in group ev (offline:" in done.stdout
+    (run_file,) = (rf_run / "wandb").glob("offline-run-*/run-*.wandb")
+    identity, row = {}, {}
+    for record in wandb_records(run_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            identity = {"name": record.run.display_name, "group": record.run.run_group, "job_type": record.run.job_type}
+        elif kind == "history":
+            row.update(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            )
+    assert identity == {"name": "ev/results", "group": "ev", "job_type": "results"}
+    assert row["results/table/_type"] == "table-file" and row["results/table/nrows"] == 8
+    assert row["results/plot/_type"] == "image-file" and row["results/plot/format"] == "png"
+    assert math.isclose(row["results/all/mean_AP"], 100 * (0.20 + 0.35 + 0.50 + 0.15) / 4)
+    assert leaked([done.stdout, done.stderr], rf_run) == []
+    skipped = run_inv(["run.results", "--no-wandb", "--no-plot"], environ)
+    assert skipped.returncode == 0 and "W&B" not in skipped.stdout

@@ -620,7 +620,7 @@ def log_to_wandb(summary: dict[str, Any], plot: Path | None, wandb_env: dict[str
     digest = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
     data = {"name": f"{summary['run']}/results", "group": summary["run"], "dir": str(folder),
             "id": f"{re.sub(r'[^A-Za-z0-9_-]+', '-', summary['run'])[:40]}-results-{digest}",
-            "columns": columns, "rows": [["" if v is None else v for v in row] for row in rows],
+            "columns": columns, "rows": rows,
             "plot": str(plot) if plot else None, "scalars": scalars}  # fmt: skip
     env = {**environ, **wandb_env, "WANDB_SILENT": "true"}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
