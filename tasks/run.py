@@ -229,7 +229,7 @@ RESULTS_HELP = {
     "compare": "Another run (name or folder): per-dataset and per-domain AP deltas, largest first.",
     "setting": "Compare with SAM3's figures for this setting instead of the one read from the config: zero-shot, "
                "1-shot, 3-shot, 5-shot, 10-shot, full-ft, or none.",
-    "no_plot": "Do not draw the PNG.",
+    "no_plot": "Do not draw the PNG (<run>/results.png; the table is saved as <run>/results.csv either way).",
     "no_wandb": "Do not log the table and plot to W&B even when tracking.wandb_project is set.",
 }  # fmt: skip
 
@@ -251,14 +251,15 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     summary = results_lib.summarize(results_lib.load(name, root, status.task_state), forced)
     notes = []
     plot = None
-    if not no_plot:
-        from .lib.run import results_plot
+    try:
+        summary["table"] = str(results_lib.save_csv(summary))
+        if not no_plot:
+            from .lib.run import results_plot
 
-        try:
             plot = results_plot.draw(summary, Path(summary["folder"]) / "results.png")
-        except OSError as error:
-            notes.append(f"warning: no plot: cannot write in {summary['folder']} ({error.strerror}); pass --no-plot")
-        summary["plot"] = str(plot) if plot else None
+    except OSError as error:
+        notes.append(f"warning: nothing saved: cannot write in {summary['folder']} ({error.strerror})")
+    summary["plot"] = str(plot) if plot else None
     comparison = None
     if compare:
         comparison = results_lib.compare(
@@ -295,6 +296,8 @@ def _print_results(summary, comparison):
         report_lib.print_table(title, columns, rows)
         if verdict:
             print(verdict)
+    if summary.get("table"):
+        print(f"table: {summary['table']}")
     if summary.get("plot"):
         print(f"plot: {summary['plot']}")
 

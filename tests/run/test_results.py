@@ -317,6 +317,8 @@ def test_inv_run_results_prints_the_tables_and_saves_the_plot(env, rf_run):
     assert "ev: box AP x100 per task" in done.stdout and "RF100-VL by domain" in done.stdout
     assert f"plot: {rf_run / 'results.png'}" in done.stdout
     assert (rf_run / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"table: {rf_run / 'results.csv'}" in done.stdout
+    assert (rf_run / "results.csv").read_text() == results.to_csv(summary_of(rf_run))
     assert not list(rf_run.glob(".results*"))  # written under a temporary name, then renamed
     payload = json.loads(run_inv(["run.results", "--name", "ev", "--json", "--no-plot"], env).stdout)
     assert payload["counts"]["missing"] == 1 and payload["groups"][0]["published"]["AP"] == 15.2

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.paths import atomic_write_text
 from . import published
 from .launch_record import RECORD
 from .sam3_config import DEMO_CONFIG
@@ -441,6 +442,13 @@ def task_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 def _x100(value: float | None) -> float | None:
     return None if value is None else 100 * value
+
+
+def save_csv(summary: dict[str, Any]) -> Path:
+    """<folder>/results.csv, written under a temporary name and renamed."""
+    path = Path(summary["folder"]) / "results.csv"
+    atomic_write_text(path, to_csv(summary))
+    return path
 
 
 def to_csv(summary: dict[str, Any]) -> str:
