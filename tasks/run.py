@@ -234,7 +234,7 @@ RESULTS_HELP = {
 }  # fmt: skip
 
 
-@task(help=RESULTS_HELP)
+@task(auto_shortflags=False, help=RESULTS_HELP)
 def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_plot=False, no_wandb=False):
     """A run as a table and a plot: per-dataset box AP and SAM3's other COCO figures, RF100-VL's domains,
     grid cells side by side (seeds as mean ± std), beside SAM3's published figure for the same setting."""
