@@ -224,8 +224,8 @@ def _ap(value):
 RESULTS_HELP = {
     "name": "A run name (default: the last run), a run folder, or an experiment folder SAM3's train.py wrote "
             "(<experiment_log_dir>/logs/<dataset>/val_stats.json).",
-    "json": "Print JSON instead of tables.",
-    "csv": "Print one CSV row per task instead of tables.",
+    "json": "Print JSON instead of tables (tasks' metrics on SAM3's 0-1 scale; the groups' AP x100).",
+    "csv": "Print one CSV row per task instead of tables (x100).",
     "compare": "Another run (name or folder): per-dataset and per-domain AP deltas, largest first.",
     "setting": "Compare with SAM3's figures for this setting instead of the one read from the config: zero-shot, "
                "1-shot, 3-shot, 5-shot, 10-shot, full-ft, or none.",

@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,8 @@ DONE = {"-grccs": [0.10, 0.20], "actions": [0.30, 0.40, 0.35], "aerial-cows": [0
 def trainer_process():
     """A live process whose command line is a SAM3 training job's (what run.status looks for in /proc)."""
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "-m", "sam3.train.train"])
+    while b"sam3.train.train" not in Path(f"/proc/{process.pid}/cmdline").read_bytes():
+        time.sleep(0.01)  # until the child has exec'd
     yield process.pid
     process.kill()
     process.wait()
@@ -220,15 +223,16 @@ def test_a_grid_shows_its_cells_side_by_side_and_averages_its_seed_axis_as_mean_
                         results.fmt(high["mean"], high["mean_std"]), "71.8 ± 0.4"]  # fmt: skip
 
 
-def test_a_seed_key_is_a_seed_axis_and_other_keys_are_cells(tmp_path):
+@pytest.mark.parametrize("with_values", [True, False], ids=["cell_values", "cell name only"])
+def test_a_seed_key_is_a_seed_axis_and_other_keys_are_cells(tmp_path, with_values):
     run = tmp_path / "exp" / "s"
     tasks = []
     for seed in ("1", "2"):
         for scale in ("0.1", "1.0"):
             cell = f"seed={seed},lr_scale={scale}"
             write_task(run / cell / "actions", "actions", [0.1 * int(seed) * float(scale)])
-            tasks.append({"dataset": "actions", "cell": cell, "cell_values": {"scratch.seed": seed,
-                                                                               "scratch.lr_scale": scale}})  # fmt: skip
+            values = {"scratch.seed": seed, "scratch.lr_scale": scale} if with_values else None
+            tasks.append({"dataset": "actions", "cell": cell, "cell_values": values})
     write_record(run, tasks)
     groups = summary_of(run)["groups"]
     assert [g["label"] for g in groups] == ["lr_scale=0.1", "lr_scale=1.0"] and groups[0]["seeds"] == ["1", "2"]

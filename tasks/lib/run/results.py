@@ -255,6 +255,12 @@ def seed_split(key: str, value: str) -> tuple[str | None, str | None]:
     return str(value), None
 
 
+def _cell_pairs(cell: str | None) -> dict[str, str]:
+    """A cell's folder name read as its values ('lr=0.0001,seed=3'), for a record without cell_values."""
+    pairs = [part.split("=", 1) for part in (cell or "").split(",")]
+    return dict(pairs) if cell and all(len(pair) == 2 for pair in pairs) else {}
+
+
 @dataclass
 class Group:
     """The cells that differ only by seed: one column of results (label '' for a run without a grid)."""
@@ -276,16 +282,16 @@ def groups(source: Source, forced: published.Setting | None = None) -> list[Grou
             continue
         seen.add(task.cell)
         parts, seed = [], None
-        for key, value in task.cell_values.items():
+        values = task.cell_values or _cell_pairs(task.cell)
+        for key, value in values.items():
             rest, seed_part = seed_split(key, value)
             if seed_part is not None:
                 seed = seed_part
             if rest is not None:
                 parts.append(f"{key.rsplit('.', 1)[-1]}={rest}")
-        label = ",".join(parts) if task.cell_values else (task.cell or "")
+        label = ",".join(parts) if values else (task.cell or "")
         if label not in found:
-            setting = forced or published.setting_of(source.config or {}, record.get("request"), demo,
-                                                     task.cell_values)  # fmt: skip
+            setting = forced or published.setting_of(source.config or {}, record.get("request"), demo, values)
             found[label] = Group(label, [], [], setting)
         found[label].cells.append(task.cell)
         found[label].seeds.append(seed)
