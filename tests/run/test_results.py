@@ -390,3 +390,16 @@ def test_with_wandb_on_the_table_and_the_plot_go_to_the_runs_group(env, rf_run):
     assert leaked([done.stdout, done.stderr], rf_run) == []
     skipped = run_inv(["run.results", "--no-wandb", "--no-plot"], environ)
     assert skipped.returncode == 0 and "W&B" not in skipped.stdout
+
+
+def test_a_config_without_datasets_is_one_task_named_after_its_run(tmp_path):
+    """A config with no dataset list (the record's dataset is null): SAM3 writes logs/val_stats.json."""
+    run = tmp_path / "exp" / "single"
+    write_record(run, [{"dataset": "single"}])
+    record = json.loads((run / "launch.json").read_text())
+    record["tasks"][0].update(dataset=None, experiment_dir=str(run))
+    (run / "launch.json").write_text(json.dumps(record))
+    write_lines(run / "logs" / "val_stats.json", [val_line(0.4), val_line(0.5, 1)])
+    summary = summary_of(run)
+    assert summary["benchmark"] is None and summary["tasks"][0]["dataset"] == "single"
+    assert math.isclose(summary["groups"][0]["mean"], 50.0) and summary["groups"][0]["published"] is None

@@ -147,6 +147,7 @@ class Task:
     truncated: bool = False
     epoch: int | None = None
     stats_path: str = ""
+    dataset_named: bool = True  # False: a task of a config without datasets, named after its run
 
 
 @dataclass
@@ -168,8 +169,17 @@ def _status(state: str, stats: Stats) -> str:
     return "unfinished"  # running, pending, submitted, requeued, or (no record) not at its last epoch
 
 
-def _fill(task: Task, domains: dict[str, str]) -> Task:
+def _stats_path(task: "Task") -> Path:
+    """logs/<dataset>/val_stats.json; for a config without a dataset list (its one task is named after the
+    run), wherever under logs/ SAM3 put it."""
     path = Path(task.experiment_dir) / "logs" / task.dataset / "val_stats.json"
+    if task.dataset_named or path.exists():
+        return path
+    return next(iter(sorted((Path(task.experiment_dir) / "logs").glob("**/val_stats.json"))), path)
+
+
+def _fill(task: Task, domains: dict[str, str]) -> Task:
+    path = _stats_path(task)
     stats = read_stats(path)
     task.metrics, task.excluded = meters(stats.last)
     task.lines, task.truncated, task.stats_path = stats.lines, stats.truncated, str(path)
@@ -183,12 +193,14 @@ def from_record(record: dict[str, Any], state_of) -> Source:
     """A run of ours; state_of(record, entry) is status.task_state."""
     tasks = []
     for entry in record["tasks"]:
-        dataset = entry["dataset"] or record["name"]
-        tasks.append(Task(dataset, entry.get("cell"), dict(entry.get("cell_values") or {}), entry["experiment_dir"],
-                          state_of(record, entry)))  # fmt: skip
+        task = Task(entry["dataset"] or record["name"], entry.get("cell"), dict(entry.get("cell_values") or {}),
+                    entry["experiment_dir"], state_of(record, entry), dataset_named=bool(entry["dataset"]))  # fmt: skip
+        tasks.append(task)
     config = None
     for entry in record["tasks"][:1]:
-        config = _config(Path(entry["experiment_dir"]) / "config_resolved.yaml") or _config(Path(entry["config"]))
+        config = _config(Path(entry["experiment_dir"]) / "config_resolved.yaml") or _config(
+            Path(entry.get("config") or "-")
+        )
     return Source(
         record["name"], Path(record["run_dir"]), record, tasks, config or _config(Path(record["source_config"]))
     )
