@@ -95,7 +95,7 @@ def val_results(experiment_dir: Path, dataset: str | None) -> dict[str, float]:
     return {}
 
 
-def progress(experiment_dir: Path, dataset: str | None, finished: bool = False, max_epochs: int | None = None) -> str:
+def progress(experiment_dir: Path, dataset: str | None, finished: bool = False) -> str:
     """How far training is, from the last line of train_stats.json (SAM3 writes Trainer/epoch, 0-based, and
     Trainer/where, the fraction of all training done when the line was written): 'epoch 2/4 (44%)', or
     'epoch 4/4' once finished; '-' before the first epoch ends (and for an evaluation, which trains none)."""
@@ -104,7 +104,7 @@ def progress(experiment_dir: Path, dataset: str | None, finished: bool = False, 
     last = read_stats(path).last if path else None
     if not last or "Trainer/epoch" not in last:
         return "-"
-    epochs = max_epochs or _max_epochs(Path(experiment_dir))
+    epochs = _max_epochs(Path(experiment_dir))
     where = last.get("Trainer/where")
     share = f" ({100 * where:.0f}%)" if isinstance(where, int | float) and not finished else ""
     return f"epoch {last['Trainer/epoch'] + 1}{f'/{epochs}' if epochs else ''}{share}"
