@@ -536,25 +536,27 @@ def cells_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]] | 
 
 
 def domain_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
-    """RF100-VL: per domain, datasets counted, our mean (± std over seeds) and SAM3's, per group."""
+    """RF100-VL: per domain, datasets counted, our mean (± std over seeds) per group, and SAM3's figure with
+    the difference where the group's setting has one."""
     groups_ = summary["groups"]
     if not groups_ or not groups_[0]["domains"]:
         return None
-    columns = ["domain", "datasets"]
+    columns = ["domain", "datasets (counted/in the run)"]
     for g in groups_:
         name = g["label"] or "ours"
-        columns += [name, f"{name}: SAM3 published ({g['setting_label']})", "Δ"]
+        columns += [name] + ([f"SAM3 published ({g['setting_label']})", "Δ"] if g["published"] else [])
     rows = []
     for i, row in enumerate(groups_[0]["domains"]):
         line = [row["label"], f"{row['counted']}/{row['datasets']}"]
         for g in groups_:
             d = g["domains"][i]
-            line += [fmt(d["AP"], d["std"]), fmt(d["published"]), _versus(d["AP"], d["published"])]
+            line += [fmt(d["AP"], d["std"])] + ([fmt(d["published"]), _versus(d["AP"], d["published"])]
+                                                if g["published"] else [])  # fmt: skip
         rows.append(line)
     line = ["mean over datasets", f"{groups_[0]['counted']}/{len(groups_[0]['datasets'])}"]
     for g in groups_:
         ref = g["published"] and g["published"]["AP"]
-        line += [fmt(g["mean"], g["mean_std"]), fmt(ref), _versus(g["mean"], ref)]
+        line += [fmt(g["mean"], g["mean_std"])] + ([fmt(ref), _versus(g["mean"], ref)] if g["published"] else [])
     rows.append(line)
     return columns, rows
 
