@@ -403,3 +403,12 @@ def test_a_config_without_datasets_is_one_task_named_after_its_run(tmp_path):
     summary = summary_of(run)
     assert summary["benchmark"] is None and summary["tasks"][0]["dataset"] == "single"
     assert math.isclose(summary["groups"][0]["mean"], 50.0) and summary["groups"][0]["published"] is None
+
+
+def test_setting_names_the_published_figures_when_the_config_cannot(rf_run):
+    """An RF100-VL 10-shot run (the benchmark's FSOD splits) looks like any fine-tune to its config."""
+    (group,) = summary_of(rf_run, forced=published.parse_setting("10-shot"))["groups"]
+    assert group["setting"] == "10-shot" and group["published"]["AP"] == 36.5
+    assert {d["domain"]: d["published"] for d in group["domains"]}["industrial"] == 40.4
+    (none,) = summary_of(rf_run, forced=published.parse_setting("none"))["groups"]
+    assert none["published"] is None and none["mean"] == group["mean"]
