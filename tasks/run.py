@@ -302,35 +302,122 @@ CELL_HELP = "Only this grid cell's tasks (its folder name, e.g. lr=0.0001)."
 
 @task(help={"name": "Run name (default: the last run).", "json": "Print JSON instead of a table.", "cell": CELL_HELP})
 def status(c, name=None, json=False, cell=None):
-    """Show each task of a run (each cell's, for a grid): state, pid or job id, exit code, bbox AP."""
+    """Show each task of a run (each cell's, for a grid): state, how far it is (epoch, % done), pid or job id,
+    exit code, bbox AP."""
     from .lib.run import launch_record, status
+    from .lib.run import results as results_lib
 
     record = launch_record.load_record(load_settings(c).path("paths.experiment_root"), name)
     if cell:
         record = dict(record, tasks=status.select(record, cell=cell))
     if json:
         states = status.run_states(record)
-        results = [launch_record.val_results(Path(e["experiment_dir"]), e["dataset"]) for e in record["tasks"]]
-        print(report_lib.to_json({"run": record, "states": states, "results": results}))
+        results = [results_lib.val_results(Path(e["experiment_dir"]), e["dataset"]) for e in record["tasks"]]
+        progress = [results_lib.progress(Path(e["experiment_dir"]), e["dataset"], state.startswith(results_lib.DONE))
+                    for e, state in zip(record["tasks"], states, strict=True)]  # fmt: skip
+        print(report_lib.to_json({"run": record, "states": states, "results": results, "progress": progress}))
         return
     _print_status(record)
 
 
 def _print_status(record):
-    from .lib.run import launch_record, status
+    from .lib.run import results, status
 
     rows = []
     for e, state in zip(record["tasks"], status.run_states(record), strict=True):
-        result = launch_record.val_results(Path(e["experiment_dir"]), e["dataset"])
-        rows.append((status.label(record, e), state, e["pid"] or "-", e["job_id"] or "-",
-                     "-" if e["exit_code"] is None else e["exit_code"], _ap(result.get("AP")), _ap(result.get("AP_50")),
-                     e["experiment_dir"]))  # fmt: skip
-    columns = ("task", "state", "pid", "job", "exit", "bbox AP", "AP50", "folder")
+        folder = Path(e["experiment_dir"])
+        result = results.val_results(folder, e["dataset"])
+        rows.append((status.label(record, e), state, results.progress(folder, e["dataset"], state.startswith(results.DONE)),
+                     e["pid"] or "-", e["job_id"] or "-", "-" if e["exit_code"] is None else e["exit_code"],
+                     _ap(result.get("AP")), _ap(result.get("AP_50")), e["experiment_dir"]))  # fmt: skip
+    columns = ("task", "state", "progress", "pid", "job", "exit", "bbox AP", "AP50", "folder")
     report_lib.print_table(f"{record['name']} ({record['mode']})", columns, rows)
 
 
 def _ap(value):
     return "-" if value is None else "no GT" if value < 0 else f"{100 * value:.1f}"
+
+
+RESULTS_HELP = {
+    "name": "A run name (default: the last run), a run folder, or an experiment folder SAM3's train.py wrote "
+            "(<experiment_log_dir>/logs/<dataset>/val_stats.json).",
+    "json": "Print JSON instead of tables (tasks' metrics on SAM3's 0-1 scale; the groups' AP x100).",
+    "csv": "Print one CSV row per task instead of tables (x100).",
+    "compare": "Another run (name or folder): per-dataset and per-domain AP deltas, largest first.",
+    "setting": "Compare with SAM3's figures for this setting instead of the one read from the config: zero-shot, "
+               "1-shot, 3-shot, 5-shot, 10-shot, full-ft, or none.",
+    "no_plot": "Do not draw the PNG (<run>/results.png; the table is saved as <run>/results.csv either way).",
+    "no_wandb": "Do not log the table and plot to W&B even when tracking.wandb_project is set.",
+}  # fmt: skip
+
+
+@task(auto_shortflags=False, help=RESULTS_HELP)
+def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_plot=False, no_wandb=False):
+    """A run as a table and a plot: per-dataset box AP and SAM3's other COCO figures, RF100-VL's domains,
+    grid cells side by side (seeds as mean ± std), beside SAM3's published figure for the same setting."""
+    from .lib.core.errors import ConfigError
+    from .lib.env import tracking
+    from .lib.run import published, status
+    from .lib.run import results as results_lib
+
+    if json and csv:
+        raise ConfigError("--json and --csv both given; pass one of them")
+    settings = load_settings(c)
+    root = settings.path("paths.experiment_root")
+    forced = published.parse_setting(setting) if setting else None
+    state_of = status.state_of_each_run()
+    summary = results_lib.summarize(results_lib.load(name, root, state_of), forced)
+    notes = []
+    plot = None
+    try:
+        summary["table"] = str(results_lib.save_csv(summary))
+        if not no_plot:
+            from .lib.run import results_plot
+
+            plot = results_plot.draw(summary, Path(summary["folder"]) / "results.png")
+    except OSError as error:
+        notes.append(f"warning: nothing saved: cannot write in {summary['folder']} ({error.strerror})")
+    summary["plot"] = str(plot) if plot else None
+    comparison = None
+    if compare:
+        comparison = results_lib.compare(
+            summary, results_lib.summarize(results_lib.load(compare, root, state_of))
+        )
+    wandb_env = {} if no_wandb else tracking.job_env(settings)
+    if wandb_env:
+        notes.append(results_lib.log_to_wandb(summary, plot, wandb_env, os.environ, sys.executable))
+    if json:
+        print(report_lib.to_json({**summary, "compare": comparison, "notes": notes}))
+    elif csv:
+        print(results_lib.to_csv(summary), end="")
+    else:
+        _print_results(summary, comparison)
+    for note in notes if not json else []:
+        print(note, file=sys.stderr if csv else sys.stdout)
+    if plot and csv:
+        print(f"plot: {plot}", file=sys.stderr)
+
+
+def _print_results(summary, comparison):
+    from .lib.run import results as results_lib
+
+    columns, rows = results_lib.shown_task_rows(summary)
+    report_lib.print_table(f"{summary['run']}: box AP x100 per task (the last complete line of val_stats.json)",
+                           columns, rows)  # fmt: skip
+    for title, table in (("AP by cell", results_lib.cells_table(summary)),
+                         ("RF100-VL by domain", results_lib.domain_table(summary))):  # fmt: skip
+        if table:
+            report_lib.print_table(f"{summary['run']}: {title}", *table)
+    for line in results_lib.summary_lines(summary):
+        print(line)
+    for title, columns, rows, verdict in results_lib.compare_tables(comparison) if comparison else []:
+        report_lib.print_table(title, columns, rows)
+        if verdict:
+            print(verdict)
+    if summary.get("table"):
+        print(f"table: {summary['table']}")
+    if summary.get("plot"):
+        print(f"plot: {summary['plot']}")
 
 
 @task(help={"name": "Run name (default: the last run).", "follow": "Keep printing new lines until the run ends.",

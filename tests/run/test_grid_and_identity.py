@@ -79,11 +79,10 @@ def test_identity_keeps_no_secret_value():
     assert "hf_canary_value" not in json.dumps(identity.of_run(config, 1, 1, [], {}))
 
 
-def test_the_last_complete_stats_line_is_read_and_a_cut_one_passed_over(tmp_path):
+def test_a_final_evaluation_is_the_last_complete_line_of_the_last_epoch(tmp_path):
     stats = tmp_path / "logs" / "actions" / "val_stats.json"
     stats.parent.mkdir(parents=True)
     stats.write_text('{"Trainer/epoch": 0}\n{"Trainer/epoch": 1}\n{"Trainer/ep')
-    assert identity.last_stats_line(stats) == {"Trainer/epoch": 1}
     assert identity.final_evaluation_done(tmp_path, "actions", "train", 2)
     assert not identity.final_evaluation_done(tmp_path, "actions", "train", 3)
     assert identity.final_evaluation_done(tmp_path, "actions", "val", 0)

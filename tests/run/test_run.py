@@ -3,6 +3,7 @@ SAM3's real train.py and Trainer (sam3 0.1.4 from PyPI, in .venv-train) with SAM
 reduced size on the CPU, and checking what SAM3 writes."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -98,6 +99,30 @@ def test_list_status_logs_and_cancel_on_a_finished_run(demo_run):
     assert run_inv(["run.cancel"], environ).stdout.strip() == "demo-test: nothing is running"
     missing = run_inv(["run.status", "--name", "nope"], environ)
     assert missing.returncode == 2 and "no run named 'nope'" in missing.stderr
+    assert status["progress"] == ["epoch 2/2"] * 3  # SAM3's Trainer/epoch of its last train_stats.json line
+
+
+def test_results_table_what_sam3s_trainer_wrote_and_say_the_demo_has_no_published_counterpart(demo_run):
+    """run.results on SAM3's own val_stats.json files: one row per dataset, the last line's figures, the mean
+    over datasets; the same numbers read with json alone."""
+    _, run_dir, environ = demo_run
+    done = run_inv(["run.results", "--name", "demo-test"], environ)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"plot: {run_dir / 'results.png'}" in done.stdout and "no published counterpart" in done.stdout
+    assert (run_dir / "results.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads(run_inv(["run.results", "--name", "demo-test", "--json", "--no-plot"], environ).stdout)
+    last = {d: json.loads((run_dir / d / "logs" / d / "val_stats.json").read_text().splitlines()[-1])
+            for d in ("13-lkc01", "-grccs", "actions")}  # fmt: skip
+    for task in summary["tasks"]:
+        assert task["status"] == "done" and task["domain"] in ("industrial", "sports")
+        for key, value in last[task["dataset"]].items():
+            if key in SAM3_METERS:
+                name = key.rsplit("coco_eval_bbox_", 1)[1]
+                assert task["metrics"][name] == value if value >= 0 else name in task["excluded"]
+    (group,) = summary["groups"]
+    aps = [100 * line[SAM3_METERS[0]] for line in last.values() if line[SAM3_METERS[0]] >= 0]
+    assert group["setting"] is None and math.isclose(group["mean"], sum(aps) / len(aps))
+    assert summary["counts"] == {"done": 3, "failed": 0, "missing": 0, "unfinished": 0}
 
 
 def test_the_same_run_again_skips_what_finished_and_other_settings_are_refused(demo_run):
@@ -147,6 +172,8 @@ def test_cancel_stops_a_running_local_run_and_the_same_command_resumes_it(env, t
         dry = run_inv(["run.cancel", "--name", "long", "--dry-run"], env)
         assert dry.returncode == 0 and "would stop process group of pid" in dry.stdout
         assert json.loads(run_inv(["run.status", "--name", "long", "--json"], env).stdout)["states"] == ["running"]
+        running = json.loads(run_inv(["run.results", "--name", "long", "--json", "--no-plot"], env).stdout)
+        assert running["unfinished"] == ["actions"] and running["groups"][0]["mean"] is None  # nothing averaged yet
         cancelled = run_inv(["run.cancel", "--name", "long"], env)
         assert cancelled.returncode == 0 and "stopped process group of pid" in cancelled.stdout
         assert launcher.wait(timeout=60) == 1  # the launcher saw its task fail and said so

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..core.errors import ConfigError
 from . import grid, job_env, sam3_config
+from .stats import read_stats
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 LIVE = ("pending", "running", "configuring", "completing", "suspended", "requeued", "resizing", "submitted")
@@ -83,22 +84,6 @@ def refuse_other_identity(record: dict, identity: dict) -> None:
                       f"(its files and record are kept, renamed)")  # fmt: skip
 
 
-def last_stats_line(path: Path) -> dict | None:
-    """The last complete line of a SAM3 stats file (JSONL); a line cut short by a crash is passed over."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict):
-            return data
-    return None
-
-
 def final_evaluation_done(experiment_dir: Path, dataset: str | None, trainer_mode: str, max_epochs: int) -> bool:
     """Whether SAM3 wrote the task's final evaluation: after training (trainer.mode train) its last
     val_stats.json line is of the last epoch; an evaluation config writes one line; train_only writes
@@ -107,7 +92,7 @@ def final_evaluation_done(experiment_dir: Path, dataset: str | None, trainer_mod
     logs = experiment_dir / "logs"
     paths = [logs / dataset / name] if dataset else sorted(logs.glob(f"*/{name}"))
     for path in paths:
-        line = last_stats_line(path)
+        line = read_stats(path).last
         if line is not None:
             return trainer_mode == "val" or int(line.get("Trainer/epoch", -1)) >= max_epochs - 1
     return False

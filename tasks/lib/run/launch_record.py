@@ -1,10 +1,9 @@
 """The run record, `<run>/launch.json`: what was launched, from where and with what (no environment
-values, so no secrets), and the results SAM3 wrote for each task."""
+values, so no secrets). What SAM3 wrote for each task is read by results.py."""
 
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -112,21 +111,6 @@ def set_aside(run_dir: Path) -> Path:
 def save_record(run_dir: Path, record: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / RECORD, json.dumps(record, indent=2) + "\n")
-
-
-AP_KEY = re.compile(r"coco_eval_bbox_(AP|AP_50)$")
-
-
-def val_results(experiment_dir: Path, dataset: str | None) -> dict[str, float]:
-    """AP and AP_50 from the last line of SAM3's val_stats.json (JSONL) for one task; {} if none yet."""
-    logs = experiment_dir / "logs"
-    paths = [logs / dataset / "val_stats.json"] if dataset else sorted(logs.glob("*/val_stats.json"))
-    for path in paths:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if lines:
-            stats = json.loads(lines[-1])
-            return {m.group(1): value for key, value in stats.items() if (m := AP_KEY.search(key))}
-    return {}
 
 
 def existing(run_dir: Path) -> dict[str, Any] | None:

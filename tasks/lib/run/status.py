@@ -32,6 +32,18 @@ def run_states(record: dict[str, Any]) -> list[str]:
     return [task_state(record, entry, states) for entry in record["tasks"]]
 
 
+def state_of_each_run():
+    """state_of(record, entry), asking SLURM once per run rather than once per task (run.results)."""
+    seen: dict[int, dict[int, str]] = {}
+
+    def state_of(record: dict[str, Any], entry: dict[str, Any]) -> str:
+        if id(record) not in seen:
+            seen[id(record)] = {id(e): state for e, state in zip(record["tasks"], run_states(record), strict=True)}
+        return seen[id(record)][id(entry)]
+
+    return state_of
+
+
 def label(record: dict[str, Any], entry: dict[str, Any]) -> str:
     """cell/dataset, dataset, or the run's name."""
     return "/".join(part for part in (entry.get("cell"), entry["dataset"]) if part) or record["name"]
