@@ -86,6 +86,12 @@ def test_a_2x3_grid_runs_as_split_throttled_arrays_and_rerun_failed_reruns_only_
         assert (run_dir / cell / dataset / "logs" / dataset / "val_stats.json").is_file()
     one_cell = run_inv(["run.status", "--name", "g", "--cell", "lr_scale=0.1"], cluster_env)
     assert one_cell.stdout.count("lr_scale=0.1/") == 3 and "lr_scale=0.2/" not in one_cell.stdout
+    logs = run_inv(["run.logs", "--name", "g", "--dataset", "lr_scale=0.1/actions"], cluster_env)
+    assert "[lr_scale=0.1/actions] " in logs.stdout and "[lr_scale=0.2/" not in logs.stdout
+    cancel = run_inv(["run.cancel", "--name", "g", "--cell", "lr_scale=0.1", "--dry-run"], cluster_env)
+    assert cancel.stdout.strip() == "g: nothing is running"  # that cell has finished
+    unknown = run_inv(["run.logs", "--name", "g", "--cell", "lr=9"], cluster_env)
+    assert unknown.returncode == 2 and "--cell 'lr=9' matches no task of run g" in unknown.stderr
 
     rerun = run_inv(["run.train", "--rerun-failed", "g"], cluster_env, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-2000:]
@@ -120,6 +126,7 @@ def test_odinw_10_shot_protocol_is_one_command_13_datasets_x_3_seed_files(cluste
     env = dict(cluster_env, SAM3_CONFIGS_DIR=str(configs), ODINW_DATA_ROOT=str(root), SBATCH_HOLD="1")
     done = run_inv(["run.train", "--config", "odinw_text_only_train", "--mode", "cluster", "--partition", "long",
                     "--name", "odinw10", "--grid", f"odinw_train.train_file={','.join(seeds)}",
+                    "--num-gpus", "1", "--set", "submitit.cpus_per_task=1",  # the test node has 2 CPUs
                     "--set", f"+trainer.model.checkpoint_path={tmp_path / 'sam3.pt'}"], env, timeout=600)  # fmt: skip
     try:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
@@ -147,12 +154,12 @@ def test_odinw_10_shot_protocol_is_one_command_13_datasets_x_3_seed_files(cluste
      "450 tasks do not fit: SLURM holds at most 400 jobs (MaxJobCount)"),
 ])  # fmt: skip
 def test_a_bad_grid_is_one_line_exit_2_and_nothing_is_queued(cluster_env, tmp_path, slurm_cluster, grid, message):
-    before = slurm_cluster.run("squeue", "-h", "-r").stdout
+    before = set(slurm_cluster.run("squeue", "-h", "-r", "-t", "all", "-o", "%i").stdout.split())
     done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--name", "bad", "--grid", grid],
                    cluster_env)  # fmt: skip
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
-    assert slurm_cluster.run("squeue", "-h", "-r").stdout == before
+    assert set(slurm_cluster.run("squeue", "-h", "-r", "-t", "all", "-o", "%i").stdout.split()) <= before
     assert not (tmp_path / "exp" / "bad").exists()
 
 

@@ -99,9 +99,11 @@ def cancel(record: dict[str, Any], dry_run: bool, kill, sig, cell: str | None = 
     """scancel the run's SLURM jobs (one call for all of them), or signal its local process groups; what
     was done, a line each."""
     done, jobs = [], []
-    for entry in select(record, cell=cell):
+    entries = select(record, cell=cell)
+    states = run_states(dict(record, tasks=entries))
+    for entry, state in zip(entries, states, strict=True):
         name = label(record, entry)
-        if entry.get("mode", record["mode"]) == "cluster" and entry.get("job_id"):
+        if entry.get("mode", record["mode"]) == "cluster" and entry.get("job_id") and state.startswith(LIVE):
             jobs.append(entry["job_id"])
             done.append(f"{name}: {'would cancel' if dry_run else 'cancelled'} SLURM job {entry['job_id']}")
         elif pid_alive(entry["pid"]):
