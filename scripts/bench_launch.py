@@ -31,9 +31,9 @@ def run(argv, env, **kwargs):
     return subprocess.run([str(a) for a in argv], env=env, capture_output=True, text=True, **kwargs)
 
 
-def queued(env) -> int:
-    """Array tasks waiting in the queue (held), one by one."""
-    return len(run(["squeue", "-h", "-r", "-t", "pending", "-o", "%i"], env).stdout.split())
+def known_jobs(env) -> set[str]:
+    """Every job SLURM knows (array tasks one by one), in any state."""
+    return set(run(["squeue", "-h", "-r", "-t", "all", "-o", "%i"], env).stdout.split())
 
 
 def main() -> int:
@@ -77,6 +77,7 @@ def main() -> int:
             if warm.returncode != 0:
                 print(warm.stderr)
                 return 1
+            before = known_jobs(env)
             start = time.perf_counter()
             ours = run([inv, "run.train", "--config", CONFIG, *common, *grid, "--name", "ours"], env)
             ours_seconds = time.perf_counter() - start
@@ -84,19 +85,20 @@ def main() -> int:
                 print((ours.stdout[-3000:] + ours.stderr)[-4000:])
                 return 1
             record = json.loads((tmp / "exp" / "ours" / "launch.json").read_text())
-            ours_count = queued(env)
+            ours_count = len(known_jobs(env) - before)
             run(["scancel", "-u", "root"], env)
             tasks = len(record["tasks"])
 
             # The baseline: the same number of held array tasks, one bare sbatch --array per cell.
             time.sleep(2)
             per_cell = tasks // args.cells
+            before = known_jobs(env)
             start = time.perf_counter()
             for _ in range(args.cells):
                 run(["sbatch", "--partition", "long", "--gres", "gpu:1", f"--array=0-{per_cell - 1}",
                      "--output", "/dev/null", "--wrap", "true"], env, check=True)  # fmt: skip
             bare_seconds = time.perf_counter() - start
-            bare_count = queued(env)
+            bare_count = len(known_jobs(env) - before)
             run(["scancel", "-u", "root"], env)
 
             # For reference: SAM3's own train.py submitting one cell's array task by task.
@@ -107,11 +109,12 @@ def main() -> int:
             run(["scancel", "-u", "root"], env)
             time.sleep(2)
             python = ROOT / ".venv-train" / "bin" / "python"
+            before = known_jobs(env)
             start = time.perf_counter()
             sam3 = run([python, "-m", "sam3.train.train", "-c", config, "--use-cluster", "1", "--partition", "long",
                         "--num-gpus", "1"], dict(env, HF_HUB_OFFLINE="1"), cwd=tmp)  # fmt: skip
             sam3_seconds = time.perf_counter() - start
-            sam3_count = queued(env) if sam3.returncode == 0 and one.returncode == 0 else 0
+            sam3_count = len(known_jobs(env) - before) if sam3.returncode == 0 and one.returncode == 0 else 0
 
             print(f"{'launch':66} {'seconds':>8} {'queued':>7}")
             print(f"{'bare sbatch --array, one per cell':66} {bare_seconds:8.2f} {bare_count:7d}")
