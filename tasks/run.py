@@ -68,8 +68,14 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
     limits = slurm.cluster_limits() if cluster else {}
     whole = planning.plan(request, settings, package, python, only=set())  # every task; nothing rendered yet
     record = launch_record.existing(whole.run_dir)
+    replaced, instance = None, (record or {}).get("wandb_instance", "")
     if record and request.restart:
-        record = _set_aside(record, dry_run)
+        replaced, record = _refuse_live(record), None  # set aside once pre-flight has passed
+        instance = launch_record.aside_name(whole.run_dir).name.rsplit(".", 1)[-1]
+        if dry_run:
+            print(
+                f"{replaced['name']}: --restart would keep the earlier run as {replaced['name']}.{instance} and start afresh"
+            )
     if record:
         identity.refuse_other_identity(record, whole.identity)
         if not dry_run:
@@ -87,10 +93,20 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
         return
     if cluster:
         slurm.refuse_too_many(len(chosen), limits, slurm.job_states())
-    plan = planning.plan(request, settings, package, python, only=chosen, array_limit=limits.get("MaxArraySize"))
+    plan = planning.plan(
+        request, settings, package, python, only=chosen, array_limit=limits.get("MaxArraySize"), wandb_instance=instance
+    )
     if plan.needs_weights and not (dry_run or check_only):
         env.weights(c)  # Makefile-style, for the configs that load SAM3's checkpoint
-        plan = planning.plan(request, settings, package, python, only=chosen, array_limit=limits.get("MaxArraySize"))
+        plan = planning.plan(
+            request,
+            settings,
+            package,
+            python,
+            only=chosen,
+            array_limit=limits.get("MaxArraySize"),
+            wandb_instance=instance,
+        )
     for warning in plan.warnings:
         print(f"warning: {warning}")
     if plan.model_note:
@@ -117,6 +133,9 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
         if check_only:
             print("pre-flight passed; nothing launched (--check-only)")
             return
+    if replaced:
+        moved = launch_record.set_aside(plan.run_dir)
+        print(f"{plan.name}: the earlier run and its record are kept as {moved.name} ({moved}); starting afresh")
     job_env.write_secret_files(plan.env)
     record = launch_record.record_launch(record, plan, request, python, sys.argv)
     launch_record.save_record(plan.run_dir, record)
@@ -157,20 +176,15 @@ def _rerun_request(settings, request, rerun_failed, flags, evaluate):
     return rerun
 
 
-def _set_aside(record, dry_run):
-    """--restart: the old run's files and record kept under a new name; refused while it still runs."""
-    from .lib.run import identity, launch_record, status
+def _refuse_live(record):
+    """--restart: refused while the run still has tasks queued or running; the record when it has none."""
+    from .lib.run import identity, status
 
     live = [state for state in status.run_states(record) if state.startswith(identity.LIVE)]
     if live:
         raise ConfigError(f"run {record['name']!r} still has {len(live)} task(s) queued or running; stop them first "
                           f"(inv run.cancel --name {record['name']}) or pick a new --name")  # fmt: skip
-    if dry_run:
-        print(f"{record['name']}: --restart would keep the earlier run as {record['name']}.N and start afresh")
-        return None
-    moved = launch_record.set_aside(Path(record["run_dir"]))
-    print(f"{record['name']}: the earlier run and its record are kept as {moved.name} ({moved}); starting afresh")
-    return None
+    return record
 
 
 def _print_decisions(decisions):
@@ -380,9 +394,7 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     summary["plot"] = str(plot) if plot else None
     comparison = None
     if compare:
-        comparison = results_lib.compare(
-            summary, results_lib.summarize(results_lib.load(compare, root, state_of))
-        )
+        comparison = results_lib.compare(summary, results_lib.summarize(results_lib.load(compare, root, state_of)))
     wandb_env = {} if no_wandb else tracking.job_env(settings)
     if wandb_env:
         notes.append(results_lib.log_to_wandb(summary, plot, wandb_env, os.environ, sys.executable))

@@ -112,6 +112,21 @@ def test_a_2x3_grid_runs_as_split_throttled_arrays_and_rerun_failed_reruns_only_
     assert "pick a new --name, or pass --restart" in other.stderr
     assert len(json.loads((run_dir / "launch.json").read_text())["launches"]) == 2  # the refusal recorded nothing
 
+    restarted = run_inv([*args[:-2], "--set", "trainer.max_epochs=2", "--restart"], dict(cluster_env, SBATCH_HOLD="1"),
+                        timeout=600)  # fmt: skip
+    try:
+        assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-2000:]
+        assert f"g: the earlier run and its record are kept as g.1 ({run_dir.with_name('g.1')})" in restarted.stdout
+        kept = json.loads((run_dir.with_name("g.1") / "launch.json").read_text())
+        assert kept["name"] == "g.1" and len(kept["launches"]) == 2
+        assert all(Path(t["experiment_dir"]).parent.parent == run_dir.with_name("g.1") for t in kept["tasks"])
+        assert (run_dir.with_name("g.1") / "lr_scale=0.1" / "actions" / "checkpoints" / "checkpoint.pt").is_file()
+        fresh = json.loads((run_dir / "launch.json").read_text())
+        assert len(fresh["launches"]) == 1 and len(fresh["tasks"]) == 6
+        assert not (run_dir / "lr_scale=0.1" / "actions" / "checkpoints").exists()  # nothing of the old run to resume
+    finally:
+        run_inv(["run.cancel", "--name", "g"], cluster_env)
+
 
 def test_odinw_10_shot_protocol_is_one_command_13_datasets_x_3_seed_files(cluster_env, tmp_path, slurm_cluster):
     """SAM3's README: ODinW 10-shot results are aggregated over the seed files seed300, seed30 and seed3.

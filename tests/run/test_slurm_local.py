@@ -35,11 +35,11 @@ def test_gres_job_gets_two_of_the_four_fake_gpus(slurm_cluster, tmp_path):
 
 def test_job_array_runs_each_task_with_its_index(slurm_cluster, tmp_path):
     job = slurm_cluster.sbatch(
-        "--array=0-2", "-o", tmp_path / "task_%a.out", "--wrap", "echo task=$SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID"
-    )
+        "--array=0-1", "-o", tmp_path / "task_%a.out", "--wrap", "echo task=$SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID"
+    )  # the test cluster's MaxArraySize is 2 (tests/support/slurm_fixture.py)
     states = slurm_cluster.wait(job)
-    assert states == {f"{job}_{i}": "COMPLETED" for i in range(3)}
-    for i in range(3):
+    assert states == {f"{job}_{i}": "COMPLETED" for i in range(2)}
+    for i in range(2):
         assert (tmp_path / f"task_{i}.out").read_text().strip() == f"task={i} of {job}"
 
 

@@ -67,7 +67,7 @@ def record_launch(record: dict[str, Any] | None, plan_: Plan, request: Request, 
     if record is None:
         record = {"name": plan_.name, "source_config": str(plan_.source), "run_dir": str(plan_.run_dir),
                   "started": started, "identity": plan_.identity, "trainer_mode": plan_.trainer_mode,
-                  "grid": grid.describe(plan_.axes), "launches": [], "tasks": []}  # fmt: skip
+                  "grid": grid.describe(plan_.axes), "wandb_instance": plan_.wandb_instance, "launches": [], "tasks": []}  # fmt: skip
     record["launches"].append(launch)
     # the latest launch, where readers of one launch look
     record.update({key: launch[key] for key in ("mode", "command", "request", "host", "commits", "versions")})
@@ -91,13 +91,18 @@ def record_launch(record: dict[str, Any] | None, plan_: Plan, request: Request, 
 ATTEMPT_KEYS = ("launch", "mode", "state", "pid", "job_id", "exit_code")
 
 
-def set_aside(run_dir: Path) -> Path:
-    """Move a run out of the way for --restart: `<run>` becomes `<run>.1` (the first free number), its
-    record renamed with it and pointing at the new folder."""
+def aside_name(run_dir: Path) -> Path:
+    """Where --restart will move the run: `<run>.N`, the first number free."""
     number = 1
     while run_dir.with_name(f"{run_dir.name}.{number}").exists():
         number += 1
-    target = run_dir.with_name(f"{run_dir.name}.{number}")
+    return run_dir.with_name(f"{run_dir.name}.{number}")
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Move a run out of the way for --restart: `<run>` becomes `<run>.1` (the first free number), its
+    record renamed with it and pointing at the new folder."""
+    target = aside_name(run_dir)
     os.rename(run_dir, target)
     path = target / RECORD
     if path.is_file():

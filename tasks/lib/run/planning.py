@@ -117,6 +117,7 @@ class Plan:
     axes: list[grid.Axis] = field(default_factory=list)
     identity: dict = field(default_factory=dict)  # what decides the results (tasks/lib/run/identity.py)
     trainer_mode: str = "train"
+    wandb_instance: str = ""  # after --restart: which life of the run folder this is (W&B run ids)
 
     def diff(self) -> str:
         """The first rendered config against its source, as data."""
@@ -186,7 +187,7 @@ def _safe_name(text: str) -> str:
 
 
 def plan(request: Request, settings, sam3_package: Path, python: Path, environ=os.environ,
-         only: set | None = None, array_limit: int | None = None) -> Plan:  # fmt: skip
+         only: set | None = None, array_limit: int | None = None, wandb_instance: str = "") -> Plan:  # fmt: skip
     """Render every config the run needs and the exact commands; write nothing.
 
     Every task of the request is in the plan; only those whose key ((cell, dataset)) is in `only` get
@@ -267,7 +268,9 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         """identity_: the W&B run's dataset and folder (interpolations in a job array)."""
         if wandb_on:
             job_type = "eval" if request.evaluate else "train"
-            for key, value in tracking.writer_overrides(run_name, *identity_, job_type, group=name).items():
+            for key, value in tracking.writer_overrides(
+                run_name, *identity_, job_type, group=name, instance=wandb_instance
+            ).items():
                 sam3_config.set_key(config, key, value, create=True)
         config = sam3_config.fill(config, {**values, "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir)})
         sam3_config.set_key(config, "launcher.experiment_log_dir", str(experiment_dir), create=True)
@@ -324,7 +327,8 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
             task.launch = len(launches) - 1
     result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original,
                   needs_weights=bool(weights_warning), model_note=model_note, withheld=job_env.withheld(environ),
-                  bpe=bpe if '<BPE_PATH>' in str(original) else None, axes=axes)  # fmt: skip
+                  bpe=bpe if '<BPE_PATH>' in str(original) else None, axes=axes,
+                  wandb_instance=wandb_instance)  # fmt: skip
     from ..env.trainenv import training_versions
 
     result.identity = identity.of_run(sam3_config.fill(rendered, values), num_gpus, num_nodes, axes,

@@ -18,17 +18,19 @@ import os
 import re
 
 
-def run_id(name: str, directory: str, job_type: str) -> str:
+def run_id(name: str, directory: str, job_type: str, instance: str = "") -> str:
     """The W&B run id of one task: the same at every start of it (a requeued or resumed job continues
     its W&B run, resume="allow"), and different for another experiment folder or job type, so two runs
-    that share a name in one W&B project never merge. At most 64 characters, [A-Za-z0-9_-]."""
-    digest = hashlib.sha256(f"{job_type}\0{directory}".encode()).hexdigest()[:8]
+    that share a name in one W&B project never merge; `instance` tells apart a run started again in the
+    same folder (--restart). At most 64 characters, [A-Za-z0-9_-]."""
+    key = f"{job_type}\0{directory}" + (f"\0{instance}" if instance else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     clean = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:55] or "run"
     return f"{clean}-{digest}"
 
 
 def start_run(name: str | None = None, group: str | None = None, directory: str | None = None,
-              job_type: str | None = None, tensorboard_dir: str | None = None):  # fmt: skip
+              job_type: str | None = None, tensorboard_dir: str | None = None, instance: str = ""):  # fmt: skip
     """The W&B run of this process (started once); with a name, one that resumes by its stable id; with
     tensorboard_dir, one that mirrors the TensorBoard events written under it."""
     import wandb
@@ -44,7 +46,7 @@ def start_run(name: str | None = None, group: str | None = None, directory: str 
         from wandb.integration import tensorboard
 
         tensorboard.patch(root_logdir=tensorboard_dir)  # named, so wandb does not wait 10 s to guess it
-    identity = {"id": run_id(name, str(directory), str(job_type)), "resume": "allow"} if name else {}
+    identity = {"id": run_id(name, str(directory), str(job_type), instance), "resume": "allow"} if name else {}
     if directory:
         os.makedirs(directory, exist_ok=True)  # an array task may start before the launcher made its folder
     return wandb.init(name=name, group=group, dir=directory, job_type=job_type, sync_tensorboard=bool(tensorboard_dir),
@@ -52,11 +54,11 @@ def start_run(name: str | None = None, group: str | None = None, directory: str 
 
 
 def make_tensorboard_logger(log_dir: str, wandb_name: str, wandb_group: str, wandb_dir: str, wandb_job_type: str,
-                            **writer_kwargs):  # fmt: skip
+                            wandb_instance: str = "", **writer_kwargs):  # fmt: skip
     """SAM3's `make_tensorboard_logger`, with W&B mirroring its scalars on rank 0."""
     from sam3.train.utils.logger import make_tensorboard_logger as sam3_tensorboard_logger
     from sam3.train.utils.train_utils import get_machine_local_and_dist_rank
 
     if get_machine_local_and_dist_rank()[1] == 0:
-        start_run(wandb_name, wandb_group, wandb_dir, wandb_job_type, tensorboard_dir=log_dir)
+        start_run(wandb_name, wandb_group, wandb_dir, wandb_job_type, tensorboard_dir=log_dir, instance=wandb_instance)
     return sam3_tensorboard_logger(log_dir, **writer_kwargs)
