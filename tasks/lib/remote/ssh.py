@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import socket
+from dataclasses import dataclass, field
 
 from ..core.errors import ConfigError, ToolError
 
@@ -22,6 +23,15 @@ INV = ".venv/bin/inv"
 NO_CREDENTIALS = "No authentication methods available"  # paramiko's SSHException when it has nothing to offer
 CONNECT_TIMEOUT_S = 30  # unless ~/.ssh/config (ConnectTimeout) or timeouts.connect says otherwise
 _HOME = re.compile(r"~[\w.-]*")  # ~ or ~user: left for the remote shell to expand
+
+
+@dataclass(frozen=True)
+class Options:
+    """fab's connection flags, as `inv -H` takes them: -i key files, -S an SSH config file, -t seconds."""
+
+    identities: list[str] = field(default_factory=list)
+    ssh_config: str | None = None
+    connect_timeout: int | None = None
 
 
 def split_command(line: str) -> list[str]:
@@ -63,17 +73,33 @@ def ssh_hint(cxn) -> str:
     return shlex.join(["ssh", *port, user + cxn.original_host])
 
 
-def connection(host: str, config):
-    """A fabric Connection to HOST (~/.ssh/config applies), from the task's invoke config; nothing connects yet."""
+def connection(host: str, config, options: Options | None = None):
+    """A fabric Connection to HOST (~/.ssh/config, or -S's file, applies), from the task's invoke config;
+    nothing connects yet. Agent forwarding stays off unless that SSH config says ForwardAgent yes."""
     from fabric import Config, Connection
     from paramiko.ssh_exception import ConfigParseError
 
+    options = options or Options()
+    kwargs = {}
+    if options.connect_timeout is not None:  # -t wins over ConnectTimeout, as ssh's -o would
+        if options.connect_timeout <= 0:
+            raise ConfigError(f"-t {options.connect_timeout} is not a number of seconds; give one above 0, e.g. -t 30")
+        kwargs["connect_timeout"] = options.connect_timeout
+    if options.identities:
+        missing = [path for path in options.identities if not os.path.isfile(os.path.expanduser(path))]
+        if missing:
+            raise ConfigError(f"-i {missing[0]}: no such key file; give the path of your private key")
+        kwargs["connect_kwargs"] = {"key_filename": [os.path.expanduser(path) for path in options.identities]}
     try:
         fabric_config = config.clone(into=Config)
+        if options.ssh_config is not None:
+            if not os.path.isfile(os.path.expanduser(options.ssh_config)):
+                raise ConfigError(f"-S {options.ssh_config}: no such SSH config file; give the file's path")
+            fabric_config.set_runtime_ssh_path(os.path.expanduser(options.ssh_config))
         fabric_config.load_ssh_config()  # a clone from an invoke Config skips ~/.ssh/config (fabric 3.2.3)
         if fabric_config.timeouts.connect is None:
             fabric_config.timeouts.connect = CONNECT_TIMEOUT_S
-        cxn = Connection(host, config=fabric_config)
+        cxn = Connection(host, config=fabric_config, **kwargs)
     except (ValueError, ConfigParseError) as exc:
         raise ConfigError(
             f"cannot use host {host!r} ({exc}); give an ~/.ssh/config alias or user@host[:port]"
@@ -115,12 +141,17 @@ def describe(host: str, project_dir: str, inv_args: list[str], config) -> list[s
             f"would run there: {remote_command(project_dir, inv_args)}"]  # fmt: skip
 
 
-def run(host: str, project_dir: str, inv_args: list[str], config) -> int:
-    """Run inv in the checkout on HOST, its output streamed as it comes; its exit code."""
-    cxn = connection(host, config)
+def run(host: str, project_dir: str, inv_args: list[str], config, options: Options | None = None, prepare=None) -> int:
+    """Run inv in the checkout on HOST, its output streamed as it comes; its exit code.
+
+    prepare(cxn), when given, runs on the open connection first and replaces the check that the checkout is
+    there (inv -H: the commit comparison, --sync, --setup)."""
+    cxn = connection(host, config, options)
     try:
         _open(cxn, host)
-        if cxn.run(checkout_probe(project_dir), hide=True, warn=True, in_stream=False).failed:
+        if prepare is not None:
+            prepare(cxn)
+        elif not has_checkout(cxn, project_dir):
             raise ConfigError(f"no sam3-tasks checkout with .venv at {project_dir} on {host}: clone it there and "
                               "run scripts/bootstrap (or pass --project-dir)")  # fmt: skip
         # env={}: nothing from our side reaches the remote environment (its secrets are its own).
@@ -132,6 +163,10 @@ def run(host: str, project_dir: str, inv_args: list[str], config) -> int:
         raise ToolError(f"the command on {host} ended without an exit status (the connection dropped, or a signal "
                         "killed it); see its output above, and inv remote.run run.status")  # fmt: skip
     return result.exited
+
+
+def has_checkout(cxn, project_dir: str) -> bool:
+    return not cxn.run(checkout_probe(project_dir), hide=True, warn=True, in_stream=False).failed
 
 
 def _open(cxn, host: str) -> None:
