@@ -54,15 +54,18 @@ def _stream(cxn, command: str, what: str, host: str) -> None:
         raise ToolError(f"{what} on {host} failed (exit {done.exited}); see its output above")
 
 
-def _send_bundle(cxn, root: Path, host: str, revs: list[str]):
-    """Bundle revs here, put it in a fresh temp folder there; (that folder, the bundle's path there)."""
+def _send_bundle(cxn, root: Path, host: str, ours: str, theirs: str | None = None):
+    """Bundle our HEAD (less what theirs already holds) here, put it in a fresh temp folder there; (that folder,
+    the bundle's path there). A bundle takes refs, not commit ids: ours is HEAD here."""
+    revs = ["HEAD", f"^{theirs}"] if theirs else ["HEAD"]
+    what = f"{ours[:12]} less {theirs[:12]} and before" if theirs else f"{ours[:12]} and its history"
     with tempfile.TemporaryDirectory(prefix="sam3-sync-") as scratch:
         bundle = Path(scratch) / "sync.bundle"
         made = _git(root, "bundle", "create", "-q", str(bundle), *revs)
         if made.returncode != 0:
             raise ToolError(f"git bundle create failed here: {made.stderr.strip()}; check `git -C {root} status`")
         folder = cxn.run("mktemp -d", hide=True, in_stream=False).stdout.strip()
-        say(f"sync: sending {', '.join(revs)} ({os.path.getsize(bundle) / 1e6:.1f} MB bundle) to {host}")
+        say(f"sync: sending {what} ({os.path.getsize(bundle) / 1e6:.1f} MB bundle) to {host}")
         cxn.put(str(bundle), remote=f"{folder}/sync.bundle")
     return folder, f"{folder}/sync.bundle"
 
@@ -79,8 +82,8 @@ def sync(cxn, root: Path, project_dir: str, host: str, ours: str, theirs: str | 
     try:
         if not known:
             ancestor = theirs and _git(root, "merge-base", "--is-ancestor", theirs, ours).returncode == 0
-            folder, bundle = _send_bundle(cxn, root, host, [ours, f"^{theirs}"] if ancestor else [ours])
-            _stream(cxn, _remote_git(project_dir, "fetch", "-q", bundle, ours), "git fetch of the bundle", host)
+            folder, bundle = _send_bundle(cxn, root, host, ours, theirs if ancestor else None)
+            _stream(cxn, _remote_git(project_dir, "fetch", "-q", bundle, "HEAD"), "git fetch of the bundle", host)
         _stream(cxn, _remote_git(project_dir, "checkout", "-q", "--detach", ours), "git checkout", host)
     finally:
         if folder:
@@ -98,7 +101,7 @@ def set_up(cxn, root: Path, project_dir: str, host: str, ours: str) -> None:
                           "remote.project_dir")  # fmt: skip
     if not has_git:
         say(f"setup: copying this checkout ({ours[:12]}) to {host}:{project_dir}")
-        folder, bundle = _send_bundle(cxn, root, host, [ours])
+        folder, bundle = _send_bundle(cxn, root, host, ours)
         try:
             clone = shlex.join(["git", "clone", "-q", "--no-checkout", bundle]) + " " + remote_path(project_dir)
             _stream(cxn, clone, "git clone of the bundle", host)

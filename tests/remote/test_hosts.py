@@ -1,0 +1,187 @@
+"""`inv -H` for real: our `.venv/bin/inv` here, Debian's sshd on loopback as the login node, and there a
+checkout that `inv -H login-node --setup` made itself (a git bundle over SFTP, then scripts/bootstrap: one
+real bootstrap for the module). Here is a project copy of our own (tests/support/project_copy.py) with the
+working tree committed, so that "our commit" is the code under test.
+
+sshd's sessions get sshd's environment, not ours: the login node's settings travel in a runtime file (-f).
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_inv
+from support.project_copy import project_copy
+from support.ssh_login import login_home, one_line_error
+
+INV = Path(sys.executable).with_name("inv")
+MARKER = "# sam3-tasks inv: invoke's Program with -H"
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+@dataclass
+class Site:
+    base: Path
+    local: Path  # our checkout: the commit under test
+    remote: Path  # the login node's checkout, made by --setup
+    runtime: Path  # the login node's runtime settings (-f)
+    environ: dict
+    setup: subprocess.CompletedProcess
+
+    def inv(self, *args, timeout=300, **env):
+        return run_inv(list(map(str, args)), dict(self.environ, **env), cwd=self.local, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def site(ssh_server, tmp_path_factory):
+    base = tmp_path_factory.mktemp("hosts")
+    local = project_copy(base)
+    git(local, "add", "-A")
+    git(local, "commit", "-q", "--allow-empty", "-m", "the working tree under test")
+    remote = base / "login" / "sam3-tasks"
+    environ = login_home(base, ssh_server, remote)
+    runtime = base / "runtime.yaml"
+    runtime.write_text(f"paths:\n  experiment_root: {base / 'exp'}\n  demo_data_root: {base / 'demo-data'}\n"
+                       f"sam3:\n  train_venv: {(ROOT / '.venv-train').resolve()}\n")  # fmt: skip
+    setup = run_inv(["-H", "login-node", "--setup", "-f", str(runtime), "config.show", "--json"], environ, cwd=local,
+                    timeout=900)  # fmt: skip
+    return Site(base, local, remote, runtime, environ, setup)
+
+
+def test_setup_on_request_copies_our_commit_there_and_bootstraps_it(site):
+    done = site.setup
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"setup: copying this checkout ({git(site.local, 'rev-parse', 'HEAD')[:12]}) to login-node:" in done.stderr
+    assert "setup: running scripts/bootstrap on login-node" in done.stderr and "bootstrap: done" in done.stdout
+    assert git(site.remote, "rev-parse", "HEAD") == git(site.local, "rev-parse", "HEAD")
+    assert MARKER in (site.remote / ".venv" / "bin" / "inv").read_text()  # the login node's inv is ours too
+    shown = json.loads(done.stdout[done.stdout.index("{") :])["values"]  # the whole command ran there
+    assert shown["sam3.checkout"]["value"] == str(site.remote / "sam3")
+    assert shown["paths.experiment_root"]["value"] == str(site.base / "exp")
+
+
+def test_without_setup_a_missing_checkout_says_which_flag_sets_it_up(site):
+    done = site.inv("-H", "login-node", "hw.check", INVOKE_REMOTE_PROJECT_DIR="~/no such checkout")
+    assert one_line_error(done, 2) == (
+        "error: no sam3-tasks checkout with .venv at ~/no such checkout on login-node: pass --setup to copy this one "
+        "there and bootstrap it (or set remote.project_dir)"
+    )
+
+
+def test_hw_check_runs_there_and_its_exit_code_comes_back(site, ssh_server):
+    bare = ssh_server.run("cd", str(site.remote), "&&", ".venv/bin/inv", "hw.check", "--json", check=False)
+    done = site.inv("-H", "login-node", "hw.check", "--json")
+    assert done.returncode == bare.returncode, done.stdout + done.stderr
+    assert json.loads(done.stdout).keys() == json.loads(bare.stdout).keys()
+
+
+def test_data_validate_there_passes_and_fails_as_it_does_there(site):
+    good, bad = site.base / "data-good", site.base / "data-bad"
+    assert site.inv("-H", "login-node", "data.synth", "--root", good, "--datasets", "actions,bees").returncode == 0
+    made = site.inv(
+        "-H", "login-node", "data.synth", "--root", bad, "--datasets", "actions", "--defects", "invalid_json"
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    passed = site.inv("-H", "login-node", "data.validate", "--root", good, "--datasets", "actions,bees")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    failed = site.inv("-H", "login-node", "data.validate", "--root", bad, "--datasets", "actions")
+    assert failed.returncode == 1 and "file is not valid JSON" in failed.stdout, failed.stdout + failed.stderr
+    assert (
+        failed.stderr == "error: 1 dataset(s) have errors (actions); see the fix column above\n"
+    )  # its stderr, as stderr
+
+
+def test_an_unknown_or_changed_host_key_is_refused(site, ssh_server):
+    line = one_line_error(site.inv("-H", "stranger", "hw.check"), 2)
+    assert line.startswith("error: the SSH host key of stranger ([127.0.0.1]:") and "is not in your known_hosts" in line
+    line = one_line_error(site.inv("-H", "impostor", "hw.check"), 2)
+    assert line.startswith("error: the SSH host key of 127.0.0.1 is not the one in your known_hosts")
+    assert (site.base / "no_known_hosts").read_text() == ""
+
+
+def test_several_hosts_run_in_turn_and_the_worst_exit_code_wins(site):
+    done = site.inv("-H", "login-node,stranger", "run.list", "--json")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines()[0] == "== login-node" and '"runs"' in done.stdout
+    assert "== stranger" in done.stderr and "error: the SSH host key of stranger" in done.stderr
+
+
+def test_fabs_identity_ssh_config_and_timeout_flags(site, ssh_server):
+    config = site.base / "other_ssh_config"  # no IdentityFile: -i brings the key
+    config.write_text(f"Host elsewhere\n    HostName 127.0.0.1\n    Port {ssh_server.port}\n    User {ssh_server.user}\n"
+                      f"    UserKnownHostsFile {ssh_server.known_hosts}\n    IdentityAgent none\n")  # fmt: skip
+    done = site.inv("-H", "elsewhere", "-S", config, "-i", ssh_server.key, "-t", "5", "run.list")
+    assert done.returncode == 0, done.stdout + done.stderr
+    refused = site.inv("-H", "elsewhere", "-S", config, "-i", ssh_server.unauthorized_key, "run.list")
+    assert "refused to log in" in one_line_error(refused, 2)
+    assert "no such SSH config file" in one_line_error(site.inv("-H", "x", "-S", site.base / "nope", "run.list"), 2)
+
+
+def test_host_flags_go_before_the_task_and_only_with_H(site):
+    line = one_line_error(site.inv("-H", "login-node", "run.list", "--sync"), 2)
+    assert line == "error: --sync goes before the task name: inv -H HOST --sync ... TASK"
+    assert (
+        one_line_error(site.inv("--sync", "run.list"), 2) == "error: --sync goes with -H: inv -H HOST --sync ... TASK"
+    )
+    assert "nothing to run there" in one_line_error(site.inv("-H", "login-node"), 2)
+
+
+def test_without_H_our_inv_answers_as_invokes_own(site):
+    for args in (["--list"], ["--help", "run.status"], ["no.such.task"], ["run.list", "--no-such-flag"]):
+        ours = run_inv(args, site.environ, cwd=site.local)
+        theirs = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=site.local, env=site.environ,
+                                capture_output=True, text=True)  # fmt: skip
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+
+
+def test_a_checkout_at_another_commit_is_reported_and_synced_on_request(site):
+    ours = git(site.local, "rev-parse", "HEAD")
+    git(site.remote, "checkout", "-q", "--detach", "HEAD~1")
+    older = git(site.remote, "rev-parse", "HEAD")
+    done = site.inv("-H", "login-node", "run.list")
+    assert done.returncode == 0, done.stderr
+    assert (f"note: the checkout on login-node ({site.remote}) is at {older[:12]}, this one at {ours[:12]}; pass --sync "
+            "(or set remote.sync: sync) to bring it to this commit") in done.stderr  # fmt: skip
+    readme = site.local / "README.md"
+    readme.write_text(readme.read_text() + "\nlocal edit\n")
+    line = one_line_error(site.inv("-H", "login-node", "--sync", "run.list"), 2)
+    assert line.startswith(
+        "error: this checkout has uncommitted changes (README.md); commit them, or pass --allow-dirty"
+    )
+    git(site.local, "commit", "-qam", "a commit the login node lacks")
+    newer = git(site.local, "rev-parse", "HEAD")
+    synced = site.inv("-H", "login-node", "--sync", "run.list")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert f"sync: sending {newer[:12]} less {older[:12]} and before" in synced.stderr  # only what it lacks
+    assert git(site.remote, "rev-parse", "HEAD") == newer and "note:" not in synced.stderr
+    again = site.inv("-H", "login-node", "run.list", INVOKE_REMOTE_SYNC="sync")  # in step: nothing to say or send
+    assert again.returncode == 0 and "sync:" not in again.stderr and "note:" not in again.stderr
+
+
+def test_a_reinstalled_invoke_fails_closed_on_H_until_bootstrap_restores_ours(site):
+    venv = site.remote / ".venv"
+    reinstall = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps",
+                                "invoke==2.2.1"], capture_output=True, text=True)  # fmt: skip
+    assert reinstall.returncode == 0, reinstall.stderr
+    assert MARKER not in (venv / "bin" / "inv").read_text()
+    there = dict(site.environ)
+    refused = subprocess.run([venv / "bin" / "inv", "-H", "login-node", "hw.check"], cwd=site.remote, env=there,
+                             capture_output=True, text=True)  # fmt: skip
+    assert one_line_error(refused, 2) == (
+        "error: this inv is invoke's own script, which has no -H (a reinstall of invoke put it back); run "
+        "scripts/bootstrap to restore ours"
+    )
+    restored = subprocess.run([site.remote / "scripts" / "bootstrap"], capture_output=True, text=True)
+    assert "restored its inv" in restored.stdout, restored.stdout + restored.stderr
+    assert MARKER in (venv / "bin" / "inv").read_text() and MARKER in (venv / "bin" / "invoke").read_text()
+    again = subprocess.run([venv / "bin" / "inv", "-H", "login-node"], cwd=site.remote, env=there, capture_output=True,
+                           text=True)  # fmt: skip
+    assert "nothing to run there" in one_line_error(again, 2)
