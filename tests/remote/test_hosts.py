@@ -7,18 +7,25 @@ sshd's sessions get sshd's environment, not ours: the login node's settings trav
 """
 
 import json
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_inv
+from support import ssh_server as sshd
+from support.canaries import CANARIES
 from support.project_copy import project_copy
 from support.ssh_login import login_home, one_line_error
 
 INV = Path(sys.executable).with_name("inv")
 MARKER = "# sam3-tasks inv: invoke's Program with -H"
+TRAIN_VENV = ROOT / ".venv-train"
+slurm = pytest.mark.skipif(not (TRAIN_VENV / "bin" / "python").exists(), reason="no training env: scripts/setup-tests")
 
 
 def git(folder: Path, *args: str) -> str:
@@ -185,3 +192,135 @@ def test_a_reinstalled_invoke_fails_closed_on_H_until_bootstrap_restores_ours(si
     again = subprocess.run([venv / "bin" / "inv", "-H", "login-node"], cwd=site.remote, env=there, capture_output=True,
                            text=True)  # fmt: skip
     assert "nothing to run there" in one_line_error(again, 2)
+
+
+def test_agent_forwarding_stays_off_unless_the_ssh_config_asks(site, monkeypatch):
+    from invoke import Config
+
+    from tasks.lib.remote import ssh
+
+    monkeypatch.setenv("HOME", site.environ["HOME"])
+    assert ssh.connection("login-node", Config()).forward_agent is False
+    asking = site.base / "forward_agent_config"
+    asking.write_text("Host login-node\n    HostName 127.0.0.1\n    ForwardAgent yes\n")
+    assert ssh.connection("login-node", Config(), ssh.Options(ssh_config=str(asking))).forward_agent is True
+
+
+@pytest.fixture(scope="module")
+def slurm_login(site, slurm_cluster, tmp_path_factory):
+    """A second sshd whose sessions know the test SLURM (SLURM_CONF), as `slurm-login` in the laptop's
+    ~/.ssh/config (a login node's ~/.bashrc would `module load slurm`)."""
+    process, server = sshd.start(tmp_path_factory.mktemp("sshd-slurm"), (f"SetEnv SLURM_CONF={slurm_cluster.conf}",))
+    home = Path(site.environ["HOME"])
+    with (home / ".ssh" / "config").open("a") as config:
+        config.write(f"Host slurm-login\n    HostName 127.0.0.1\n    Port {server.port}\n    User {server.user}\n"
+                     f"    IdentityFile {server.key}\n")  # fmt: skip
+    with (home / ".ssh" / "known_hosts").open("a") as known:
+        known.write(server.known_hosts.read_text())
+    try:
+        yield server
+    finally:
+        sshd.stop(process)
+
+
+def squeue(slurm_cluster, job_ids) -> list[str]:
+    listed = slurm_cluster.run("squeue", "-h", "-o", "%i %T", "-j", ",".join(job_ids), check=False).stdout
+    return sorted(line for line in listed.splitlines() if line.strip())
+
+
+@pytest.fixture(scope="module")
+def held_run(site, slurm_login, slurm_cluster):
+    """run.train --mode cluster from the laptop, its job kept pending by one holding all 4 fake GPUs: the
+    submission is real, and nothing trains."""
+    hold = slurm_cluster.sbatch("--partition", "debug", "--gres", "gpu:4", "--output", str(site.base / "hold.out"),
+                                "--wrap", "sleep 900")  # fmt: skip
+    done = site.inv("-H", "slurm-login", "-f", site.runtime, "run.train", "--mode", "cluster", "--partition", "debug",
+                    "--num-gpus", "1", "--datasets", "actions", "--name", "held", timeout=600)  # fmt: skip
+    record_path = site.base / "exp" / "held" / "launch.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"tasks": []}
+    yield done, record
+    jobs = [task["job_id"] for task in record["tasks"] if task.get("job_id")]
+    slurm_cluster.run("scancel", hold, *jobs, check=False)
+
+
+@slurm
+def test_run_train_from_the_laptop_queues_its_jobs_on_the_login_nodes_slurm(held_run, slurm_cluster):
+    done, record = held_run
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "pre-flight" in done.stdout and "held: where things are" in done.stdout  # streamed from the login node
+    jobs = [task["job_id"] for task in record["tasks"]]
+    assert len(jobs) == 1 and squeue(slurm_cluster, jobs) == [f"{jobs[0]} PENDING"]
+
+
+@slurm
+def test_run_status_and_logs_from_the_laptop(site, held_run):
+    status = site.inv("-H", "slurm-login", "-f", site.runtime, "run.status", "--name", "held", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["states"] == ["pending"]
+    logs = site.inv("-H", "slurm-login", "-f", site.runtime, "run.logs", "--name", "held")
+    assert logs.returncode == 0, logs.stdout + logs.stderr
+
+
+def _remote_tensorboards(run_dir: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--logdir" in argv and str(run_dir).encode() in argv:
+            found.append(int(proc.name))
+    return found
+
+
+@slurm
+def test_tensorboard_here_and_forwarded_from_the_login_node(site, held_run):
+    run_dir = site.base / "exp" / "held"
+    dry = site.inv("-f", site.runtime, "run.tensorboard", "--name", "held", "--port", "6123", "--dry-run")
+    tensorboard = (ROOT / ".venv-train").resolve() / "bin" / "tensorboard"
+    assert dry.stdout == f"would run: {tensorboard} --logdir {run_dir} --port 6123 --host localhost\n", dry.stderr
+    laptop = subprocess.Popen([INV, "-H", "slurm-login", "-f", site.runtime, "run.tensorboard", "--name", "held"],
+                              cwd=site.local, env=dict(site.environ, **CANARIES), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        url = None
+        deadline = time.monotonic() + 180
+        while url is None and time.monotonic() < deadline:
+            line = laptop.stderr.readline()
+            assert line or laptop.poll() is None, laptop.stdout.read()
+            if line.startswith("forwarded: http://localhost:"):
+                url = line.split()[1]
+        assert url, "no forward announced"
+        with urllib.request.urlopen(url, timeout=30) as page:  # through our local port, the SSH channel, to there
+            assert page.status == 200 and b"TensorBoard" in page.read()
+        remote = _remote_tensorboards(run_dir)
+        assert len(remote) == 1
+        for pid in remote:  # nothing of our environment in the login node's process table
+            seen = Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
+            assert [name for name, value in CANARIES.items() if value.encode() in seen] == []
+        laptop.send_signal(signal.SIGINT)
+        assert laptop.wait(timeout=30) == 0
+        deadline = time.monotonic() + 30
+        while _remote_tensorboards(run_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _remote_tensorboards(run_dir) == []  # it ended with the SSH session
+    finally:
+        if laptop.poll() is None:
+            laptop.kill()
+            laptop.wait()
+
+
+@slurm
+def test_run_cancel_from_the_laptop_then_logs_follow_ends(site, held_run, slurm_cluster):
+    _, record = held_run
+    jobs = [task["job_id"] for task in record["tasks"]]
+    dry = site.inv("-H", "slurm-login", "-f", site.runtime, "run.cancel", "--name", "held", "--dry-run")
+    assert f"would run scancel {jobs[0]}" in dry.stdout and squeue(slurm_cluster, jobs) == [f"{jobs[0]} PENDING"]
+    done = site.inv("-H", "slurm-login", "-f", site.runtime, "run.cancel", "--name", "held")
+    assert done.returncode == 0 and f"ran scancel {jobs[0]}" in done.stdout, done.stdout + done.stderr
+    deadline = time.monotonic() + 60
+    while squeue(slurm_cluster, jobs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert squeue(slurm_cluster, jobs) == []
+    follow = site.inv("-H", "slurm-login", "-f", site.runtime, "run.logs", "--name", "held", "--follow", timeout=120)
+    assert follow.returncode == 0, follow.stdout + follow.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..core import settings as settings_lib
 from ..core.errors import ConfigError, ToolError
-from . import checkout, ssh
+from . import checkout, forward, ssh
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def host_list(value: str) -> list[str]:
     return hosts
 
 
-def run_on_hosts(options: Options, remote_argv: list[str], config, root: Path) -> int:
+def run_on_hosts(options: Options, remote_argv: list[str], config, root: Path, task_names=()) -> int:
     """Run the command line on every host in turn; the worst exit code. root: this checkout (tasks.py's folder)."""
     if not remote_argv:
         raise ConfigError("nothing to run there: give the task after the host flags, e.g. inv -H login1 run.status")
@@ -74,6 +74,7 @@ def run_on_hosts(options: Options, remote_argv: list[str], config, root: Path) -
     project_dir = settings["remote.project_dir"]
     ssh_options = ssh.Options(list(options.identities), options.ssh_config, options.connect_timeout)
     sync = options.sync or settings["remote.sync"] == "sync"
+    runner = forward.tensorboard if forward.runs_tensorboard(list(task_names)) else None
     worst = 0
     for host in hosts:
         if len(hosts) > 1:
@@ -81,7 +82,7 @@ def run_on_hosts(options: Options, remote_argv: list[str], config, root: Path) -
         prepare = partial(checkout.prepare, root=root, project_dir=project_dir, host=host, sync_=sync,
                           allow_dirty=options.allow_dirty, setup=options.setup)  # fmt: skip
         try:
-            code = ssh.run(host, project_dir, remote_argv, config, ssh_options, prepare=prepare)
+            code = ssh.run(host, project_dir, remote_argv, config, ssh_options, prepare=prepare, runner=runner)
         except ToolError as error:
             if len(hosts) == 1:
                 raise

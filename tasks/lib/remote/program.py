@@ -79,7 +79,13 @@ class HostsProgram(Program):
                 ssh_config=self.args["ssh-config"].value, connect_timeout=self.args["connect-timeout"].value,
                 sync=self.args.sync.value, allow_dirty=self.args["allow-dirty"].value, setup=self.args.setup.value,
             )  # fmt: skip
-            code = hosts.run_on_hosts(options, remote_argv, self.config, Path(self.collection.loaded_from))
+            code = hosts.run_on_hosts(
+                options,
+                remote_argv,
+                self.config,
+                Path(self.collection.loaded_from),
+                [context.name for context in self.tasks],
+            )
         except ToolError as error:
             raise Exit(f"error: {error}", code=error.code) from None
         if code:

@@ -141,11 +141,13 @@ def describe(host: str, project_dir: str, inv_args: list[str], config) -> list[s
             f"would run there: {remote_command(project_dir, inv_args)}"]  # fmt: skip
 
 
-def run(host: str, project_dir: str, inv_args: list[str], config, options: Options | None = None, prepare=None) -> int:
+def run(host: str, project_dir: str, inv_args: list[str], config, options: Options | None = None, prepare=None,
+        runner=None) -> int:  # fmt: skip
     """Run inv in the checkout on HOST, its output streamed as it comes; its exit code.
 
     prepare(cxn), when given, runs on the open connection first and replaces the check that the checkout is
-    there (inv -H: the commit comparison, --sync, --setup)."""
+    there (inv -H: the commit comparison, --sync, --setup). runner(cxn, command, host), when given, runs the
+    command instead and returns its exit code (inv -H run.tensorboard: the port forward)."""
     cxn = connection(host, config, options)
     try:
         _open(cxn, host)
@@ -154,6 +156,8 @@ def run(host: str, project_dir: str, inv_args: list[str], config, options: Optio
         elif not has_checkout(cxn, project_dir):
             raise ConfigError(f"no sam3-tasks checkout with .venv at {project_dir} on {host}: clone it there and "
                               "run scripts/bootstrap (or pass --project-dir)")  # fmt: skip
+        if runner is not None:
+            return runner(cxn, remote_command(project_dir, inv_args), host)
         # env={}: nothing from our side reaches the remote environment (its secrets are its own).
         result = cxn.run(remote_command(project_dir, inv_args), warn=True, pty=False, in_stream=False, hide=False,
                          env={})  # fmt: skip
