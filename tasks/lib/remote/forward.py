@@ -9,6 +9,7 @@ sshd then closes the remote command's stdin, and the task stops TensorBoard ther
 import re
 import sys
 import threading
+import time
 
 from ..run.tensorboard import free_port
 from .checkout import say
@@ -57,7 +58,11 @@ def tensorboard(cxn, command: str, host: str) -> int:
         local = free_port(watcher.port)
         with cxn.forward_local(local, remote_port=watcher.port, remote_host="localhost", local_host="localhost"):
             say(f"forwarded: http://localhost:{local}/ here -> localhost:{watcher.port} on {host}; Ctrl-C stops both")
+            while not promise.runner.process_is_finished:  # not join(): without a pty, fabric would wait on the
+                time.sleep(0.2)  # output threads after Ctrl-C, and they end only when the command does
             return promise.join().exited
     except KeyboardInterrupt:
         say(f"stopping TensorBoard on {host}")
+        promise.runner.channel.close()  # sshd closes the command's stdin: the task there stops TensorBoard
+        promise.join()
         return 0

@@ -62,8 +62,11 @@ def tied_to_session(environ=os.environ, stdin=sys.stdin) -> bool:
 
 
 def _stop_at_eof(stream, process: subprocess.Popen, stopping: threading.Event) -> None:
-    while stream.read(4096):
-        pass
+    """Stop TensorBoard when stdin ends (the SSH session closed) or brings ETX (invoke's Ctrl-C, without a pty)."""
+    while True:
+        data = stream.read1(4096)
+        if not data or b"\x03" in data:
+            break
     stopping.set()
     process.terminate()
 
