@@ -3,10 +3,6 @@ SAM3's train.py does, resolve it with SAM3's resolvers, import every `_target_`,
 path the run will open. Prints one JSON object: {config name: {"errors": [...], ...}}.
 
 Usage: python scripts/sam3_preflight_probe.py configs/generated/a.yaml [...]
-       python scripts/sam3_preflight_probe.py --task-configs RUN_DIR configs/generated/array.yaml
-The second form writes, for each job-array task, RUN_DIR/<dataset>/config_resolved.yaml with that
-task's index, so each task's saved config names its own dataset (SAM3's train.py resolves every
-array task's copy in job_array_configs/ from task 0; its unresolved copies are right).
 """
 
 import json
@@ -62,35 +58,13 @@ def probe(name):
     return report
 
 
-def write_task_configs(run_dir, name):
-    from hydra import compose
-    from omegaconf import OmegaConf
-
-    cfg = compose(config_name=name)
-    written = []
-    for index in range(int(cfg.submitit.job_array.num_tasks)):
-        cfg.submitit.job_array.task_index = index
-        dataset = str(cfg.sam3_tasks.dataset)
-        folder = os.path.join(run_dir, dataset)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, ".config_resolved.yaml.tmp")
-        with open(tmp, "w") as handle:
-            handle.write(OmegaConf.to_yaml(cfg, resolve=True))
-        os.replace(tmp, os.path.join(folder, "config_resolved.yaml"))
-        written.append(dataset)
-    return written
-
-
 def main():
     from hydra import initialize_config_module
     from sam3.train.utils.train_utils import register_omegaconf_resolvers
 
     register_omegaconf_resolvers()
     with initialize_config_module("sam3.train", version_base="1.2"):
-        if sys.argv[1] == "--task-configs":
-            print(json.dumps(write_task_configs(sys.argv[2], sys.argv[3])))
-        else:
-            print(json.dumps({name: probe(name) for name in sys.argv[1:]}))
+        print(json.dumps({name: probe(name) for name in sys.argv[1:]}))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from invoke import Exit
 from . import env
 from .common import load_settings, task
 from .lib.core import report as report_lib
-from .lib.core.errors import ToolError
+from .lib.core.errors import ConfigError, ToolError
 
 # Makefile-style: the training env is built (or found done, in well under a second) before any run;
 # with --dry-run these steps only say what they would do (tasks.lib.core.executor).
@@ -34,11 +34,16 @@ COMMON_HELP = {
     "no_preflight": "Skip the checks before launching.",
     "check_only": "Run the pre-flight checks and stop; launch nothing.",
     "dry_run": "Show the rendered config's path, its diff against the source, and the exact command; run nothing.",
+    "grid": "A grid axis, KEY=v1,v2,... over any config key (repeatable; crossed with each other and the datasets). "
+    "Each cell runs in <run>/<cell>/<dataset>/.",
+    "restart": "Start the run named again from nothing; its earlier files and record are kept as <name>.N.",
+    "rerun_failed": "Launch again only the tasks of a run (default: the last) that failed, were cancelled or have "
+    "no final evaluation, with that run's own settings: --rerun-failed [RUN].",
 }
 
 
-def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flags):
-    from .lib.run import job_env, launch_record, local, planning, preflight, sam3_config, slurm
+def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_failed, **flags):
+    from .lib.run import identity, job_env, launch_record, local, planning, preflight, sam3_config, slurm, status
 
     settings = load_settings(c)
     python = settings.path("sam3.train_venv") / "bin" / "python"
@@ -48,7 +53,10 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         partition=flags["partition"] or settings["slurm.partition"] or None,
         account=flags["account"] or settings["slurm.account"] or None, qos=flags["qos"] or settings["slurm.qos"] or None,
         smoke=flags["smoke"], evaluate=evaluate, max_parallel=_int("--max-parallel", flags["max_parallel"]),
+        grid=list(flags["grid"] or []), restart=flags["restart"],
     )  # fmt: skip
+    if rerun_failed:
+        request = _rerun_request(settings, request, rerun_failed, flags, evaluate)
     try:
         package = planning.sam3_package_dir(python)
     except ToolError as error:
@@ -57,10 +65,33 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         print(f"dry run stops here: {error}. The steps above would build it; the run's configs are rendered "
               "into the sam3 package it installs")  # fmt: skip
         return
-    plan = planning.plan(request, settings, package, python)
+    cluster = request.mode == "cluster"
+    limits = slurm.cluster_limits() if cluster else {}
+    whole = planning.plan(request, settings, package, python, only=set())  # every task; nothing rendered yet
+    record = launch_record.existing(whole.run_dir)
+    if record and request.restart:
+        record = _set_aside(record, dry_run)
+    if record:
+        identity.refuse_other_identity(record, whole.identity)
+        if not dry_run:
+            for line in slurm.adopt_lost_jobs(record):
+                print(line)
+    states = dict(zip([(e.get("cell"), e["dataset"]) for e in (record or {}).get("tasks", [])],
+                      status.run_states(record) if record else [], strict=True))  # fmt: skip
+    decisions = identity.decide(record, whole, lambda e: states[(e.get("cell"), e["dataset"])], bool(rerun_failed))
+    _print_decisions(decisions)
+    chosen = {d.task.key for d in decisions if d.launches}
+    if not chosen:
+        print(f"{whole.name}: nothing to launch ({'nothing failed or is unfinished' if rerun_failed else 'every task is finished or queued'})")  # fmt: skip
+        if record:
+            _print_status(record)
+        return
+    if cluster:
+        slurm.refuse_too_many(len(chosen), limits, slurm.job_states())
+    plan = planning.plan(request, settings, package, python, only=chosen, array_limit=limits.get("MaxArraySize"))
     if plan.needs_weights and not (dry_run or check_only):
         env.weights(c)  # Makefile-style, for the configs that load SAM3's checkpoint
-        plan = planning.plan(request, settings, package, python)  # now pointing at the verified copy
+        plan = planning.plan(request, settings, package, python, only=chosen, array_limit=limits.get("MaxArraySize"))
     for warning in plan.warnings:
         print(f"warning: {warning}")
     if plan.model_note:
@@ -69,11 +100,7 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         print(f"job environment: {', '.join(plan.withheld)} kept out (secrets; jobs run offline, SAM3 logs its "
               "environment)")  # fmt: skip
     if dry_run:
-        print(f"source config: {plan.source}")
-        for launch_ in plan.launches:
-            print(f"rendered config: {launch_.config_path}  (-c {launch_.config_name})")
-        print(plan.diff() or "(no differences)")
-        print("\n".join(plan.command_lines()))
+        _print_dry_run(plan, limits)
         return
     if config is None:
         _ensure_demo_data(settings.path("paths.demo_data_root"))
@@ -92,9 +119,9 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
             print("pre-flight passed; nothing launched (--check-only)")
             return
     job_env.write_secret_files(plan.env)
-    record = launch_record.new_record(plan, request, python, sys.argv)
+    record = launch_record.record_launch(record, plan, request, python, sys.argv)
     launch_record.save_record(plan.run_dir, record)
-    code = local.run_local(plan, record) if plan.mode == "local" else slurm.submit(plan, record)
+    code = local.run_local(plan, record) if plan.mode == "local" else slurm.submit(plan, record, request.max_parallel)
     report_lib.print_table(f"{plan.name}: where things are", ("what", "where"), launch_record.where_things_go(plan))
     if plan.mode == "local":
         _print_status(launch_record.load_record(plan.run_dir.parent, plan.name))
@@ -104,9 +131,87 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, **flag
         raise Exit(f"error: a task exited with {code}; see inv run.logs --name {plan.name}", code=1)
 
 
-def _int(flag, value):
-    from .lib.core.errors import ConfigError
+def _rerun_request(settings, request, rerun_failed, flags, evaluate):
+    """--rerun-failed [RUN]: the run's own request (its config, --set, --grid, datasets), with this
+    command's partition, account, QOS, --max-parallel and --mode when given."""
+    from dataclasses import fields
 
+    from .lib.run import launch_record, planning
+
+    name = rerun_failed if isinstance(rerun_failed, str) else request.name
+    record = launch_record.load_record(settings.path("paths.experiment_root"), name)
+    stored = record["request"]
+    if bool(stored.get("evaluate")) != evaluate:
+        raise ConfigError(f"run {record['name']!r} was launched by {'run.eval' if stored.get('evaluate') else 'run.train'}; "
+                          "rerun it with that task")  # fmt: skip
+    if any(item.endswith("=***") for item in stored.get("sets", [])):
+        raise ConfigError(f"run {record['name']!r} has a --set whose value was a secret (not recorded); "
+                          "launch it again with the same --set and --name")  # fmt: skip
+    known = {f.name for f in fields(planning.Request)}
+    rerun = planning.Request(**{key: value for key, value in stored.items() if key in known})
+    rerun.name, rerun.restart = record["name"], False
+    for key in ("partition", "account", "qos", "max_parallel"):
+        if getattr(request, key) is not None and flags.get(key) is not None:
+            setattr(rerun, key, getattr(request, key))
+    if flags["mode"] != "local":
+        rerun.mode = flags["mode"]
+    return rerun
+
+
+def _set_aside(record, dry_run):
+    """--restart: the old run's files and record kept under a new name; refused while it still runs."""
+    from .lib.run import identity, launch_record, status
+
+    live = [state for state in status.run_states(record) if state.startswith(identity.LIVE)]
+    if live:
+        raise ConfigError(f"run {record['name']!r} still has {len(live)} task(s) queued or running; stop them first "
+                          f"(inv run.cancel --name {record['name']}) or pick a new --name")  # fmt: skip
+    if dry_run:
+        print(f"{record['name']}: --restart would keep the earlier run as {record['name']}.N and start afresh")
+        return None
+    moved = launch_record.set_aside(Path(record["run_dir"]))
+    print(f"{record['name']}: the earlier run and its record are kept as {moved.name} ({moved}); starting afresh")
+    return None
+
+
+def _print_decisions(decisions):
+    """One line per task this launch does not simply start; a summary when there are many."""
+    special = [d for d in decisions if d.action != "launch"]
+    if len(special) > 20:
+        counts = {}
+        for decision in special:
+            counts[decision.action] = counts.get(decision.action, 0) + 1
+        print("continuing the run: " + ", ".join(f"{n} to {action}" for action, n in counts.items()))
+        return
+    for decision in special:
+        print(f"{decision.task.label}: {decision.why}")
+
+
+def _print_dry_run(plan, limits):
+    launched = plan.launched()
+    cells = plan.cells
+    if cells:
+        datasets = len({task.dataset for task in launched})
+        print(f"grid: {len(cells)} cell(s) x {datasets} dataset(s) = {len(launched)} task(s)")
+        for cell in cells:
+            print(f"  cell {cell.name}")
+    else:
+        print(f"tasks: {len(launched)}")
+    if plan.mode == "cluster":
+        print(f"SLURM arrays: {len(plan.launches)} (MaxArraySize {limits.get('MaxArraySize')})")
+    print(f"source config: {plan.source}")
+    for launch_ in plan.launches[:5]:
+        print(f"rendered config: {launch_.config_path}  (-c {launch_.config_name})")
+    if len(plan.launches) > 5:
+        print(f"... and {len(plan.launches) - 5} more rendered configs")
+    print(plan.diff() or "(no differences)")
+    lines = plan.command_lines()
+    print("\n".join(lines[:5]))
+    if len(lines) > 5:
+        print(f"... and {len(lines) - 5} more")
+
+
+def _int(flag, value):
     if value is None:
         return None
     try:
@@ -138,79 +243,95 @@ def _ensure_demo_data(root):
 LAUNCH_HELP = {"set_": COMMON_HELP["set"], **{k: v for k, v in COMMON_HELP.items() if k != "set"}}
 
 
-@task(pre=TRAINING_ENV, iterable=["set_"], auto_shortflags=False, help={"config": CONFIG_HELP, **LAUNCH_HELP})
-def train(c, config=None, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
-          partition=None, account=None, qos=None, max_parallel=None, smoke=False, no_preflight=False,
-          check_only=False, dry_run=False):  # fmt: skip
+@task(pre=TRAINING_ENV, iterable=["set_", "grid"], optional=["rerun_failed"], auto_shortflags=False,
+      help={"config": CONFIG_HELP, **LAUNCH_HELP})  # fmt: skip
+def train(c, config=None, mode="local", datasets=None, set_=None, grid=None, name=None, num_gpus=None, num_nodes=None,
+          partition=None, account=None, qos=None, max_parallel=None, smoke=False, restart=False, rerun_failed=None,
+          no_preflight=False, check_only=False, dry_run=False):  # fmt: skip
     """Fine-tune SAM3 with train.py, locally or on SLURM (no --config: the CPU demo).
 
     Runs env.venv, env.torch and env.sam3 first (each a no-op once done), and env.weights when the
     config loads SAM3's checkpoint and no verified copy is on disk yet.
     """
-    _launch(c, False, config, set_, dry_run, no_preflight, check_only, mode=mode, datasets=datasets, name=name,
-            num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account, qos=qos,
-            max_parallel=max_parallel, smoke=smoke)  # fmt: skip
+    _launch(c, False, config, set_, dry_run, no_preflight, check_only, rerun_failed, mode=mode, datasets=datasets,
+            grid=grid, name=name, num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account,
+            qos=qos, max_parallel=max_parallel, smoke=smoke, restart=restart)  # fmt: skip
 
 
-@task(name="eval", pre=TRAINING_ENV, iterable=["set_"], auto_shortflags=False,
+@task(name="eval", pre=TRAINING_ENV, iterable=["set_", "grid"], optional=["rerun_failed"], auto_shortflags=False,
       help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""), **LAUNCH_HELP})  # fmt: skip
-def eval_(c, config, mode="local", datasets=None, set_=None, name=None, num_gpus=None, num_nodes=None,
-          partition=None, account=None, qos=None, max_parallel=None, smoke=False, no_preflight=False,
-          check_only=False, dry_run=False):  # fmt: skip
+def eval_(c, config=None, mode="local", datasets=None, set_=None, grid=None, name=None, num_gpus=None,
+          num_nodes=None, partition=None, account=None, qos=None, max_parallel=None, smoke=False, restart=False,
+          rerun_failed=None, no_preflight=False, check_only=False, dry_run=False):  # fmt: skip
     """Evaluate SAM3 with an evaluation config (trainer.mode: val).
 
     Runs env.venv, env.torch and env.sam3 first (each a no-op once done), and env.weights when the
     config loads SAM3's checkpoint and no verified copy is on disk yet.
     """
-    _launch(c, True, config, set_, dry_run, no_preflight, check_only, mode=mode, datasets=datasets, name=name,
-            num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account, qos=qos,
-            max_parallel=max_parallel, smoke=smoke)  # fmt: skip
+    if config is None and not rerun_failed:
+        raise ConfigError(
+            "run.eval needs --config (an evaluation config, e.g. roboflow_v100_eval), or --rerun-failed RUN"
+        )
+    _launch(c, True, config, set_, dry_run, no_preflight, check_only, rerun_failed, mode=mode, datasets=datasets,
+            grid=grid, name=name, num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account,
+            qos=qos, max_parallel=max_parallel, smoke=smoke, restart=restart)  # fmt: skip
 
 
 @task(name="list", help={"json": "Print JSON instead of a table."})
 def list_(c, json=False):
-    """List launched runs: name, mode, datasets, state, start."""
+    """List launched runs: name, mode, grid cells, tasks, launches, state, start."""
     from .lib.run import launch_record
 
     records = launch_record.list_records(load_settings(c).path("paths.experiment_root"))
-    rows = [(r["name"], r["mode"], len(r["tasks"]), _state(r), r["started"], r["run_dir"]) for r in records]
+    rows = [(r["name"], r["mode"], len({t.get("cell") for t in r["tasks"] if t.get("cell")}) or "-", len(r["tasks"]),
+             len(r.get("launches", [])) or 1, _state(r), r["started"], r["run_dir"]) for r in records]  # fmt: skip
     if json:
         print(report_lib.to_json({"runs": records}))
         return
-    report_lib.print_table("runs", ("name", "mode", "tasks", "state", "started", "folder"), rows)
+    report_lib.print_table("runs", ("name", "mode", "cells", "tasks", "launches", "state", "started", "folder"), rows)
 
 
 def _state(record):
     from .lib.run import status
 
-    states = [status.task_state(record, entry) for entry in record["tasks"]]
+    states = status.run_states(record)
     return ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
 
 
-@task(help={"name": "Run name (default: the last run).", "json": "Print JSON instead of a table."})
-def status(c, name=None, json=False):
-    """Show each task of a run: state, pid or job id, exit code, bbox AP."""
+CELL_HELP = "Only this grid cell's tasks (its folder name, e.g. lr=0.0001)."
+
+
+@task(help={"name": "Run name (default: the last run).", "json": "Print JSON instead of a table.", "cell": CELL_HELP})
+def status(c, name=None, json=False, cell=None):
+    """Show each task of a run (each cell's, for a grid): state, how far it is (epoch, % done), pid or job id,
+    exit code, bbox AP."""
     from .lib.run import launch_record, status
+    from .lib.run import results as results_lib
 
     record = launch_record.load_record(load_settings(c).path("paths.experiment_root"), name)
+    if cell:
+        record = dict(record, tasks=status.select(record, cell=cell))
     if json:
-        states = [status.task_state(record, e) for e in record["tasks"]]
-        results = [launch_record.val_results(Path(e["experiment_dir"]), e["dataset"]) for e in record["tasks"]]
-        print(report_lib.to_json({"run": record, "states": states, "results": results}))
+        states = status.run_states(record)
+        results = [results_lib.val_results(Path(e["experiment_dir"]), e["dataset"]) for e in record["tasks"]]
+        progress = [results_lib.progress(Path(e["experiment_dir"]), e["dataset"], state.startswith(results_lib.DONE))
+                    for e, state in zip(record["tasks"], states, strict=True)]  # fmt: skip
+        print(report_lib.to_json({"run": record, "states": states, "results": results, "progress": progress}))
         return
     _print_status(record)
 
 
 def _print_status(record):
-    from .lib.run import launch_record, status
+    from .lib.run import results, status
 
     rows = []
-    for e in record["tasks"]:
-        result = launch_record.val_results(Path(e["experiment_dir"]), e["dataset"])
-        rows.append((e["dataset"] or record["name"], status.task_state(record, e), e["pid"] or "-", e["job_id"] or "-",
-                     "-" if e["exit_code"] is None else e["exit_code"], _ap(result.get("AP")), _ap(result.get("AP_50")),
-                     e["experiment_dir"]))  # fmt: skip
-    columns = ("task", "state", "pid", "job", "exit", "bbox AP", "AP50", "folder")
+    for e, state in zip(record["tasks"], status.run_states(record), strict=True):
+        folder = Path(e["experiment_dir"])
+        result = results.val_results(folder, e["dataset"])
+        rows.append((status.label(record, e), state, results.progress(folder, e["dataset"], state.startswith(results.DONE)),
+                     e["pid"] or "-", e["job_id"] or "-", "-" if e["exit_code"] is None else e["exit_code"],
+                     _ap(result.get("AP")), _ap(result.get("AP_50")), e["experiment_dir"]))  # fmt: skip
+    columns = ("task", "state", "progress", "pid", "job", "exit", "bbox AP", "AP50", "folder")
     report_lib.print_table(f"{record['name']} ({record['mode']})", columns, rows)
 
 
@@ -218,23 +339,105 @@ def _ap(value):
     return "-" if value is None else "no GT" if value < 0 else f"{100 * value:.1f}"
 
 
+RESULTS_HELP = {
+    "name": "A run name (default: the last run), a run folder, or an experiment folder SAM3's train.py wrote "
+            "(<experiment_log_dir>/logs/<dataset>/val_stats.json).",
+    "json": "Print JSON instead of tables (tasks' metrics on SAM3's 0-1 scale; the groups' AP x100).",
+    "csv": "Print one CSV row per task instead of tables (x100).",
+    "compare": "Another run (name or folder): per-dataset and per-domain AP deltas, largest first.",
+    "setting": "Compare with SAM3's figures for this setting instead of the one read from the config: zero-shot, "
+               "1-shot, 3-shot, 5-shot, 10-shot, full-ft, or none.",
+    "no_plot": "Do not draw the PNG (<run>/results.png; the table is saved as <run>/results.csv either way).",
+    "no_wandb": "Do not log the table and plot to W&B even when tracking.wandb_project is set.",
+}  # fmt: skip
+
+
+@task(auto_shortflags=False, help=RESULTS_HELP)
+def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_plot=False, no_wandb=False):
+    """A run as a table and a plot: per-dataset box AP and SAM3's other COCO figures, RF100-VL's domains,
+    grid cells side by side (seeds as mean ± std), beside SAM3's published figure for the same setting."""
+    from .lib.core.errors import ConfigError
+    from .lib.env import tracking
+    from .lib.run import published, status
+    from .lib.run import results as results_lib
+
+    if json and csv:
+        raise ConfigError("--json and --csv both given; pass one of them")
+    settings = load_settings(c)
+    root = settings.path("paths.experiment_root")
+    forced = published.parse_setting(setting) if setting else None
+    state_of = status.state_of_each_run()
+    summary = results_lib.summarize(results_lib.load(name, root, state_of), forced)
+    notes = []
+    plot = None
+    try:
+        summary["table"] = str(results_lib.save_csv(summary))
+        if not no_plot:
+            from .lib.run import results_plot
+
+            plot = results_plot.draw(summary, Path(summary["folder"]) / "results.png")
+    except OSError as error:
+        notes.append(f"warning: nothing saved: cannot write in {summary['folder']} ({error.strerror})")
+    summary["plot"] = str(plot) if plot else None
+    comparison = None
+    if compare:
+        comparison = results_lib.compare(
+            summary, results_lib.summarize(results_lib.load(compare, root, state_of))
+        )
+    wandb_env = {} if no_wandb else tracking.job_env(settings)
+    if wandb_env:
+        notes.append(results_lib.log_to_wandb(summary, plot, wandb_env, os.environ, sys.executable))
+    if json:
+        print(report_lib.to_json({**summary, "compare": comparison, "notes": notes}))
+    elif csv:
+        print(results_lib.to_csv(summary), end="")
+    else:
+        _print_results(summary, comparison)
+    for note in notes if not json else []:
+        print(note, file=sys.stderr if csv else sys.stdout)
+    if plot and csv:
+        print(f"plot: {plot}", file=sys.stderr)
+
+
+def _print_results(summary, comparison):
+    from .lib.run import results as results_lib
+
+    columns, rows = results_lib.shown_task_rows(summary)
+    report_lib.print_table(f"{summary['run']}: box AP x100 per task (the last complete line of val_stats.json)",
+                           columns, rows)  # fmt: skip
+    for title, table in (("AP by cell", results_lib.cells_table(summary)),
+                         ("RF100-VL by domain", results_lib.domain_table(summary))):  # fmt: skip
+        if table:
+            report_lib.print_table(f"{summary['run']}: {title}", *table)
+    for line in results_lib.summary_lines(summary):
+        print(line)
+    for title, columns, rows, verdict in results_lib.compare_tables(comparison) if comparison else []:
+        report_lib.print_table(title, columns, rows)
+        if verdict:
+            print(verdict)
+    if summary.get("table"):
+        print(f"table: {summary['table']}")
+    if summary.get("plot"):
+        print(f"plot: {summary['plot']}")
+
+
 @task(help={"name": "Run name (default: the last run).", "follow": "Keep printing new lines until the run ends.",
-            "dataset": "Only this dataset's log."})  # fmt: skip
-def logs(c, name=None, follow=False, dataset=None):
-    """Print a run's logs (train.log per dataset, or submitit logs on a cluster)."""
+            "dataset": "Only this dataset's log (its name, or cell/dataset in a grid).", "cell": CELL_HELP})  # fmt: skip
+def logs(c, name=None, follow=False, dataset=None, cell=None):
+    """Print a run's logs (train.log per task, or submitit logs on a cluster)."""
     from .lib.run import launch_record, status
 
     record = launch_record.load_record(load_settings(c).path("paths.experiment_root"), name)
-    status.print_logs(record, dataset, follow)
+    status.print_logs(record, dataset, follow, cell=cell)
 
 
-@task(help={"name": "Run name (default: the last run).", "dry_run": "Show what would be stopped."})
-def cancel(c, name=None, dry_run=False):
-    """Stop a run: scancel its SLURM jobs, or signal its local processes."""
+@task(help={"name": "Run name (default: the last run).", "dry_run": "Show what would be stopped.", "cell": CELL_HELP})
+def cancel(c, name=None, dry_run=False, cell=None):
+    """Stop a run (or one grid cell): scancel its SLURM jobs, or signal its local processes."""
     from .lib.run import launch_record, status
 
     record = launch_record.load_record(load_settings(c).path("paths.experiment_root"), name)
-    for line in status.cancel(record, dry_run, os.kill, signal.SIGTERM):
+    for line in status.cancel(record, dry_run, os.kill, signal.SIGTERM, cell=cell):
         print(line)
 
 

@@ -38,6 +38,7 @@ def test_list_shows_every_namespace(clean_env):
         "run.eval",
         "run.list",
         "run.status",
+        "run.results",
         "run.logs",
         "run.cancel",
         "remote.run",
@@ -57,7 +58,7 @@ def test_start_up_imports_nothing_heavy():
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import tasks; "
         "print(sorted(m for m in ('torch', 'fabric', 'paramiko', 'wandb', 'dvc', 'submitit', 'hydra', "
-        "'omegaconf', 'huggingface_hub', 'pynvml', 'rich', 'yaml_loaded_by_us') if m in sys.modules))"
+        "'omegaconf', 'huggingface_hub', 'pynvml', 'rich', 'matplotlib', 'yaml_loaded_by_us') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stderr

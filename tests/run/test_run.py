@@ -3,6 +3,7 @@ SAM3's real train.py and Trainer (sam3 0.1.4 from PyPI, in .venv-train) with SAM
 reduced size on the CPU, and checking what SAM3 writes."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -98,27 +99,57 @@ def test_list_status_logs_and_cancel_on_a_finished_run(demo_run):
     assert run_inv(["run.cancel"], environ).stdout.strip() == "demo-test: nothing is running"
     missing = run_inv(["run.status", "--name", "nope"], environ)
     assert missing.returncode == 2 and "no run named 'nope'" in missing.stderr
+    assert status["progress"] == ["epoch 2/2"] * 3  # SAM3's Trainer/epoch of its last train_stats.json line
 
 
-def test_a_rerun_resumes_sam3_from_its_own_checkpoint(demo_run):
-    """`actions` again, one more epoch, under the same name: SAM3's Trainer resumes from that dataset's
-    checkpoint (the canaries are still set, and still reach nothing)."""
+def test_results_table_what_sam3s_trainer_wrote_and_say_the_demo_has_no_published_counterpart(demo_run):
+    """run.results on SAM3's own val_stats.json files: one row per dataset, the last line's figures, the mean
+    over datasets; the same numbers read with json alone."""
     _, run_dir, environ = demo_run
-    again = run_inv(["run.train", "--name", "demo-test", "--datasets", "actions", "--set", "trainer.max_epochs=3"],
-                    environ, timeout=600)  # fmt: skip
+    done = run_inv(["run.results", "--name", "demo-test"], environ)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"plot: {run_dir / 'results.png'}" in done.stdout and "no published counterpart" in done.stdout
+    assert (run_dir / "results.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads(run_inv(["run.results", "--name", "demo-test", "--json", "--no-plot"], environ).stdout)
+    last = {d: json.loads((run_dir / d / "logs" / d / "val_stats.json").read_text().splitlines()[-1])
+            for d in ("13-lkc01", "-grccs", "actions")}  # fmt: skip
+    for task in summary["tasks"]:
+        assert task["status"] == "done" and task["domain"] in ("industrial", "sports")
+        for key, value in last[task["dataset"]].items():
+            if key in SAM3_METERS:
+                name = key.rsplit("coco_eval_bbox_", 1)[1]
+                assert task["metrics"][name] == value if value >= 0 else name in task["excluded"]
+    (group,) = summary["groups"]
+    aps = [100 * line[SAM3_METERS[0]] for line in last.values() if line[SAM3_METERS[0]] >= 0]
+    assert group["setting"] is None and math.isclose(group["mean"], sum(aps) / len(aps))
+    assert summary["counts"] == {"done": 3, "failed": 0, "missing": 0, "unfinished": 0}
+
+
+def test_the_same_run_again_skips_what_finished_and_other_settings_are_refused(demo_run):
+    """The run's identity: the same command continues it (every dataset finished: nothing runs); other
+    settings under the same name are refused, naming the key, and the record is untouched."""
+    _, run_dir, environ = demo_run
+    before = (run_dir / "launch.json").read_text()
+    again = run_inv(["run.train", "--name", "demo-test", "--datasets", "actions"], environ, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:]
-    assert "Resuming training from epoch: 2" in again.stdout
-    assert f"Resuming training from {run_dir / 'actions' / 'checkpoints' / 'checkpoint.pt'}" in again.stdout
-    train = (run_dir / "actions" / "logs" / "actions" / "train_stats.json").read_text().splitlines()
-    assert [json.loads(line)["Trainer/epoch"] for line in train] == [0, 1, 2]
-    assert leaked([again.stdout, again.stderr], run_dir) == []
+    assert "actions: finished: its final evaluation is in val_stats.json" in again.stdout
+    assert "demo-test: nothing to launch" in again.stdout and "Train Epoch" not in again.stdout
+    other = run_inv(["run.train", "--name", "demo-test", "--set", "trainer.max_epochs=3"], environ)
+    assert other.returncode == 2
+    assert ("error: run 'demo-test' exists with other settings (trainer.max_epochs: ${scratch.max_data_epochs} -> 3)"
+            in other.stderr)  # fmt: skip
+    assert (run_dir / "launch.json").read_text() == before
+    assert leaked([again.stdout, again.stderr, other.stdout, other.stderr], run_dir) == []
 
 
-def test_cancel_stops_a_running_local_run_and_status_says_so(env, tmp_path):
-    """A long local run in the background; run.status sees its process, run.cancel stops its group."""
+def test_cancel_stops_a_running_local_run_and_the_same_command_resumes_it(env, tmp_path):
+    """A local run in the background; run.status sees its process, run.cancel stops its group once the
+    first epoch's checkpoint is written; the same command again resumes SAM3 from that checkpoint."""
     inv = Path(sys.executable).with_name("inv")
-    args = [str(inv), "run.train", "--datasets", "actions", "--name", "long", "--set", "trainer.max_epochs=100000"]
-    launcher = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["run.train", "--datasets", "actions", "--name", "long", "--set", "trainer.max_epochs=3"]
+    launcher = subprocess.Popen([str(inv), *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+    checkpoint = tmp_path / "exp" / "long" / "actions" / "checkpoints" / "checkpoint.pt"
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -134,9 +165,15 @@ def test_cancel_stops_a_running_local_run_and_status_says_so(env, tmp_path):
         while time.monotonic() < deadline and not any("Train Epoch" in line for line in seen):
             seen.append(follow.stdout.readline())  # lines arrive while SAM3 trains
         assert any(line.startswith("[actions] ") and "Train Epoch" in line for line in seen), seen[-5:]
+        deadline = time.monotonic() + 300
+        while not checkpoint.is_file():
+            assert time.monotonic() < deadline, "no checkpoint after the first epoch"
+            time.sleep(0.5)
         dry = run_inv(["run.cancel", "--name", "long", "--dry-run"], env)
         assert dry.returncode == 0 and "would stop process group of pid" in dry.stdout
         assert json.loads(run_inv(["run.status", "--name", "long", "--json"], env).stdout)["states"] == ["running"]
+        running = json.loads(run_inv(["run.results", "--name", "long", "--json", "--no-plot"], env).stdout)
+        assert running["unfinished"] == ["actions"] and running["groups"][0]["mean"] is None  # nothing averaged yet
         cancelled = run_inv(["run.cancel", "--name", "long"], env)
         assert cancelled.returncode == 0 and "stopped process group of pid" in cancelled.stdout
         assert launcher.wait(timeout=60) == 1  # the launcher saw its task fail and said so
@@ -145,6 +182,15 @@ def test_cancel_stops_a_running_local_run_and_status_says_so(env, tmp_path):
         follow.wait(timeout=60)  # --follow ends by itself once no task runs
     finally:
         launcher.kill()
+    resumed = run_inv(args, env, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert "actions: failed: resumes from its checkpoint" in resumed.stdout
+    assert f"Resuming training from {checkpoint}" in resumed.stdout
+    stats = tmp_path / "exp" / "long" / "actions" / "logs" / "actions" / "train_stats.json"
+    epochs = [json.loads(line)["Trainer/epoch"] for line in stats.read_text().splitlines()]
+    assert epochs[-1] == 2 and epochs.count(2) == 1
+    record = json.loads((tmp_path / "exp" / "long" / "launch.json").read_text())
+    assert len(record["launches"]) == 2 and record["tasks"][0]["attempts"][0]["state"] == "failed"
 
 
 def test_checkpoints_off_for_a_run_of_many_epochs_is_a_warning(env, tmp_path):

@@ -11,6 +11,7 @@ import yaml
 from conftest import ROOT, run_inv
 from support.canaries import CANARIES, leaked
 
+DATASETS = ("13-lkc01", "-grccs", "actions")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (ROOT / ".venv-train" / "bin" / "python").exists(), reason="no training env (.venv-train)"),
@@ -39,7 +40,8 @@ def saved_job_environments(slurm_cluster) -> list[Path]:
 
 def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tmp_path, slurm_cluster):
     """With a canary in every secret: none reaches SLURM's saved job environment, the job logs (where
-    SAM3's Trainer prints its environment) or any file of the run."""
+    SAM3's Trainer prints its environment) or any file of the run. The test cluster's MaxArraySize of 2
+    splits the 3 datasets into two arrays; --max-parallel 1 holds across both (the second waits)."""
     cluster_env = dict(cluster_env, **CANARIES)
     done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--name", "arr", "--max-parallel", "1"],
                    cluster_env, timeout=300)  # fmt: skip
@@ -51,12 +53,13 @@ def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tm
     run_dir = tmp_path / "exp" / "arr"
     record = json.loads((run_dir / "launch.json").read_text())
     jobs = [task["job_id"] for task in record["tasks"]]
-    array = jobs[0].split("_")[0]
-    assert jobs == [f"{array}_0", f"{array}_1", f"{array}_2"]
-    assert "ArrayTaskThrottle=1" in slurm_cluster.run("scontrol", "show", "job", array).stdout
+    first, second = jobs[0].split("_")[0], jobs[2].split("_")[0]
+    assert jobs == [f"{first}_0", f"{first}_1", f"{second}_0"]  # split: the test cluster's MaxArraySize is 2
+    assert "ArrayTaskThrottle=1" in slurm_cluster.run("scontrol", "show", "job", first).stdout
+    assert f"Dependency=afterany:{first}" in slurm_cluster.run("scontrol", "show", "job", second).stdout
     status = wait_for(cluster_env, "arr")
     assert status["states"] == ["completed"] * 3, status["states"]
-    for dataset in ("13-lkc01", "-grccs", "actions"):
+    for dataset in DATASETS:
         folder = run_dir / dataset
         assert (
             yaml.safe_load((folder / "config_resolved.yaml").read_text())["roboflow_train"]["supercategory"] == dataset
@@ -66,6 +69,13 @@ def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tm
         val = (folder / "logs" / dataset / "val_stats.json").read_text().splitlines()
         assert len(val) == 2 and "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP" in val[-1]
         assert "Losses/train_all_loss_giou" in (folder / "logs" / dataset / "train_stats.json").read_text()
+    assert status["progress"] == ["epoch 2/2"] * 3
+    results = json.loads(run_inv(["run.results", "--name", "arr", "--json"], cluster_env).stdout)
+    assert results["counts"]["done"] == 3 and [t["state"] for t in results["tasks"]] == ["completed"] * 3
+    aps = [json.loads((run_dir / d / "logs" / d / "val_stats.json").read_text().splitlines()[-1]) for d in DATASETS]
+    aps = [100 * line["Meters_train/val_roboflow100/detection/coco_eval_bbox_AP"] for line in aps]
+    assert abs(results["groups"][0]["mean"] - sum(a for a in aps if a >= 0) / len([a for a in aps if a >= 0])) < 1e-9
+    assert (run_dir / "results.png").is_file() and results["plot"] == str(run_dir / "results.png")
     logs = run_inv(["run.logs", "--name", "arr", "--dataset", "actions"], cluster_env)
     assert "CUDA_VISIBLE_DEVICES=0,1" in logs.stdout  # two fake GPUs allocated as GRES, as SAM3 logs them
     assert "sam3_cpu: no CUDA, sam3 0.1.4: CPU patches applied" in logs.stdout

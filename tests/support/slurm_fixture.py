@@ -34,6 +34,8 @@ SCRIPT = ROOT / "scripts" / "slurm-local"
 NEEDED = ("/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "sbatch", "squeue", "scontrol", "sinfo")
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
 WAIT_S = 60.0
+MAX_ARRAY_SIZE = 2
+MAX_JOB_COUNT = 400
 
 
 def why_no_slurm():
@@ -106,7 +108,9 @@ _started = {}
 
 
 def _script(command, folder, timeout=90):
-    env = dict(os.environ, SAM3_SLURM_DIR=str(folder))
+    # limits low enough for the tests to meet them: a 3-dataset array splits, a big grid does not fit
+    env = dict(os.environ, SAM3_SLURM_DIR=str(folder), SAM3_SLURM_MAX_ARRAY_SIZE=str(MAX_ARRAY_SIZE),
+               SAM3_SLURM_MAX_JOB_COUNT=str(MAX_JOB_COUNT))  # fmt: skip
     env.pop("SAM3_SLURM_PORT", None)  # free ports, next to any cluster the user runs
     return subprocess.run(
         [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL

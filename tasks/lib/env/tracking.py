@@ -211,14 +211,16 @@ def job_env(settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]
     return env
 
 
-def writer_overrides(run_name: str, dataset: str | None, experiment_dir: str, job_type: str) -> dict[str, str]:
+def writer_overrides(run_name: str, dataset: str | None, experiment_dir: str, job_type: str,
+                     group: str | None = None) -> dict[str, str]:  # fmt: skip
     """The config keys that make a config's jobs log to W&B: the plugin as SAM3's TensorBoard writer, and
     the task's identity, which the plugin passes to wandb.init (dataset and experiment_dir may be
-    interpolations that resolve per array task)."""
+    interpolations that resolve per array task). A grid cell's tasks are named <run>/<cell>/<dataset>
+    and grouped by the run."""
     return {
         f"{WRITER_KEY}._target_": PLUGIN_TARGET,
         f"{WRITER_KEY}.wandb_name": f"{run_name}/{dataset}" if dataset else run_name,
-        f"{WRITER_KEY}.wandb_group": run_name,
+        f"{WRITER_KEY}.wandb_group": group or run_name,
         f"{WRITER_KEY}.wandb_dir": experiment_dir,
         f"{WRITER_KEY}.wandb_job_type": job_type,
     }

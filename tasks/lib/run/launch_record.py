@@ -1,9 +1,9 @@
 """The run record, `<run>/launch.json`: what was launched, from where and with what (no environment
-values, so no secrets), and the results SAM3 wrote for each task."""
+values, so no secrets). What SAM3 wrote for each task is read by results.py."""
 
 import json
+import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -14,7 +14,7 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.paths import PROJECT_ROOT, atomic_write_text
 from ..env.trainenv import training_versions
-from . import job_env
+from . import grid, job_env
 from .planning import Plan, Request
 
 RECORD = "launch.json"
@@ -39,17 +39,17 @@ def mask_secret_values(items: list[str]) -> list[str]:
     return masked
 
 
-def new_record(plan_: Plan, request: Request, python: Path, command: list[str]) -> dict[str, Any]:
-    """What was launched, from where and with what: no environment values, so no secrets."""
-    return {
-        "name": plan_.name,
+def record_launch(record: dict[str, Any] | None, plan_: Plan, request: Request, python: Path,
+                  command: list[str]) -> dict[str, Any]:  # fmt: skip
+    """The run's record with this launch added: every launch is kept (command, commits, versions, host,
+    which tasks), and each task entry keeps its earlier attempts. No environment values, so no secrets."""
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    launch = {
+        "started": started,
         "mode": plan_.mode,
         "command": mask_secret_values(command),
         "request": {**asdict(request), "sets": mask_secret_values(request.sets)},
-        "source_config": str(plan_.source),
-        "run_dir": str(plan_.run_dir),
         "host": platform.node(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "commits": {
             name: _git_commit(path)
             for name, path in (
@@ -61,20 +61,51 @@ def new_record(plan_: Plan, request: Request, python: Path, command: list[str]) 
             if path.exists()
         },  # fmt: skip
         "versions": {"python": sys.version.split()[0], **training_versions(python)},
-        "tasks": [
-            {
-                "dataset": t.dataset,
-                "experiment_dir": str(t.experiment_dir),
-                "config": str(plan_.launches[t.launch].config_path),
-                "argv": plan_.launches[t.launch].argv,
-                "state": "pending",
-                "pid": None,
-                "job_id": None,
-                "exit_code": None,
-            }
-            for t in plan_.tasks
-        ],  # fmt: skip
+        "tasks": [task.label for task in plan_.launched()],
+        "submission": "not yet" if plan_.mode == "cluster" else "local",
     }
+    if record is None:
+        record = {"name": plan_.name, "source_config": str(plan_.source), "run_dir": str(plan_.run_dir),
+                  "started": started, "identity": plan_.identity, "trainer_mode": plan_.trainer_mode,
+                  "grid": grid.describe(plan_.axes), "launches": [], "tasks": []}  # fmt: skip
+    record["launches"].append(launch)
+    # the latest launch, where readers of one launch look
+    record.update({key: launch[key] for key in ("mode", "command", "request", "host", "commits", "versions")})
+    entries = {(entry.get("cell"), entry["dataset"]): entry for entry in record["tasks"]}
+    for task in plan_.launched():
+        entry = entries.get(task.key)
+        if entry is None:
+            entry = {"dataset": task.dataset, "cell": task.cell.name if task.cell else None,
+                     "cell_values": dict(task.cell.texts) if task.cell else {},
+                     "experiment_dir": str(task.experiment_dir), "attempts": []}  # fmt: skip
+            record["tasks"].append(entry)
+        else:
+            entry["attempts"].append({key: entry.get(key) for key in ATTEMPT_KEYS})
+        launch_ = plan_.launches[task.launch]
+        entry.update(launch=len(record["launches"]) - 1, mode=plan_.mode, config=str(launch_.config_path),
+                     argv=launch_.argv, log_dir=str(launch_.folder) if launch_.folder else None, state="pending",
+                     pid=None, job_id=None, exit_code=None)  # fmt: skip
+    return record
+
+
+ATTEMPT_KEYS = ("launch", "mode", "state", "pid", "job_id", "exit_code")
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Move a run out of the way for --restart: `<run>` becomes `<run>.1` (the first free number), its
+    record renamed with it and pointing at the new folder."""
+    number = 1
+    while run_dir.with_name(f"{run_dir.name}.{number}").exists():
+        number += 1
+    target = run_dir.with_name(f"{run_dir.name}.{number}")
+    os.rename(run_dir, target)
+    path = target / RECORD
+    if path.is_file():
+        text = path.read_text().replace(json.dumps(str(run_dir))[1:-1], json.dumps(str(target))[1:-1])
+        record = json.loads(text)
+        record["name"] = target.name
+        save_record(target, record)
+    return target
 
 
 def save_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -82,19 +113,10 @@ def save_record(run_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_text(run_dir / RECORD, json.dumps(record, indent=2) + "\n")
 
 
-AP_KEY = re.compile(r"coco_eval_bbox_(AP|AP_50)$")
-
-
-def val_results(experiment_dir: Path, dataset: str | None) -> dict[str, float]:
-    """AP and AP_50 from the last line of SAM3's val_stats.json (JSONL) for one task; {} if none yet."""
-    logs = experiment_dir / "logs"
-    paths = [logs / dataset / "val_stats.json"] if dataset else sorted(logs.glob("*/val_stats.json"))
-    for path in paths:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if lines:
-            stats = json.loads(lines[-1])
-            return {m.group(1): value for key, value in stats.items() if (m := AP_KEY.search(key))}
-    return {}
+def existing(run_dir: Path) -> dict[str, Any] | None:
+    """The run's record, or None for a run not launched yet."""
+    path = run_dir / RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def load_record(experiment_root: Path, name: str | None) -> dict[str, Any]:
@@ -118,16 +140,22 @@ def list_records(experiment_root: Path) -> list[dict[str, Any]]:
 
 
 def where_things_go(plan_: Plan) -> list[tuple[str, str]]:
-    """The rows of the after-launch table: what is written where."""
+    """The rows of the after-launch table: what is written where (a pattern when there are many tasks)."""
     rows = [("experiment", str(plan_.run_dir)), ("launch record", str(plan_.run_dir / RECORD))]
-    for task in plan_.tasks:
-        label = task.dataset or "run"
+    launched = plan_.launched()
+    if len(launched) > 3:
+        pattern = "<cell>/<dataset>" if plan_.axes else "<dataset>"
+        shown = [(f"each task ({len(launched)}): {pattern}", plan_.run_dir / pattern)]
+    else:
+        shown = [(task.label, task.experiment_dir) for task in launched]
+    for label, folder in shown:
         rows += [
-            (f"{label}: configs", str(task.experiment_dir / "config_resolved.yaml")),
-            (f"{label}: checkpoints", str(task.experiment_dir / "checkpoints")),
-            (f"{label}: tensorboard", str(task.experiment_dir / "tensorboard")),
-            (f"{label}: logs", str(task.experiment_dir / "logs")),
+            (f"{label}: configs", str(folder / "config_resolved.yaml")),
+            (f"{label}: checkpoints", str(folder / "checkpoints")),
+            (f"{label}: tensorboard", str(folder / "tensorboard")),
+            (f"{label}: logs", str(folder / "logs")),
         ]
     if plan_.mode == "cluster":
-        rows.append(("submitit logs", str(plan_.run_dir / "submitit_logs")))
+        folders = sorted({str(launch.folder) for launch in plan_.launches})
+        rows.append(("submitit logs", folders[0] if len(folders) == 1 else f"{plan_.run_dir}/<cell>/submitit_logs"))
     return rows

@@ -13,14 +13,16 @@ from .planning import Plan
 
 
 def run_local(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
-    """Run each dataset's train.py in turn, streaming its output and teeing it to <task>/train.log."""
+    """Run each launched task's train.py in turn (grid cells one after another), streaming its output
+    and teeing it to <task>/train.log."""
     environment = job_env.job_environment(plan_.env)
+    entries = {(entry.get("cell"), entry["dataset"]): entry for entry in record["tasks"]}
     worst = 0
-    for task, entry in zip(plan_.tasks, record["tasks"], strict=True):
+    for task in plan_.launched():
+        entry = entries[task.key]
         task.experiment_dir.mkdir(parents=True, exist_ok=True)
-        label = task.dataset or plan_.name
         argv = plan_.launches[task.launch].argv
-        print(f"== {label}: {shlex.join(argv)}", file=stream, flush=True)
+        print(f"== {task.label}: {shlex.join(argv)}", file=stream, flush=True)
         with open(task.experiment_dir / "train.log", "a") as log:
             process = subprocess.Popen(argv, cwd=plan_.run_dir, env=environment, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)  # fmt: skip
@@ -28,12 +30,12 @@ def run_local(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
             save_record(plan_.run_dir, record)
             for line in process.stdout:
                 log.write(line)
-                stream.write(f"[{label}] {line}")
+                stream.write(f"[{task.label}] {line}")
             code = process.wait()
         entry.update(state="done" if code == 0 else "failed", exit_code=code)
         save_record(plan_.run_dir, record)
         worst = worst or code
-    record["ended"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record["launches"][-1]["ended"] = record["ended"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     save_record(plan_.run_dir, record)
     return worst
 

@@ -8,6 +8,7 @@ that a requeue could resume by mistake.
 
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ from typing import Any
 from ..core.errors import ConfigError, ToolError
 from ..core.paths import atomic_write_text
 from ..env import tracking, weights
-from . import cpu_reduction, job_env, sam3_config
+from . import cpu_reduction, grid, identity, job_env, sam3_config
 
 DEMO_DATASETS = ("13-lkc01", "-grccs", "actions")
 
@@ -61,26 +62,41 @@ class Request:
     smoke: bool = False
     evaluate: bool = False
     max_parallel: int | None = None
+    grid: list[str] = field(default_factory=list)
+    restart: bool = False
 
 
 @dataclass
 class Launch:
-    """One call of SAM3's train.py: the config it composes and the exact command."""
+    """One rendered config: locally one call of SAM3's train.py (the exact command); on a cluster one
+    SLURM job array (or job) of SAM3's SubmititRunner, submitted with `job` into `folder`."""
 
     config_name: str
     config_path: Path
     config_text: str
     argv: list[str]
     datasets: list[str | None]
+    job: dict | None = None  # submitit's parameters, as SAM3's train.py derives them from the config
+    folder: Path | None = None  # submitit's folder: batch scripts and logs
 
 
 @dataclass
 class Task:
-    """One dataset of a run (or the run itself, for configs without a dataset list)."""
+    """One dataset of a run or of a grid cell (or the run itself, for configs without a dataset list)."""
 
     dataset: str | None
     experiment_dir: Path
-    launch: int  # index into Plan.launches
+    launch: int | None  # index into Plan.launches; None when this launch leaves the task alone
+    cell: grid.Cell | None = None
+    max_epochs: int = 0  # the cell's trainer.max_epochs: its final evaluation is of the epoch before
+
+    @property
+    def key(self) -> tuple[str | None, str | None]:
+        return (self.cell.name if self.cell else None, self.dataset)
+
+    @property
+    def label(self) -> str:
+        return "/".join(part for part in self.key if part) or "run"
 
 
 @dataclass
@@ -98,6 +114,9 @@ class Plan:
     model_note: str = ""  # which model runs, when that is not simply the config's (the demo, --smoke)
     withheld: list[str] = field(default_factory=list)  # secret variables kept out of the job (names only)
     bpe: Path | None = None  # SAM3's BPE vocabulary, when the config names <BPE_PATH>
+    axes: list[grid.Axis] = field(default_factory=list)
+    identity: dict = field(default_factory=dict)  # what decides the results (tasks/lib/run/identity.py)
+    trainer_mode: str = "train"
 
     def diff(self) -> str:
         """The first rendered config against its source, as data."""
@@ -106,11 +125,24 @@ class Plan:
         first = yaml.safe_load(self.launches[0].config_text)
         return sam3_config.diff(self.source_data, first, str(self.source), str(self.launches[0].config_path))
 
+    @property
+    def cells(self) -> list[grid.Cell]:
+        return list({task.cell.name: task.cell for task in self.tasks if task.cell}.values())
+
+    def launched(self) -> list[Task]:
+        return [task for task in self.tasks if task.launch is not None]
+
     def command_lines(self) -> list[str]:
         prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.env.items()))
-        return [
-            f"cd {shlex.quote(str(self.run_dir))} && {prefix} {shlex.join(launch.argv)}" for launch in self.launches
-        ]
+        lines = []
+        for launch in self.launches:
+            if launch.job is None:
+                lines.append(f"cd {shlex.quote(str(self.run_dir))} && {prefix} {shlex.join(launch.argv)}")
+            else:
+                ask = ", ".join(f"{key}={value}" for key, value in launch.job.items() if value not in (None, {}, ""))
+                lines.append(f"{launch.config_name}: {len(launch.datasets)} SLURM task(s) of SAM3's SubmititRunner "
+                             f"through submitit ({ask}); logs in {launch.folder}")  # fmt: skip
+        return lines
 
 
 def find_bpe(sam3_checkout: Path, sam3_package: Path | None, environ=os.environ) -> Path | None:
@@ -153,8 +185,14 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "run"
 
 
-def plan(request: Request, settings, sam3_package: Path, python: Path, environ=os.environ) -> Plan:
-    """Render every config the run needs and the exact commands; write nothing."""
+def plan(request: Request, settings, sam3_package: Path, python: Path, environ=os.environ,
+         only: set | None = None, array_limit: int | None = None) -> Plan:  # fmt: skip
+    """Render every config the run needs and the exact commands; write nothing.
+
+    Every task of the request is in the plan; only those whose key ((cell, dataset)) is in `only` get
+    a launch (all of them when only is None). On a cluster an array holds at most array_limit tasks
+    (SLURM's MaxArraySize): a larger one is split.
+    """
     checkout = settings.path("sam3.checkout")
     if request.config is None:
         source = sam3_config.DEMO_CONFIG
@@ -189,6 +227,7 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
             with contextlib.suppress(ConfigError):  # shrink only what the config has
                 sam3_config.set_key(rendered, key, value)
     weights_warning = _use_local_weights(rendered, settings.path("paths.hf_home"))
+    axes = grid.parse_axes(request.grid, rendered)
     listing = sam3_config.dataset_list(rendered)
     datasets: list[str | None] = [None]
     if listing:
@@ -206,11 +245,12 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         key, _ = tracking.find_key(environ)
         if settings["tracking.wandb_mode"] == "online" and environ.get(tracking.KEY_ENV) == key:
             env[job_env.WANDB_KEY_FILE_VAR] = str(job_env.state_dir(environ) / "wandb-api-key")  # written at launch
-    if wandb_on or cpu_reduction.is_reduced(rendered):  # sam3_wandb and sam3_cpu live in one folder
+    cluster = request.mode == "cluster"
+    if wandb_on or cpu_reduction.is_reduced(rendered) or cluster:  # our plugins live in one folder
         env["PYTHONPATH"] = str(tracking.PLUGIN_DIR)
-    num_gpus = request.num_gpus or (1 if request.mode == "local" else settings["slurm.num_gpus"])
-    num_nodes = request.num_nodes or (1 if request.mode == "local" else settings["slurm.num_nodes"])
-    if request.mode == "local" and num_nodes != 1:
+    num_gpus = request.num_gpus or (settings["slurm.num_gpus"] if cluster else 1)
+    num_nodes = request.num_nodes or (settings["slurm.num_nodes"] if cluster else 1)
+    if not cluster and num_nodes != 1:
         raise ConfigError("--num-nodes above 1 needs --mode cluster; SAM3 runs a single node locally")
     generated = sam3_package / "train" / "configs" / sam3_config.GENERATED
     values = {
@@ -219,52 +259,122 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     }
     if bpe:
         values["<BPE_PATH>"] = str(bpe)
-    argv_tail = ["--use-cluster", "1" if request.mode == "cluster" else "0", "--num-gpus", str(num_gpus),
-                 "--num-nodes", str(num_nodes)]  # fmt: skip
-    for flag, value in (("--partition", request.partition), ("--account", request.account), ("--qos", request.qos)):
-        if value:
-            argv_tail += [flag, value]
+    argv_tail = ["--use-cluster", "0", "--num-gpus", str(num_gpus), "--num-nodes", "1"]
+    cells = grid.cells(axes) or [None]
 
-    def launch(config: dict, file_name: str, members: list[str | None], experiment_dir: Path,
-               identity: tuple[str | None, str]) -> Launch:  # fmt: skip
-        """identity: the W&B run's dataset and folder (interpolations in a job array)."""
+    def launch(config: dict, file_name: str, members: list[str | None], experiment_dir: Path, run_name: str,
+               identity_: tuple[str | None, str], cell_dir: Path) -> Launch:  # fmt: skip
+        """identity_: the W&B run's dataset and folder (interpolations in a job array)."""
         if wandb_on:
             job_type = "eval" if request.evaluate else "train"
-            for key, value in tracking.writer_overrides(name, *identity, job_type).items():
+            for key, value in tracking.writer_overrides(run_name, *identity_, job_type, group=name).items():
                 sam3_config.set_key(config, key, value, create=True)
         config = sam3_config.fill(config, {**values, "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir)})
         sam3_config.set_key(config, "launcher.experiment_log_dir", str(experiment_dir), create=True)
-        _refuse_placeholders(config)
         name_ = f"configs/{sam3_config.GENERATED}/{file_name}"
+        if cluster:
+            sam3_config.set_key(config, "launcher.gpus_per_node", num_gpus, create=True)
+            sam3_config.set_key(config, "launcher.num_nodes", num_nodes, create=True)
+        _refuse_placeholders(config)
         text = sam3_config.to_text(config, source)
-        return Launch(name_, generated / file_name, text, [str(python), "-m", "sam3.train.train", "-c", name_, *argv_tail],
-                      members)  # fmt: skip
+        if cluster:
+            job = job_parameters(config, name_, num_gpus, num_nodes, request.partition, request.account, request.qos)
+            return Launch(name_, generated / file_name, text, submit_argv(python), members, job,
+                          cell_dir / "submitit_logs")  # fmt: skip
+        return Launch(name_, generated / file_name, text, [str(python), "-m", "sam3.train.train", "-c", name_,
+                                                           *argv_tail], members)  # fmt: skip
 
-    launches, tasks = [], []
-    if listing and request.mode == "cluster":
-        # SAM3's own job-array path: one array task per dataset, each with its own folders.
-        config = array_config(copy.deepcopy(rendered), listing[0], datasets)
-        identity = ("${sam3_tasks.dataset}", ARRAY_TASK_DIR)
-        launches.append(launch(config, f"{name}.yaml", list(datasets), run_dir, identity))
-        tasks = [Task(dataset, run_dir / _safe_name(dataset), 0) for dataset in datasets]
-    else:
-        for dataset in datasets:
-            experiment_dir = run_dir / _safe_name(dataset) if dataset is not None else run_dir
-            config = copy.deepcopy(rendered)
-            if dataset is not None:
-                sam3_config.set_key(config, "submitit.job_array.task_index", listing[1].index(dataset), create=True)
-            file_name = f"{name}--{_safe_name(dataset)}.yaml" if dataset is not None else f"{name}.yaml"
-            launches.append(launch(config, file_name, [dataset], experiment_dir, (dataset, str(experiment_dir))))
-            tasks.append(Task(dataset, experiment_dir, len(launches) - 1))
+    launches: list[Launch] = []
+    tasks: list[Task] = []
+    for number, cell in enumerate(cells, 1):
+        cell_config = copy.deepcopy(rendered)
+        for key, value in (cell.values if cell else {}).items():
+            sam3_config.set_key(cell_config, key, value)
+        cell_dir = run_dir / cell.name if cell else run_dir
+        stem = f"{name}--c{number:02d}" if cell else name
+        run_name = f"{name}/{cell.name}" if cell else name
+        epochs = int(_number(cell_config, (cell_config.get("trainer") or {}).get("max_epochs")))
+        cell_tasks = [Task(dataset, cell_dir / _safe_name(dataset) if dataset is not None else cell_dir, None, cell,
+                           epochs) for dataset in datasets]  # fmt: skip
+        tasks += cell_tasks
+        chosen = [task for task in cell_tasks if only is None or task.key in only]
+        if listing and cluster:
+            # SAM3's job-array layout: one array task per dataset, each with its own folders
+            size = array_limit or len(chosen) or 1
+            chunks = [chosen[i : i + size] for i in range(0, len(chosen), size)]
+            for chunk in chunks:
+                config = array_config(copy.deepcopy(cell_config), listing[0], [t.dataset for t in chunk])
+                # named by its datasets: tasks still queued from an earlier launch compose their own file
+                members = hashlib.sha256("\0".join(t.dataset for t in chunk).encode()).hexdigest()[:8]
+                file_name = f"{stem}--{members}.yaml"
+                launches.append(launch(config, file_name, [t.dataset for t in chunk], cell_dir, run_name,
+                                       ("${sam3_tasks.dataset}", ARRAY_TASK_DIR), cell_dir))  # fmt: skip
+                for task in chunk:
+                    task.launch = len(launches) - 1
+            continue
+        for task in chosen:
+            config = copy.deepcopy(cell_config)
+            if task.dataset is not None:
+                sam3_config.set_key(
+                    config, "submitit.job_array.task_index", listing[1].index(task.dataset), create=True
+                )
+            file_name = f"{stem}--{_safe_name(task.dataset)}.yaml" if task.dataset is not None else f"{stem}.yaml"
+            launches.append(launch(config, file_name, [task.dataset], task.experiment_dir, run_name,
+                                   (task.dataset, str(task.experiment_dir)), cell_dir))  # fmt: skip
+            task.launch = len(launches) - 1
     result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original,
                   needs_weights=bool(weights_warning), model_note=model_note, withheld=job_env.withheld(environ),
-                  bpe=bpe if '<BPE_PATH>' in str(original) else None)  # fmt: skip
-    result.warnings += [warning for warning in (weights_warning, wandb_warning) if warning]
+                  bpe=bpe if '<BPE_PATH>' in str(original) else None, axes=axes)  # fmt: skip
+    from ..env.trainenv import training_versions
+
+    result.identity = identity.of_run(sam3_config.fill(rendered, values), num_gpus, num_nodes, axes,
+                                      training_versions(python))  # fmt: skip
     trainer = rendered.get("trainer") or {}
-    if trainer.get("skip_saving_ckpts") and _number(rendered, trainer.get("max_epochs")) > 1:
+    result.trainer_mode = str(trainer.get("mode", "train"))
+    result.warnings += [warning for warning in (weights_warning, wandb_warning) if warning]
+    if trainer.get("skip_saving_ckpts") and max(task.max_epochs for task in tasks) > 1:
         result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
                                "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)")  # fmt: skip
     return result
+
+
+# The submission, in the training env: tasks/lib/run/plugins/sam3_array.py reads the arrays on stdin.
+def submit_argv(python: Path) -> list[str]:
+    return [str(python), "-c", "import sys, sam3_array; sys.exit(sam3_array.submit_main())"]
+
+
+def job_parameters(config: dict, config_name: str, num_gpus: int, num_nodes: int, partition: str | None,
+                   account: str | None, qos: str | None) -> dict:  # fmt: skip
+    """submitit's parameters for one job array, derived from the config as SAM3's train.py derives them
+    (sam3/train/train.py main: one task per GPU, the config's CPUs, time, memory, nodes to include or
+    exclude, constraints, comment, cpu binding); --partition/--account/--qos win over the config's."""
+    submitit = config.get("submitit") or {}
+    partition = partition or submitit.get("partition")
+    account = account or submitit.get("account")
+    qos = qos or submitit.get("qos")
+    extra = {"exclude": " ".join(submitit.get("exclude_nodes") or [])}
+    if submitit.get("include_nodes"):
+        extra["nodelist"] = " ".join(submitit["include_nodes"])
+    if account:
+        extra["account"] = account
+    if qos:
+        extra["qos"] = qos
+    job = {"timeout_min": int(60 * _number(config, submitit.get("timeout_hour", 72))),
+           "name": str(submitit.get("name") or config_name), "slurm_partition": partition, "gpus_per_node": num_gpus,
+           "tasks_per_node": num_gpus, "cpus_per_task": submitit.get("cpus_per_task"), "nodes": num_nodes,
+           "slurm_additional_parameters": extra}  # fmt: skip
+    if submitit.get("mem_gb") is not None:
+        job["mem_gb"] = submitit["mem_gb"]
+    elif submitit.get("mem") is not None:
+        job["slurm_mem"] = submitit["mem"]
+    if submitit.get("constraints") is not None:
+        job["slurm_constraint"] = submitit["constraints"]
+    if submitit.get("comment") is not None:
+        job["slurm_comment"] = submitit["comment"]
+    cpu_bind = (submitit.get("srun_args") or {}).get("cpu_bind")
+    if cpu_bind is not None:
+        job["slurm_srun_args"] = ["--cpu-bind", cpu_bind]
+    return job
 
 
 def _model_choice(request: Request, config: dict, source: Path, python: Path, environ) -> tuple[bool, str]:

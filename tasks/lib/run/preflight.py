@@ -43,7 +43,9 @@ def finish_probe(plan: Plan, probe: subprocess.Popen) -> list[Check]:
     checks = []
     reports = json.loads(stdout.strip().splitlines()[-1]).values()
     for launch, report in zip(plan.launches, reports, strict=True):
-        subject = ",".join(d for d in launch.datasets if d) or plan.name
+        named = [d for d in launch.datasets if d]
+        subject = ",".join(named) if len(named) <= 3 else f"{Path(launch.config_name).stem} ({len(named)} datasets)"
+        subject = subject or plan.name
         for error in report["errors"]:
             fix = "fetch and validate the data (inv data.validate)" if "does not exist" in error else \
                 "fix the config or install what it names in the training env"  # fmt: skip
@@ -57,7 +59,7 @@ def finish_probe(plan: Plan, probe: subprocess.Popen) -> list[Check]:
 
 def check_data(plan: Plan, kind: str | None, root: Path | None) -> list[Check]:
     """data.validate's rules on exactly the datasets this run will open."""
-    datasets = [task.dataset for task in plan.tasks if task.dataset]
+    datasets = list(dict.fromkeys(task.dataset for task in plan.launched() if task.dataset))  # once each, not per cell
     if not kind or not datasets or root is None:
         return []
     reports = coco.validate_root(kind, root, datasets)
@@ -90,15 +92,10 @@ def check_experiment_dir(plan: Plan) -> Check:
 
 
 def job_resources(plan: Plan) -> dict:
-    """What SAM3's train.py will ask SLURM for, read from the rendered config and command."""
-    import yaml
-
-    launch = plan.launches[0]
-    submitit = yaml.safe_load(launch.config_text).get("submitit") or {}
-    argv = launch.argv
-    gpus, nodes = int(argv[argv.index("--num-gpus") + 1]), int(argv[argv.index("--num-nodes") + 1])
-    return {"gpus": gpus, "nodes": nodes, "cpus_per_task": submitit.get("cpus_per_task"),
-            "timeout_hour": submitit.get("timeout_hour")}  # fmt: skip
+    """What each array task will ask SLURM for (the same for every launch of a run)."""
+    job = plan.launches[0].job
+    return {"gpus": job["gpus_per_node"], "nodes": job["nodes"], "cpus_per_task": job["cpus_per_task"],
+            "timeout_hour": job["timeout_min"] / 60}  # fmt: skip
 
 
 def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: str | None) -> list[Check]:

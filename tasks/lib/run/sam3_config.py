@@ -81,22 +81,20 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _walk(data: Any, prefix: str = ""):
+def walk(data: Any, prefix: str = ""):
     if isinstance(data, dict):
         for key, value in data.items():
-            yield from _walk(value, f"{prefix}{key}.")
+            yield from walk(value, f"{prefix}{key}.")
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            yield from _walk(value, f"{prefix}{index}.")
+            yield from walk(value, f"{prefix}{index}.")
     else:
         yield prefix.rstrip("."), data
 
 
 def placeholders(data: dict) -> list[tuple[str, str]]:
     """(dotted key, placeholder) for every `<...>` still in the config."""
-    return [
-        (key, match) for key, value in _walk(data) if isinstance(value, str) for match in PLACEHOLDER.findall(value)
-    ]
+    return [(key, match) for key, value in walk(data) if isinstance(value, str) for match in PLACEHOLDER.findall(value)]
 
 
 def fill(data: Any, values: dict[str, str]) -> Any:
@@ -110,7 +108,8 @@ def fill(data: Any, values: dict[str, str]) -> Any:
     return data
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A value as written on the command line, typed as YAML reads it."""
     import yaml
 
     try:
@@ -119,23 +118,41 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _step(node: Any, part: str, parts: list[str], depth: int, create: bool, flag: str) -> Any:
+    """The index of `part` in node; an unknown key is one line with the likely spelling."""
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return int(part)
+    if isinstance(node, dict) and (part in node or create):
+        return part
+    dotted = ".".join(parts)
+    here = ".".join(parts[:depth]) or "the top level"
+    options = list(node) if isinstance(node, dict) else []
+    close = difflib.get_close_matches(part, options, n=1)
+    hint = f"did you mean '{'.'.join([*parts[:depth], close[0]])}'?" if close else f"no '{part}' under {here}"
+    fix = (
+        f"fix it, or write --set +{dotted}=... to add it"
+        if flag == "--set"
+        else "fix it; --grid takes keys the config has"
+    )
+    raise ConfigError(f"{flag} {dotted}: unknown key ({hint}); {fix}")
+
+
+def get_key(data: dict, dotted: str, flag: str = "--set") -> Any:
+    """The value at a dotted key that must exist."""
+    parts = dotted.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        node = node[_step(node, part, parts, depth, False, flag)]
+    return node
+
+
 def set_key(data: dict, dotted: str, value: Any, create: bool = False) -> None:
     """Set a dotted key; without create, the key must exist (so a typo cannot pass silently)."""
     parts = dotted.split(".")
     node: Any = data
     for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            index: Any = int(part)
-        elif isinstance(node, dict) and (part in node or create):
-            index = part
-        else:
-            here = ".".join(parts[:depth]) or "the top level"
-            options = list(node) if isinstance(node, dict) else []
-            close = difflib.get_close_matches(part, options, n=1)
-            hint = f"did you mean '{'.'.join([*parts[:depth], close[0]])}'?" if close else f"no '{part}' under {here}"
-            raise ConfigError(f"--set {dotted}: unknown key ({hint}); fix it, or write --set +{dotted}=... to add it")
-        if last:
+        index = _step(node, part, parts, depth, create, "--set")
+        if depth == len(parts) - 1:
             node[index] = value
         else:
             if create and isinstance(node, dict) and index not in node:
@@ -149,7 +166,7 @@ def apply_sets(data: dict, sets: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip("+ "):
             raise ConfigError(f"--set {item!r} is not key=value; write e.g. --set scratch.train_batch_size=2")
-        set_key(data, key.strip().lstrip("+"), _parse_value(raw), create=key.startswith("+"))
+        set_key(data, key.strip().lstrip("+"), parse_value(raw), create=key.startswith("+"))
     return data
 
 

@@ -1,111 +1,179 @@
-"""Cluster runs: SAM3's train.py submits through submitit (a job array for many datasets); job ids,
-ArrayTaskThrottle, per-task configs, and SLURM's word on each job."""
+"""Cluster runs: every array of a run submitted through submitit in one process of the training env
+(plugins/sam3_array.py), split by SLURM's MaxArraySize, --max-parallel kept across all of them; job
+ids recorded as they come; SLURM's word on each job, for all of a run's jobs in one call."""
 
-import os
+import contextlib
+import json
 import re
-import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ToolError
-from ..core.paths import PROJECT_ROOT
+from ..core.errors import ConfigError
 from . import job_env
 from .launch_record import save_record
-from .planning import Launch, Plan
+from .planning import Plan, submit_argv
 
-JOB_ID = re.compile(r"Submitit Job ID:\s*(\S+)")
-
-
-def throttle(job_ids: list[str], max_parallel: int) -> str | None:
-    """At most max_parallel tasks of the array run at once (SLURM's ArrayTaskThrottle, the %N of
-    --array=0-99%N); SAM3's train.py does not pass submitit's array parallelism through. What went
-    wrong, in one line with the fix, or None (the jobs are queued either way)."""
-    arrays = sorted({job.split("_")[0] for job in job_ids if job})
-    for array in arrays:
-        argv = ["scontrol", "update", f"JobId={array}", f"ArrayTaskThrottle={max_parallel}"]
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            done = subprocess.CompletedProcess(argv, 1, "", str(error))
-        if done.returncode != 0:
-            said = ((done.stderr or done.stdout).strip().splitlines() or [f"exit {done.returncode}"])[-1]
-            return (f"job array {array} is queued but not throttled to {max_parallel} at a time (scontrol: {said}); "
-                    f"run: {shlex.join(argv)}, or scancel it (inv run.cancel)")  # fmt: skip
-    return None
+PORT_RANGE = (10000, 65000)
 
 
-def submit(plan_: Plan, record: dict[str, Any], stream=sys.stdout) -> int:
-    """Cluster mode: SAM3's train.py submits through submitit (an array for many datasets) and
-    returns; each dataset's task records its own SLURM job id."""
-    worst = 0
-    plan_.run_dir.mkdir(parents=True, exist_ok=True)
-    for index, launch in enumerate(plan_.launches):
-        staging = plan_.run_dir / f".task-configs-{os.getpid()}"
-        writer = start_task_configs(plan_, launch, staging) if len(launch.datasets) > 1 else None
-        done = subprocess.run(
-            launch.argv, cwd=plan_.run_dir, env=job_env.job_environment(plan_.env), capture_output=True, text=True
-        )
-        with open(plan_.run_dir / "submit.log", "a") as log:
-            log.write(done.stdout + done.stderr)
-        ids = JOB_ID.findall(done.stdout)
-        members = [
-            (task, entry) for task, entry in zip(plan_.tasks, record["tasks"], strict=True) if task.launch == index
-        ]
-        ok = done.returncode == 0 and len(ids) == len(members)
-        for (task, entry), job in zip(members, ids + [None] * len(members), strict=False):
-            task.experiment_dir.mkdir(parents=True, exist_ok=True)
-            entry.update(state="submitted" if ok else "failed", job_id=job,
-                         exit_code=None if done.returncode == 0 else done.returncode)  # fmt: skip
-            print(f"{task.dataset or plan_.name}: SLURM job {job or '(none)'}", file=stream)
-        if ok and len(members) > 1 and record["request"].get("max_parallel"):
-            problem = throttle(ids, record["request"]["max_parallel"])
-            if problem:
-                print(f"error: {problem}", file=stream)
-                worst = worst or 1
-        if writer:
-            finish_task_configs(writer, staging, plan_.run_dir, keep=ok)
-        if not ok:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            print("\n".join(tail), file=stream)
-            worst = worst or done.returncode or 1
-        save_record(plan_.run_dir, record)
-    return worst
-
-
-def start_task_configs(plan_: Plan, launch: Launch, staging: Path) -> subprocess.Popen:
-    """Begin writing each array task's config_resolved.yaml, resolved with its own index, into
-    staging/<dataset>/ (in the training env, beside the submission, which it does not depend on)."""
-    probe = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
-    argv = [launch.argv[0], str(probe), "--task-configs", str(staging), launch.config_name]
-    return subprocess.Popen(
-        argv, env=job_env.job_environment(plan_.env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-
-
-def finish_task_configs(writer: subprocess.Popen, staging: Path, run_dir: Path, keep: bool) -> None:
-    """Move the staged task configs into each dataset's folder, or drop them when submission failed."""
-    if not keep:
-        writer.kill()
-    _, errors = writer.communicate(timeout=600)
+def cluster_limits() -> dict[str, int]:
+    """MaxArraySize and MaxJobCount from `scontrol show config` (SLURM's defaults when it does not say)."""
+    limits = {"MaxArraySize": 1001, "MaxJobCount": 10000}
     try:
-        if keep and writer.returncode != 0:
-            raise ToolError(f"writing the per-dataset configs failed: {(errors.strip().splitlines() or ['?'])[-1]}")
-        for folder in sorted(staging.iterdir()) if keep else []:
-            (run_dir / folder.name).mkdir(parents=True, exist_ok=True)
-            for file in folder.iterdir():
-                os.replace(file, run_dir / folder.name / file.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        done = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return limits
+    for key in limits:
+        match = re.search(rf"^{key}\s*=\s*(\d+)", done.stdout, re.MULTILINE)
+        if match:
+            limits[key] = int(match.group(1))
+    return limits
 
 
-def slurm_state(job_id: str) -> str:
-    done = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
-    states = sorted(set(done.stdout.split()))
-    if states:
-        return "/".join(s.lower() for s in states)
-    done = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=60)
-    match = re.search(r"JobState=(\S+)", done.stdout)
-    return match.group(1).lower() if match else "finished (no longer known to SLURM)"
+def refuse_too_many(new_tasks: int, limits: dict[str, int], states: dict[str, str]) -> None:
+    """A launch that SLURM cannot hold (MaxJobCount counts every job it remembers) is refused whole."""
+    room = limits["MaxJobCount"] - len(states)
+    if new_tasks > room:
+        raise ConfigError(f"{new_tasks} tasks do not fit: SLURM holds at most {limits['MaxJobCount']} jobs "
+                          f"(MaxJobCount) and knows {len(states)} now; launch fewer (--datasets, fewer --grid values) "
+                          "or in parts")  # fmt: skip
+
+
+def array_throttles(sizes: list[int], max_parallel: int | None) -> list[tuple[int, int | None]]:
+    """(tasks at once, the array it waits for) for each array, so that at most max_parallel tasks of the
+    whole run run at once: the limit shared out when there are no more arrays than it, else arrays one
+    task at a time in max_parallel lanes, each waiting for the one before it in its lane."""
+    if max_parallel is None:
+        return [(size, None) for size in sizes]
+    if len(sizes) > max_parallel:
+        return [(1, index - max_parallel if index >= max_parallel else None) for index in range(len(sizes))]
+    shares = [1] * len(sizes)
+    left = max_parallel - len(sizes)
+    while left > 0 and any(share < size for share, size in zip(shares, sizes, strict=True)):
+        for index, size in enumerate(sizes):
+            if left and shares[index] < size:
+                shares[index] += 1
+                left -= 1
+    return [(share, None) for share in shares]
+
+
+def _say(stream, text: str) -> None:
+    """Print, and go on when nobody listens (an SSH session gone): the record is already saved."""
+    with contextlib.suppress(BrokenPipeError, OSError):
+        print(text, file=stream, flush=True)
+
+
+def submit(plan_: Plan, record: dict[str, Any], max_parallel: int | None, stream=sys.stdout) -> int:
+    """Submit every array of the plan in one process of the training env; each task's job id goes into
+    the record as soon as its array is queued, before anything is printed."""
+    plan_.run_dir.mkdir(parents=True, exist_ok=True)
+    entries = {(entry.get("cell"), entry["dataset"]): entry for entry in record["tasks"]}
+    members = [[task for task in plan_.tasks if task.launch == index] for index in range(len(plan_.launches))]
+    throttles = array_throttles([len(group) for group in members], max_parallel)
+    arrays = []
+    for launch, group, (parallelism, after) in zip(plan_.launches, members, throttles, strict=True):
+        single = len(group) == 1 and group[0].dataset is None
+        arrays.append({"config_name": launch.config_name, "folder": str(launch.folder), "job": launch.job,
+                       "parallelism": parallelism, "after": after,
+                       "tasks": [{"index": None if single else i, "experiment_dir": str(task.experiment_dir)}
+                                 for i, task in enumerate(group)]})  # fmt: skip
+        for task in group:
+            entries[task.key].update(state="submitting", job_name=launch.job["name"])
+    record["launches"][-1]["submission"] = "started"
+    save_record(plan_.run_dir, record)
+    with open(plan_.run_dir / "submit.log", "a") as log:
+        process = subprocess.Popen(submit_argv(Path(plan_.launches[0].argv[0])), cwd=plan_.run_dir, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=log, text=True,
+                                   env=job_env.job_environment(plan_.env))  # fmt: skip
+        process.stdin.write(json.dumps({"arrays": arrays, "port_range": PORT_RANGE}))
+        process.stdin.close()
+        reports = {}
+        for line in process.stdout:
+            report = json.loads(line)
+            reports[report["array"]] = report
+            group = members[report["array"]]
+            for task, job in zip(group, report.get("job_ids") or [None] * len(group), strict=True):
+                entries[task.key].update(state="submitted" if job else "failed", job_id=job)
+            save_record(plan_.run_dir, record)
+            _report(stream, plan_.launches[report["array"]].config_name, group, report, throttles[report["array"]],
+                    many=len(plan_.launched()) > 20)  # fmt: skip
+        code = process.wait()
+    for number, group in enumerate(members):
+        if number not in reports:
+            for task in group:
+                entries[task.key].update(state="failed")
+    ok = code == 0 and all("job_ids" in report for report in reports.values()) and len(reports) == len(members)
+    record["launches"][-1]["submission"] = "done" if ok else "failed"
+    save_record(plan_.run_dir, record)
+    if not ok:
+        tail = (plan_.run_dir / "submit.log").read_text(errors="replace").strip().splitlines()[-3:]
+        _say(stream, "\n".join(tail))
+    return 0 if ok else code or 1
+
+
+def _report(stream, config_name: str, group: list, report: dict, throttle: tuple[int, int | None], many: bool) -> None:
+    if "error" in report:
+        _say(stream, f"error: {config_name}: not queued: {report['error']}")
+        return
+    ids = report["job_ids"]
+    if not many:
+        for task, job in zip(group, ids, strict=True):
+            _say(stream, f"{task.label}: SLURM job {job}")
+        return
+    array = ids[0].split("_")[0]
+    waits = f", after array {throttle[1] + 1} of the run" if throttle[1] is not None else ""
+    cell = f"{group[0].cell.name}: " if group[0].cell else ""
+    _say(stream, f"{cell}{len(ids)} datasets queued as SLURM array {array} ({throttle[0]} at a time{waits})")
+
+
+def job_states() -> dict[str, str]:
+    """Every job SLURM knows now (queued, running, or finished within MinJobAge), array tasks one by one:
+    {job id: state in lower case}, from one squeue call."""
+    try:
+        done = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i %T"], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    states = {}
+    for line in done.stdout.splitlines():
+        job, _, state = line.partition(" ")
+        states[job] = state.strip().lower()
+    return states
+
+
+def slurm_state(job_id: str, states: dict[str, str] | None = None) -> str:
+    states = job_states() if states is None else states
+    return states.get(job_id, "finished (no longer known to SLURM)")
+
+
+def adopt_lost_jobs(record: dict[str, Any]) -> list[str]:
+    """Jobs that an interrupted launch queued before it could record them (an SSH session cut during
+    submission): found in squeue by their job names, written into the record. What was found, a line each."""
+    if not record.get("launches") or record["launches"][-1].get("submission") != "started":
+        return []
+    lost = [entry for entry in record["tasks"] if entry.get("state") == "submitting" and not entry.get("job_id")]
+    try:
+        done = subprocess.run(["squeue", "-h", "-r", "-o", "%i %j"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    by_name: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        job, _, name = line.partition(" ")
+        by_name.setdefault(name.strip(), []).append(job)
+    found = []
+    for name in dict.fromkeys(entry.get("job_name") for entry in lost):
+        group = [entry for entry in lost if entry.get("job_name") == name]
+        jobs = sorted(by_name.get(name, []), key=_job_order)
+        for entry, job in zip(group, jobs, strict=False):
+            entry.update(state="submitted", job_id=job)
+            found.append(f"{entry['dataset'] or record['name']}: SLURM job {job}, queued by the interrupted launch")
+    record["launches"][-1]["submission"] = "done (found in squeue)" if found else "interrupted"
+    save_record(Path(record["run_dir"]), record)
+    return found
+
+
+def _job_order(job: str) -> tuple[int, int]:
+    array, _, index = job.partition("_")
+    return int(array) if array.isdigit() else 0, int(index) if index.isdigit() else 0

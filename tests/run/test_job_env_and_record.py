@@ -1,5 +1,5 @@
 """What a launch hands on, as plain functions: the job environment (tasks/lib/run/job_env.py), the launch
-record's masking (launch_record.py) and the SLURM throttle step (slurm.py)."""
+record's masking (launch_record.py)."""
 
 import os
 import stat
@@ -27,22 +27,6 @@ def test_the_wandb_key_goes_to_a_file_only_its_owner_reads(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert sorted(p.name for p in path.parent.iterdir()) == ["wandb-api-key"]  # no partial file left
     job_env.write_secret_files({}, environ)  # nothing asked for: nothing written
-
-
-def test_a_throttle_scontrol_refuses_is_one_line_with_the_fix(tmp_path, monkeypatch):
-    """scontrol answering an error (here a script in its place on PATH): one line, no traceback."""
-    from tasks.lib.run import slurm
-
-    fake = tmp_path / "scontrol"
-    fake.write_text("#!/bin/sh\necho 'slurm_update error: Access/permission denied' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    problem = slurm.throttle(["41_0", "41_1"], 2)
-    assert problem == ("job array 41 is queued but not throttled to 2 at a time (scontrol: slurm_update error: "
-                       "Access/permission denied); run: scontrol update JobId=41 ArrayTaskThrottle=2, or scancel it "
-                       "(inv run.cancel)")  # fmt: skip
-    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    assert "not throttled" in slurm.throttle(["41_0"], 2)  # no scontrol at all: the same one line
 
 
 def test_the_launch_record_masks_values_of_keys_that_look_secret():
