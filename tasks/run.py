@@ -381,9 +381,7 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     summary["plot"] = str(plot) if plot else None
     comparison = None
     if compare:
-        comparison = results_lib.compare(
-            summary, results_lib.summarize(results_lib.load(compare, root, state_of))
-        )
+        comparison = results_lib.compare(summary, results_lib.summarize(results_lib.load(compare, root, state_of)))
     wandb_env = {} if no_wandb else tracking.job_env(settings)
     if wandb_env:
         notes.append(results_lib.log_to_wandb(summary, plot, wandb_env, os.environ, sys.executable))

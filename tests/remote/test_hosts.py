@@ -7,6 +7,7 @@ sshd's sessions get sshd's environment, not ours: the login node's settings trav
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -218,7 +219,7 @@ def slurm_login(site, slurm_cluster, tmp_path_factory):
     with (home / ".ssh" / "known_hosts").open("a") as known:
         known.write(server.known_hosts.read_text())
     try:
-        yield server
+        yield server, process
     finally:
         sshd.stop(process)
 
@@ -315,12 +316,97 @@ def test_run_cancel_from_the_laptop_then_logs_follow_ends(site, held_run, slurm_
     _, record = held_run
     jobs = [task["job_id"] for task in record["tasks"]]
     dry = site.inv("-H", "slurm-login", "-f", site.runtime, "run.cancel", "--name", "held", "--dry-run")
-    assert f"would run scancel {jobs[0]}" in dry.stdout and squeue(slurm_cluster, jobs) == [f"{jobs[0]} PENDING"]
+    assert f"actions: would cancel SLURM job {jobs[0]}" in dry.stdout, dry.stdout + dry.stderr
+    assert squeue(slurm_cluster, jobs) == [f"{jobs[0]} PENDING"]
     done = site.inv("-H", "slurm-login", "-f", site.runtime, "run.cancel", "--name", "held")
-    assert done.returncode == 0 and f"ran scancel {jobs[0]}" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and f"actions: cancelled SLURM job {jobs[0]}" in done.stdout, done.stdout + done.stderr
     deadline = time.monotonic() + 60
     while squeue(slurm_cluster, jobs) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert squeue(slurm_cluster, jobs) == []
     follow = site.inv("-H", "slurm-login", "-f", site.runtime, "run.logs", "--name", "held", "--follow", timeout=120)
     assert follow.returncode == 0, follow.stdout + follow.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _processes_with(*words: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if all(word.encode() in argv for word in words):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def _all_jobs(slurm_cluster) -> set[str]:
+    return set(slurm_cluster.run("squeue", "-h", "-r", "-o", "%i").stdout.split())
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
+
+
+@slurm
+@pytest.mark.parametrize("killed", ["session", "session and its processes"])
+def test_a_session_killed_right_after_submission_then_run_again_queues_one_set_of_jobs(site, held_run, slurm_login,
+                                                                                        slurm_cluster, killed):  # fmt: skip
+    """The SSH session dies once squeue shows the run's jobs: SIGKILL to the sshd process serving it (the
+    launch there runs on, cut off: the record ends "done"), or to it and every process it started (as a login
+    node that kills a user's processes with the session: the record can stay "started"). The same command
+    again reports the jobs already queued and submits nothing."""
+    _, sshd_process = slurm_login
+    name = "dropped" if killed == "session" else "dropped-all"
+    command = [INV, "-H", "slurm-login", "-f", site.runtime, "run.train", "--mode", "cluster", "--partition", "debug",
+               "--num-gpus", "1", "--datasets", "actions,-grccs", "--name", name]  # fmt: skip
+    before = _all_jobs(slurm_cluster)
+    laptop = subprocess.Popen(command, cwd=site.local, env=site.environ, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 400
+        while not _all_jobs(slurm_cluster) - before:
+            assert laptop.poll() is None and time.monotonic() < deadline, laptop.stdout.read()
+            time.sleep(0.1)
+        sessions = _children(sshd_process.pid)
+        assert sessions, "no sshd session serving the launch"
+        for pid in sessions + (_descendants(sessions[0]) if killed != "session" else []):
+            os.kill(pid, signal.SIGKILL)
+        output, _ = laptop.communicate(timeout=60)
+    finally:
+        if laptop.poll() is None:
+            laptop.kill()
+            laptop.wait()
+    assert laptop.returncode != 0, output  # the connection dropped before the command there ended
+    deadline = time.monotonic() + 120  # what was left running there, cut off from its session, ends
+    while _processes_with("run.train", name) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    queued = sorted(_all_jobs(slurm_cluster) - before)
+    assert len(queued) == 2, queued  # one array task per dataset
+    record = json.loads((site.base / "exp" / name / "launch.json").read_text())
+    assert record["launches"][-1]["submission"] in ("started", "done"), record["launches"]
+    print(f"{killed} killed: the record says submission {record['launches'][-1]['submission']!r}")
+    again = site.inv("-H", "slurm-login", *command[3:], timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert sorted(_all_jobs(slurm_cluster) - before) == queued  # submitted nothing more
+    record = json.loads((site.base / "exp" / name / "launch.json").read_text())
+    assert sorted(task["job_id"] for task in record["tasks"]) == queued
+    assert record["launches"][-1]["submission"].startswith("done"), record["launches"]
+    for job in queued:
+        assert f"SLURM job {job}" in again.stdout or job in again.stdout, again.stdout
+    slurm_cluster.run("scancel", *queued, check=False)

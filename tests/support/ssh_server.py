@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import skip_unless_required
 
+from tasks.lib.core import processes
+
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without its privilege-separation folder
 START_S = 15.0
@@ -151,13 +153,7 @@ def start(folder: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, 
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    processes.stop(process)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..core import processes
 from ..core.errors import ConfigError, ToolError
 
 DEFAULT_PORT = 6006
@@ -96,10 +97,4 @@ def serve(argv: list[str], port: int, name: str, run_dir: Path, tied: bool) -> i
     except KeyboardInterrupt:
         return 0
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes.stop(process)
