@@ -142,6 +142,23 @@ def test_host_flags_go_before_the_task_and_only_with_H(site):
     assert "nothing to run there" in one_line_error(site.inv("-H", "login-node"), 2)
 
 
+def test_dry_run_before_the_task_says_what_H_would_do_and_connects_to_nothing(site, ssh_server):
+    ours = git(site.local, "rev-parse", "HEAD")
+    done = site.inv(
+        "-H", "login-node,nobody@nosuch.invalid", "--dry-run", "--sync", "--setup", "run.train", "--dry-run"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:4] == [
+        f"would connect to login-node as {ssh_server.user}@127.0.0.1 port {ssh_server.port}",
+        f"would set up {site.remote} there if it has no checkout with .venv: clone {ours[:12]} from a git bundle sent "
+        "over SFTP, then scripts/bootstrap",
+        f"would bring the checkout there to {ours[:12]} if it is at another commit: a git bundle over SFTP, git fetch "
+        "and checkout there, scripts/bootstrap",
+        f"would run there: cd {site.remote} && env PYTHONUNBUFFERED=1 .venv/bin/inv run.train --dry-run",
+    ]
+    assert done.stdout.splitlines()[4] == "would connect to nobody@nosuch.invalid as nobody@nosuch.invalid port 22"
+
+
 def test_without_H_our_inv_answers_as_invokes_own(site):
     for args in (["--list"], ["--help", "run.status"], ["no.such.task"], ["run.list", "--no-such-flag"]):
         ours = run_inv(args, site.environ, cwd=site.local)

@@ -24,6 +24,7 @@ class Options:
     sync: bool
     allow_dirty: bool
     setup: bool
+    dry_run: bool = False
 
 
 def strip_host_flags(args: list[str], unparsed: list[str], flags: dict[str, bool]) -> tuple[list[str], set[str]]:
@@ -49,7 +50,8 @@ def check_all_before_task(values: dict[str, object], seen: set[str]) -> None:
     """A host flag after the task name is refused: it would travel to the login node as part of the task's."""
     spellings = {"hosts": ("-H", "--hosts"), "identity": ("-i", "--identity"), "ssh-config": ("-S", "--ssh-config"),
                  "connect-timeout": ("-t", "--connect-timeout"), "sync": ("--sync",),
-                 "allow-dirty": ("--allow-dirty",), "setup": ("--setup",)}  # fmt: skip
+                 "allow-dirty": ("--allow-dirty",), "setup": ("--setup",),
+                 "dry-run": ("--dry-run",)}  # fmt: skip
     for name, value in values.items():
         if value not in (None, False, []) and not seen.intersection(spellings[name]):
             raise ConfigError(f"{spellings[name][-1]} goes before the task name: inv -H HOST "
@@ -74,6 +76,10 @@ def run_on_hosts(options: Options, remote_argv: list[str], config, root: Path, t
     project_dir = settings["remote.project_dir"]
     ssh_options = ssh.Options(list(options.identities), options.ssh_config, options.connect_timeout)
     sync = options.sync or settings["remote.sync"] == "sync"
+    if options.dry_run:
+        for host in hosts:
+            print("\n".join(describe(host, project_dir, remote_argv, config, ssh_options, root, sync, options)))
+        return 0
     runner = forward.tensorboard if forward.runs_tensorboard(list(task_names)) else None
     worst = 0
     for host in hosts:
@@ -90,3 +96,23 @@ def run_on_hosts(options: Options, remote_argv: list[str], config, root: Path, t
             code = error.code
         worst = max(worst, code)
     return worst
+
+
+def describe(host, project_dir, remote_argv, config, ssh_options, root: Path, sync: bool, options: Options):
+    """What inv -H would do on HOST, read from the SSH config and this checkout only: nothing connects."""
+    first, command = ssh.describe(host, project_dir, remote_argv, config, ssh_options)
+    ours = checkout.local_head(root)
+    changes = checkout.local_changes(root) if ours else []
+    lines = [first]
+    if options.setup:
+        lines.append(f"would set up {project_dir} there if it has no checkout with .venv: clone {ours and ours[:12]} "
+                     "from a git bundle sent over SFTP, then scripts/bootstrap")  # fmt: skip
+    if ours is None:
+        lines.append("would not compare commits: this folder is not a git checkout")
+    elif sync:
+        refused = " (refused: uncommitted changes here; --allow-dirty)" if changes and not options.allow_dirty else ""
+        lines.append(f"would bring the checkout there to {ours[:12]} if it is at another commit: a git bundle over "
+                     f"SFTP, git fetch and checkout there, scripts/bootstrap{refused}")  # fmt: skip
+    else:
+        lines.append(f"would compare the checkout there with {ours[:12]} and say if it differs (--sync brings it here)")
+    return [*lines, command]

@@ -18,7 +18,9 @@ from invoke import Argument, Exit, Program, __version__
 HOST_FLAGS = {  # flag -> takes a value; fab's meanings for -H, -i, -S, -t
     "-H": True, "--hosts": True, "-i": True, "--identity": True, "-S": True, "--ssh-config": True,
     "-t": True, "--connect-timeout": True, "--sync": False, "--allow-dirty": False, "--setup": False,
+    "--dry-run": False,
 }  # fmt: skip
+OURS = ("hosts", "identity", "ssh-config", "connect-timeout", "sync", "allow-dirty", "setup", "dry-run")
 ACTIVE = False  # True once this Program runs: tasks.py reads it to tell our `inv` from invoke's
 
 
@@ -40,6 +42,9 @@ class HostsProgram(Program):
                      help="With --sync: sync this commit although the working tree has uncommitted changes."),
             Argument(names=("setup",), kind=bool, default=False,
                      help="With -H: where the checkout or its .venv is missing, copy this one there and bootstrap it."),
+            Argument(names=("dry-run",), kind=bool, default=False,
+                     help="With -H, before the task: say what -H would do there; connect to nothing. (After the "
+                          "task name, --dry-run is the task's own, run there.)"),
         ]  # fmt: skip
 
     def run(self, argv=None, exit=True):
@@ -50,7 +55,7 @@ class HostsProgram(Program):
     def parse_core(self, argv):
         super().parse_core(argv)
         if self.args.hosts.value is None:
-            for name in ("identity", "ssh-config", "connect-timeout", "sync", "allow-dirty", "setup"):
+            for name in OURS[1:]:
                 if self.args[name].value not in (None, False, []):
                     raise Exit(f"error: --{name} goes with -H: inv -H HOST --{name} ... TASK", code=2)
 
@@ -72,12 +77,12 @@ class HostsProgram(Program):
 
         try:
             remote_argv, seen = hosts.strip_host_flags(self.argv[1:], self.core.unparsed, HOST_FLAGS)
-            names = ("hosts", "identity", "ssh-config", "connect-timeout", "sync", "allow-dirty", "setup")
-            hosts.check_all_before_task({name: self.args[name].value for name in names}, seen)
+            hosts.check_all_before_task({name: self.args[name].value for name in OURS}, seen)
             options = hosts.Options(
                 hosts=self.args.hosts.value, identities=self.args.identity.value,
                 ssh_config=self.args["ssh-config"].value, connect_timeout=self.args["connect-timeout"].value,
                 sync=self.args.sync.value, allow_dirty=self.args["allow-dirty"].value, setup=self.args.setup.value,
+                dry_run=self.args["dry-run"].value,
             )  # fmt: skip
             code = hosts.run_on_hosts(
                 options,

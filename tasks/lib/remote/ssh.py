@@ -133,9 +133,9 @@ class _RefuseUnknownHostKey:
                           f"in your known_hosts; run `{self.hint}` once to check and accept it")  # fmt: skip
 
 
-def describe(host: str, project_dir: str, inv_args: list[str], config) -> list[str]:
+def describe(host: str, project_dir: str, inv_args: list[str], config, options: Options | None = None) -> list[str]:
     """What run() would do, read from ~/.ssh/config only: no connection is made."""
-    cxn = connection(host, config)
+    cxn = connection(host, config, options)
     via = f" via {cxn.gateway.original_host}" if hasattr(cxn.gateway, "original_host") else ""
     return [f"would connect to {host} as {cxn.user}@{cxn.host} port {cxn.port}{via}",
             f"would run there: {remote_command(project_dir, inv_args)}"]  # fmt: skip
