@@ -35,11 +35,12 @@ def timed(argv: list[str], runs: int, env: dict) -> list[float]:
 
 def loopback_login(folder: Path):
     """A throwaway sshd on loopback and a HOME whose ~/.ssh/config names it bench-login; (process, env)."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # tasks.py and the tests' support modules
     from support import ssh_server
 
     if ssh_server.why_no_sshd():
         sys.exit(f"error: {ssh_server.why_no_sshd()}; or pass --host and --project-dir for a real login node")
+    (folder / "sshd").mkdir()
     process, server = ssh_server.start(folder / "sshd")
     ssh_dir = folder / "home" / ".ssh"
     ssh_dir.mkdir(parents=True, mode=0o700)

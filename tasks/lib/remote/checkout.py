@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..core.errors import ConfigError, ToolError
-from .ssh import has_checkout, remote_path
+from .ssh import checkout_probe, remote_path
 
 GIT_STATUS = ["status", "--porcelain", "--untracked-files=no", "--ignore-submodules=all"]
 
@@ -43,9 +43,13 @@ def _remote_git(project_dir: str, *args: str) -> str:
     return f"git -C {remote_path(project_dir)} {shlex.join(args)}"
 
 
-def remote_head(cxn, project_dir: str) -> str | None:
-    done = cxn.run(_remote_git(project_dir, "rev-parse", "HEAD"), hide=True, warn=True, in_stream=False)
-    return done.stdout.strip() if done.ok else None
+def probe(cxn, project_dir: str) -> tuple[bool, str | None]:
+    """In one remote command (each costs a shell there): is the checkout there with its .venv, and its commit."""
+    check = f"if {checkout_probe(project_dir)}; then echo checkout; fi"
+    done = cxn.run(f"{check}; {_remote_git(project_dir, 'rev-parse', 'HEAD')} 2>/dev/null", hide=True, warn=True,
+                   in_stream=False)  # fmt: skip
+    words = done.stdout.split()
+    return "checkout" in words, next((word for word in words if len(word) == 40), None)
 
 
 def _stream(cxn, command: str, what: str, host: str) -> None:
@@ -92,10 +96,10 @@ def sync(cxn, root: Path, project_dir: str, host: str, ours: str, theirs: str | 
     _stream(cxn, f"cd {remote_path(project_dir)} && scripts/bootstrap", "scripts/bootstrap", host)
 
 
-def set_up(cxn, root: Path, project_dir: str, host: str, ours: str) -> None:
+def set_up(cxn, root: Path, project_dir: str, host: str, ours: str, theirs: str | None) -> None:
     """A checkout of our commit where there is none (or one without its .venv), then scripts/bootstrap there."""
     there = cxn.run(f"test -e {remote_path(project_dir)}", hide=True, warn=True, in_stream=False).ok
-    has_git = there and remote_head(cxn, project_dir) is not None
+    has_git = there and theirs is not None
     if there and not has_git:
         raise ConfigError(f"{project_dir} on {host} exists but is not a git checkout; move it away or pass another "
                           "remote.project_dir")  # fmt: skip
@@ -112,29 +116,42 @@ def set_up(cxn, root: Path, project_dir: str, host: str, ours: str) -> None:
     _stream(cxn, f"cd {remote_path(project_dir)} && scripts/bootstrap", "scripts/bootstrap", host)
 
 
+def missing(project_dir: str, host: str) -> str:
+    return (f"no sam3-tasks checkout with .venv at {project_dir} on {host}: pass --setup to copy this one there and "
+            "bootstrap it (or set remote.project_dir)")  # fmt: skip
+
+
+def report(root: Path, project_dir: str, host: str, theirs: str | None, ours=False, changes=None) -> None:
+    """Say what differs between the checkout there (its commit: theirs) and this one; change nothing."""
+    if ours is False:
+        ours = local_head(root)
+        changes = local_changes(root) if ours else []
+    if ours is None or theirs == ours:
+        if changes:
+            say(f"note: uncommitted changes here ({', '.join(changes[:3])}) do not reach {host}")
+        return
+    said = theirs[:12] if theirs else "no git commit"
+    say(f"note: the checkout on {host} ({project_dir}) is at {said}, this one at {ours[:12]}; pass --sync "
+        "(or set remote.sync: sync) to bring it to this commit")  # fmt: skip
+
+
 def prepare(cxn, root: Path, project_dir: str, host: str, *, sync_: bool, allow_dirty: bool, setup: bool) -> None:
     """Before the command runs there: the checkout is there (or set up), at our commit (or said, or synced)."""
     ours = local_head(root)
     changes = local_changes(root) if ours else []
     if (sync_ or setup) and ours is None:
         raise ConfigError(f"{root} is not a git checkout, so there is no commit to send; run from a clone")
-    if (sync_ or (setup and not has_checkout(cxn, project_dir))) and changes and not allow_dirty:
+    present, theirs = probe(cxn, project_dir)
+    if (sync_ or (setup and not present)) and changes and not allow_dirty:
         raise ConfigError(f"this checkout has uncommitted changes ({', '.join(changes[:3])}); commit them, or pass "
                           "--allow-dirty to send the last commit without them")  # fmt: skip
-    if not has_checkout(cxn, project_dir):
+    if not present:
         if not setup:
-            raise ConfigError(f"no sam3-tasks checkout with .venv at {project_dir} on {host}: pass --setup to copy this "
-                              "one there and bootstrap it (or set remote.project_dir)")  # fmt: skip
-        set_up(cxn, root, project_dir, host, ours)
-    theirs = remote_head(cxn, project_dir)
-    if ours is None or theirs == ours:
-        if changes:
-            say(f"note: uncommitted changes here ({', '.join(changes[:3])}) do not reach {host}")
-        return
-    if not sync_:
-        said = theirs[:12] if theirs else "no git commit"
-        say(f"note: the checkout on {host} ({project_dir}) is at {said}, this one at {ours[:12]}; pass --sync "
-            "(or set remote.sync: sync) to bring it to this commit")  # fmt: skip
+            raise ConfigError(missing(project_dir, host))
+        set_up(cxn, root, project_dir, host, ours, theirs)
+        theirs = probe(cxn, project_dir)[1]
+    if ours is None or theirs == ours or not sync_:
+        report(root, project_dir, host, theirs, ours, changes)
         return
     say(f"sync: {host}:{project_dir} is at {theirs[:12] if theirs else 'no commit'}; bringing it to {ours[:12]}")
     sync(cxn, root, project_dir, host, ours, theirs)

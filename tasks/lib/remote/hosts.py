@@ -85,10 +85,14 @@ def run_on_hosts(options: Options, remote_argv: list[str], config, root: Path, t
     for host in hosts:
         if len(hosts) > 1:
             checkout.say(f"== {host}")
-        prepare = partial(checkout.prepare, root=root, project_dir=project_dir, host=host, sync_=sync,
-                          allow_dirty=options.allow_dirty, setup=options.setup)  # fmt: skip
+        if sync or options.setup or runner:  # the checkout is looked at (and acted on) before the command
+            steps = {"prepare": partial(checkout.prepare, root=root, project_dir=project_dir, host=host, sync_=sync,
+                                        allow_dirty=options.allow_dirty, setup=options.setup), "runner": runner}  # fmt: skip
+        else:  # only said: the command itself reports the commit there (one remote command)
+            steps = {"on_head": partial(checkout.report, root, project_dir, host),
+                     "missing": checkout.missing(project_dir, host)}  # fmt: skip
         try:
-            code = ssh.run(host, project_dir, remote_argv, config, ssh_options, prepare=prepare, runner=runner)
+            code = ssh.run(host, project_dir, remote_argv, config, ssh_options, **steps)
         except ToolError as error:
             if len(hosts) == 1:
                 raise

@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import socket
+import sys
 from dataclasses import dataclass, field
 
 from ..core.errors import ConfigError, ToolError
@@ -59,6 +60,44 @@ def remote_command(project_dir: str, inv_args: list[str]) -> str:
     Without a terminal there, Python would hold its output back in blocks; unbuffered, it streams as printed.
     """
     return f"cd {remote_path(project_dir)} && {shlex.join(['env', 'PYTHONUNBUFFERED=1', INV, *inv_args])}"
+
+
+HEAD_MARK = "sam3-tasks-head:"
+NO_CHECKOUT = 117  # the probed command's exit status where the checkout or its .venv is missing
+
+
+def probed_command(project_dir: str, inv_args: list[str]) -> str:
+    """remote_command, which first fails with NO_CHECKOUT where there is no checkout with .venv, and prints the
+    checkout's commit as a first stderr line (HEAD_MARK): one remote command, one shell there, not three."""
+    head = f"printf '{HEAD_MARK}%s\\n' \"$(git rev-parse HEAD 2>/dev/null)\" >&2"
+    run = shlex.join(["env", "PYTHONUNBUFFERED=1", INV, *inv_args])
+    return f"cd {remote_path(project_dir)} 2>/dev/null && test -x {INV} || exit {NO_CHECKOUT}; {head}; exec {run}"
+
+
+class HeadFilter:
+    """The remote stderr, less the HEAD_MARK line it starts with, which goes to on_head(commit or None)."""
+
+    def __init__(self, stream, on_head):
+        self.stream, self.on_head, self.pending, self.done = stream, on_head, "", False
+
+    def write(self, text: str) -> None:
+        if self.done:
+            self.stream.write(text)
+            return
+        self.pending += text
+        line, newline, rest = self.pending.partition("\n")
+        if not newline and len(self.pending) < 200:
+            return
+        self.done = True
+        if line.startswith(HEAD_MARK):
+            self.on_head(line[len(HEAD_MARK) :].strip() or None)
+        else:
+            rest = self.pending
+        if rest:
+            self.stream.write(rest)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def checkout_probe(project_dir: str) -> str:
@@ -142,12 +181,13 @@ def describe(host: str, project_dir: str, inv_args: list[str], config, options: 
 
 
 def run(host: str, project_dir: str, inv_args: list[str], config, options: Options | None = None, prepare=None,
-        runner=None) -> int:  # fmt: skip
+        runner=None, on_head=None, missing=None) -> int:  # fmt: skip
     """Run inv in the checkout on HOST, its output streamed as it comes; its exit code.
 
     prepare(cxn), when given, runs on the open connection first and replaces the check that the checkout is
     there (inv -H: the commit comparison, --sync, --setup). runner(cxn, command, host), when given, runs the
-    command instead and returns its exit code (inv -H run.tensorboard: the port forward)."""
+    command instead and returns its exit code (inv -H run.tensorboard: the port forward). on_head(commit), when
+    given, gets the checkout's commit from the command itself (probed_command); missing is the message then."""
     cxn = connection(host, config, options)
     try:
         _open(cxn, host)
@@ -158,11 +198,21 @@ def run(host: str, project_dir: str, inv_args: list[str], config, options: Optio
                               "run scripts/bootstrap (or pass --project-dir)")  # fmt: skip
         if runner is not None:
             return runner(cxn, remote_command(project_dir, inv_args), host)
+        if on_head is not None:
+            result = cxn.run(probed_command(project_dir, inv_args), warn=True, pty=False, in_stream=False, hide=False,
+                             env={}, err_stream=HeadFilter(sys.stderr, on_head))  # fmt: skip
+            if result.exited == NO_CHECKOUT:
+                raise ConfigError(missing)
+            return _exit_code(result, host)
         # env={}: nothing from our side reaches the remote environment (its secrets are its own).
         result = cxn.run(remote_command(project_dir, inv_args), warn=True, pty=False, in_stream=False, hide=False,
                          env={})  # fmt: skip
     finally:
         cxn.close()
+    return _exit_code(result, host)
+
+
+def _exit_code(result, host: str) -> int:
     if result.exited < 0:
         raise ToolError(f"the command on {host} ended without an exit status (the connection dropped, or a signal "
                         "killed it); see its output above, and inv remote.run run.status")  # fmt: skip
