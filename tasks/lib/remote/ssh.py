@@ -193,7 +193,7 @@ def run(host: str, project_dir: str, inv_args: list[str], config, options: Optio
         _open(cxn, host)
         if prepare is not None:
             prepare(cxn)
-        elif not has_checkout(cxn, project_dir):
+        elif on_head is None and not has_checkout(cxn, project_dir):
             raise ConfigError(f"no sam3-tasks checkout with .venv at {project_dir} on {host}: clone it there and "
                               "run scripts/bootstrap (or pass --project-dir)")  # fmt: skip
         if runner is not None:
