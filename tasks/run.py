@@ -1,6 +1,7 @@
 """Runs: render a SAM3 config, check it, launch SAM3's train.py locally or on SLURM, follow it."""
 
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -450,3 +451,29 @@ def cancel(c, name=None, dry_run=False, cell=None):
     record = launch_record.load_record(load_settings(c).path("paths.experiment_root"), name)
     for line in status.cancel(record, dry_run, os.kill, signal.SIGTERM, cell=cell):
         print(line)
+
+
+@task(help={
+    "name": "Run name (default: the last run).",
+    "port": "Port on localhost (default: 6006, or a free one when 6006 is taken).",
+    "dry_run": "Print the TensorBoard command; start nothing.",
+})  # fmt: skip
+def tensorboard(c, name=None, port=None, dry_run=False):
+    """Start TensorBoard on a run's folder and print its URL; Ctrl-C stops it (with -H: forwarded to this machine)."""
+    from .lib.run import launch_record
+    from .lib.run import tensorboard as tensorboard_lib
+
+    settings = load_settings(c)
+    record = launch_record.load_record(settings.path("paths.experiment_root"), name)
+    run_dir = Path(record["run_dir"])
+    binary = tensorboard_lib.binary(settings.path("sam3.train_venv"))
+    port = _int("--port", port) if port is not None else tensorboard_lib.free_port()
+    if not 0 < port < 65536:
+        raise ToolError(f"--port {port} is not a TCP port; pass one from 1 to 65535, e.g. --port 6006")
+    argv = tensorboard_lib.command(binary, run_dir, port)
+    if dry_run:
+        print(f"would run: {shlex.join(argv)}")
+        return
+    code = tensorboard_lib.serve(argv, port, record["name"], run_dir, tensorboard_lib.tied_to_session())
+    if code:
+        raise Exit(f"error: TensorBoard exited {code}", code=1)

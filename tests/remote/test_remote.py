@@ -6,14 +6,13 @@ sshd's sessions get sshd's environment, not ours, so the remote side's settings 
 """
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_inv
+from support.ssh_login import login_home, one_line_error
 
 from tasks.lib.remote import ssh as remote
 
@@ -22,40 +21,13 @@ TRAIN_VENV = ROOT / ".venv-train"
 
 @pytest.fixture(scope="module")
 def login(ssh_server, tmp_path_factory):
-    """A HOME whose ~/.ssh/config names the test sshd `login-node` (and a few broken variants), a runtime
-    file for the remote side, and an environment for the local `inv`."""
+    """A HOME whose ~/.ssh/config names the test sshd `login-node` (tests/support/ssh_login.py), a runtime file
+    for the remote side, and an environment for the local `inv`."""
     base = tmp_path_factory.mktemp("remote")
-    ssh_dir = base / "home" / ".ssh"
-    ssh_dir.mkdir(parents=True, mode=0o700)
-    shutil.copyfile(ssh_server.known_hosts, ssh_dir / "known_hosts")
-    (base / "no_known_hosts").write_text("")
-    wrong_key = Path(f"{ssh_server.unauthorized_key}.pub").read_text().split()[:2]
-    (base / "other_known_hosts").write_text(f"[127.0.0.1]:{ssh_server.port} {' '.join(wrong_key)}\n")
-    server = f"    HostName 127.0.0.1\n    Port {ssh_server.port}\n    User {ssh_server.user}\n"
-    hosts = {
-        "login-node": f"    IdentityFile {ssh_server.key}\n",
-        "wrong-key": f"    IdentityFile {ssh_server.unauthorized_key}\n",
-        "stranger": f"    IdentityFile {ssh_server.key}\n    UserKnownHostsFile {base / 'no_known_hosts'}\n",
-        "impostor": f"    IdentityFile {ssh_server.key}\n    UserKnownHostsFile {base / 'other_known_hosts'}\n",
-        "trusting": f"    IdentityFile {ssh_server.key}\n    UserKnownHostsFile {base / 'no_known_hosts'}\n"
-                    "    StrictHostKeyChecking no\n",
-        "behind-login": f"    IdentityFile {ssh_server.key}\n    ProxyJump login-node\n",
-        "behind-stranger": f"    IdentityFile {ssh_server.key}\n    ProxyJump stranger\n",
-    }  # fmt: skip
-    (ssh_dir / "config").write_text("".join(f"Host {name}\n{server}{extra}" for name, extra in hosts.items()))
-    (base / "home" / ".invoke.yaml").write_text(f"remote:\n  host: login-node\n  project_dir: {ROOT}\n")
+    environ = login_home(base, ssh_server, ROOT)
     runtime = base / "runtime.yaml"
     runtime.write_text(f"paths:\n  experiment_root: {base / 'exp'}\n  demo_data_root: {base / 'demo-data'}\n")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "SAM3_", "HF_", "SSH_"))}
-    environ["HOME"] = str(base / "home")
     return base, runtime, environ
-
-
-def one_line_error(done, code: int) -> str:
-    assert done.returncode == code, done.stdout + done.stderr
-    assert done.stderr.startswith("error: ") and done.stderr.strip().count("\n") == 0, done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
-    return done.stderr.strip()
 
 
 @pytest.mark.slow

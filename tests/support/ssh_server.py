@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import skip_unless_required
 
+from tasks.lib.core import processes
+
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without its privilege-separation folder
 START_S = 15.0
@@ -85,7 +87,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _config(folder: Path, port: int, authorized: Path) -> Path:
+def _config(folder: Path, port: int, authorized: Path, extra: tuple[str, ...] = ()) -> Path:
     lines = [
         f"ListenAddress 127.0.0.1:{port}",
         f"HostKey {folder / 'host_ed25519'}",
@@ -99,6 +101,7 @@ def _config(folder: Path, port: int, authorized: Path) -> Path:
         "PermitRootLogin prohibit-password",
         "Subsystem sftp internal-sftp",
         "LogLevel VERBOSE",
+        *extra,
     ]
     config = folder / "sshd_config"
     config.write_text("\n".join(lines) + "\n")
@@ -119,7 +122,8 @@ def _wait_for_banner(process: subprocess.Popen, port: int, log: Path) -> None:
     raise RuntimeError(f"sshd did not answer on 127.0.0.1:{port} within {START_S:.0f} s: {log.read_text()[-2000:]}")
 
 
-def _start(folder: Path) -> tuple[subprocess.Popen, SSHServer]:
+def start(folder: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, SSHServer]:
+    """Another sshd, with more sshd_config lines (e.g. `SetEnv NAME=value` for its sessions); stop() it after."""
     keys = folder / "keys"
     keys.mkdir(mode=0o700)
     host_key = _keygen(folder / "host_ed25519")
@@ -133,13 +137,13 @@ def _start(folder: Path) -> tuple[subprocess.Popen, SSHServer]:
         port = _free_port()
         log = folder / "sshd.log"
         with log.open("wb") as out:
-            process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(_config(folder, port, authorized))],
+            process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(_config(folder, port, authorized, extra))],
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=out)  # fmt: skip
         try:
             _wait_for_banner(process, port, log)
         except RuntimeError as exc:
             error = exc
-            _stop(process)
+            stop(process)
             continue
         host_public = Path(f"{host_key}.pub").read_text().split()[:2]
         known_hosts = folder / "known_hosts"
@@ -148,14 +152,8 @@ def _start(folder: Path) -> tuple[subprocess.Popen, SSHServer]:
     raise RuntimeError(f"could not start sshd: {error}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def stop(process: subprocess.Popen) -> None:
+    processes.stop(process)
 
 
 @pytest.fixture(scope="session")
@@ -165,7 +163,7 @@ def ssh_server(tmp_path_factory):
     if reason:
         skip_unless_required(reason)
     try:
-        process, server = _start(tmp_path_factory.mktemp("sshd"))
+        process, server = start(tmp_path_factory.mktemp("sshd"))
     except RuntimeError as exc:
         pytest.fail(str(exc))
     try:
@@ -175,4 +173,4 @@ def ssh_server(tmp_path_factory):
                 pytest.fail(f"ssh login to the test sshd failed: {probe.stderr.strip()}\n{server.log.read_text()}")
         yield server
     finally:
-        _stop(process)
+        stop(process)

@@ -116,6 +116,12 @@ SCHEMA: tuple[Key, ...] = (
     Key("tracking.dvc_endpoint_url", "str", "Endpoint of an S3-compatible store (MinIO, Ceph, ...); '' for AWS S3."),
     Key("remote.host", "str", "Login node for remote.run: an ~/.ssh/config alias or user@host[:port] ('' for none)."),
     Key("remote.project_dir", "str", "This project's checkout on the login node, with its .venv (~ is home there)."),
+    Key(
+        "remote.sync",
+        "choice",
+        "inv -H: report a login node checkout at another commit, or sync it to this commit (as --sync does).",
+        choices=("report", "sync"),
+    ),
 )
 
 KEYS: dict[str, Key] = {key.name: key for key in SCHEMA}

@@ -15,6 +15,8 @@ import os
 import re
 import shlex
 import socket
+import sys
+from dataclasses import dataclass, field
 
 from ..core.errors import ConfigError, ToolError
 
@@ -22,6 +24,15 @@ INV = ".venv/bin/inv"
 NO_CREDENTIALS = "No authentication methods available"  # paramiko's SSHException when it has nothing to offer
 CONNECT_TIMEOUT_S = 30  # unless ~/.ssh/config (ConnectTimeout) or timeouts.connect says otherwise
 _HOME = re.compile(r"~[\w.-]*")  # ~ or ~user: left for the remote shell to expand
+
+
+@dataclass(frozen=True)
+class Options:
+    """fab's connection flags, as `inv -H` takes them: -i key files, -S an SSH config file, -t seconds."""
+
+    identities: list[str] = field(default_factory=list)
+    ssh_config: str | None = None
+    connect_timeout: int | None = None
 
 
 def split_command(line: str) -> list[str]:
@@ -51,6 +62,44 @@ def remote_command(project_dir: str, inv_args: list[str]) -> str:
     return f"cd {remote_path(project_dir)} && {shlex.join(['env', 'PYTHONUNBUFFERED=1', INV, *inv_args])}"
 
 
+HEAD_MARK = "sam3-tasks-head:"
+NO_CHECKOUT = 117  # the probed command's exit status where the checkout or its .venv is missing
+
+
+def probed_command(project_dir: str, inv_args: list[str]) -> str:
+    """remote_command, which first fails with NO_CHECKOUT where there is no checkout with .venv, and prints the
+    checkout's commit as a first stderr line (HEAD_MARK): one remote command, one shell there, not three."""
+    head = f"printf '{HEAD_MARK}%s\\n' \"$(git rev-parse HEAD 2>/dev/null)\" >&2"
+    run = shlex.join(["env", "PYTHONUNBUFFERED=1", INV, *inv_args])
+    return f"cd {remote_path(project_dir)} 2>/dev/null && test -x {INV} || exit {NO_CHECKOUT}; {head}; exec {run}"
+
+
+class HeadFilter:
+    """The remote stderr, less the HEAD_MARK line it starts with, which goes to on_head(commit or None)."""
+
+    def __init__(self, stream, on_head):
+        self.stream, self.on_head, self.pending, self.done = stream, on_head, "", False
+
+    def write(self, text: str) -> None:
+        if self.done:
+            self.stream.write(text)
+            return
+        self.pending += text
+        line, newline, rest = self.pending.partition("\n")
+        if not newline and len(self.pending) < 200:
+            return
+        self.done = True
+        if line.startswith(HEAD_MARK):
+            self.on_head(line[len(HEAD_MARK) :].strip() or None)
+        else:
+            rest = self.pending
+        if rest:
+            self.stream.write(rest)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def checkout_probe(project_dir: str) -> str:
     """A remote command that succeeds when DIR holds a checkout with its launcher venv."""
     return f"test -x {remote_path(project_dir.rstrip('/') + '/' + INV)}"
@@ -63,17 +112,33 @@ def ssh_hint(cxn) -> str:
     return shlex.join(["ssh", *port, user + cxn.original_host])
 
 
-def connection(host: str, config):
-    """A fabric Connection to HOST (~/.ssh/config applies), from the task's invoke config; nothing connects yet."""
+def connection(host: str, config, options: Options | None = None):
+    """A fabric Connection to HOST (~/.ssh/config, or -S's file, applies), from the task's invoke config;
+    nothing connects yet. Agent forwarding stays off unless that SSH config says ForwardAgent yes."""
     from fabric import Config, Connection
     from paramiko.ssh_exception import ConfigParseError
 
+    options = options or Options()
+    kwargs = {}
+    if options.connect_timeout is not None:  # -t wins over ConnectTimeout, as ssh's -o would
+        if options.connect_timeout <= 0:
+            raise ConfigError(f"-t {options.connect_timeout} is not a number of seconds; give one above 0, e.g. -t 30")
+        kwargs["connect_timeout"] = options.connect_timeout
+    if options.identities:
+        missing = [path for path in options.identities if not os.path.isfile(os.path.expanduser(path))]
+        if missing:
+            raise ConfigError(f"-i {missing[0]}: no such key file; give the path of your private key")
+        kwargs["connect_kwargs"] = {"key_filename": [os.path.expanduser(path) for path in options.identities]}
     try:
         fabric_config = config.clone(into=Config)
+        if options.ssh_config is not None:
+            if not os.path.isfile(os.path.expanduser(options.ssh_config)):
+                raise ConfigError(f"-S {options.ssh_config}: no such SSH config file; give the file's path")
+            fabric_config.set_runtime_ssh_path(os.path.expanduser(options.ssh_config))
         fabric_config.load_ssh_config()  # a clone from an invoke Config skips ~/.ssh/config (fabric 3.2.3)
         if fabric_config.timeouts.connect is None:
             fabric_config.timeouts.connect = CONNECT_TIMEOUT_S
-        cxn = Connection(host, config=fabric_config)
+        cxn = Connection(host, config=fabric_config, **kwargs)
     except (ValueError, ConfigParseError) as exc:
         raise ConfigError(
             f"cannot use host {host!r} ({exc}); give an ~/.ssh/config alias or user@host[:port]"
@@ -107,31 +172,55 @@ class _RefuseUnknownHostKey:
                           f"in your known_hosts; run `{self.hint}` once to check and accept it")  # fmt: skip
 
 
-def describe(host: str, project_dir: str, inv_args: list[str], config) -> list[str]:
+def describe(host: str, project_dir: str, inv_args: list[str], config, options: Options | None = None) -> list[str]:
     """What run() would do, read from ~/.ssh/config only: no connection is made."""
-    cxn = connection(host, config)
+    cxn = connection(host, config, options)
     via = f" via {cxn.gateway.original_host}" if hasattr(cxn.gateway, "original_host") else ""
     return [f"would connect to {host} as {cxn.user}@{cxn.host} port {cxn.port}{via}",
             f"would run there: {remote_command(project_dir, inv_args)}"]  # fmt: skip
 
 
-def run(host: str, project_dir: str, inv_args: list[str], config) -> int:
-    """Run inv in the checkout on HOST, its output streamed as it comes; its exit code."""
-    cxn = connection(host, config)
+def run(host: str, project_dir: str, inv_args: list[str], config, options: Options | None = None, prepare=None,
+        runner=None, on_head=None, missing=None) -> int:  # fmt: skip
+    """Run inv in the checkout on HOST, its output streamed as it comes; its exit code.
+
+    prepare(cxn), when given, runs on the open connection first and replaces the check that the checkout is
+    there (inv -H: the commit comparison, --sync, --setup). runner(cxn, command, host), when given, runs the
+    command instead and returns its exit code (inv -H run.tensorboard: the port forward). on_head(commit), when
+    given, gets the checkout's commit from the command itself (probed_command); missing is the message then."""
+    cxn = connection(host, config, options)
     try:
         _open(cxn, host)
-        if cxn.run(checkout_probe(project_dir), hide=True, warn=True, in_stream=False).failed:
+        if prepare is not None:
+            prepare(cxn)
+        elif on_head is None and not has_checkout(cxn, project_dir):
             raise ConfigError(f"no sam3-tasks checkout with .venv at {project_dir} on {host}: clone it there and "
                               "run scripts/bootstrap (or pass --project-dir)")  # fmt: skip
+        if runner is not None:
+            return runner(cxn, remote_command(project_dir, inv_args), host)
+        if on_head is not None:
+            result = cxn.run(probed_command(project_dir, inv_args), warn=True, pty=False, in_stream=False, hide=False,
+                             env={}, err_stream=HeadFilter(sys.stderr, on_head))  # fmt: skip
+            if result.exited == NO_CHECKOUT:
+                raise ConfigError(missing)
+            return _exit_code(result, host)
         # env={}: nothing from our side reaches the remote environment (its secrets are its own).
         result = cxn.run(remote_command(project_dir, inv_args), warn=True, pty=False, in_stream=False, hide=False,
                          env={})  # fmt: skip
     finally:
         cxn.close()
+    return _exit_code(result, host)
+
+
+def _exit_code(result, host: str) -> int:
     if result.exited < 0:
         raise ToolError(f"the command on {host} ended without an exit status (the connection dropped, or a signal "
                         "killed it); see its output above, and inv remote.run run.status")  # fmt: skip
     return result.exited
+
+
+def has_checkout(cxn, project_dir: str) -> bool:
+    return not cxn.run(checkout_probe(project_dir), hide=True, warn=True, in_stream=False).failed
 
 
 def _open(cxn, host: str) -> None:
