@@ -87,7 +87,7 @@ def test_run_train_dry_run_with_the_env_built_costs_three_lines(clean_env, tmp_p
     assert all(line.endswith("nothing to do") for line in lines[:3])
     rest = [line for line in lines[3:] if not line.startswith("job environment: ")]  # secrets this shell has
     assert rest[0].startswith("demo: SAM3's Trainer with SAM3's model classes at a reduced size")
-    assert rest[1].startswith("source config: ") and not (tmp_path / "exp").exists()
+    assert rest[1] == "tasks: 3" and rest[2].startswith("source config: ") and not (tmp_path / "exp").exists()
 
 
 def test_env_setup_dry_run_runs_every_step_dry_and_changes_nothing(clean_env, tmp_path):
