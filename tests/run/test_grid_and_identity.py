@@ -109,3 +109,16 @@ def test_a_launch_slurm_cannot_hold_is_refused_whole():
     with pytest.raises(ConfigError, match=r"450 tasks do not fit: SLURM holds at most 400 jobs \(MaxJobCount\)"):
         slurm.refuse_too_many(450, {"MaxJobCount": 400, "MaxArraySize": 2}, {"1_0": "pending"})
     slurm.refuse_too_many(399, {"MaxJobCount": 400, "MaxArraySize": 2}, {"1_0": "pending"})
+
+
+def test_a_launch_cut_off_after_every_job_id_was_recorded_is_marked_done(tmp_path, monkeypatch):
+    """Only the closing "done" was lost (the session died after the last array reported): nothing to look
+    up in squeue, and the launch reads as done, not interrupted."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no squeue here: it must not be needed
+    record = {"name": "cut", "mode": "cluster", "run_dir": str(tmp_path), "launches": [{"submission": "started"}],
+              "tasks": [{"dataset": d, "cell": None, "state": "submitted", "job_id": f"7_{i}", "job_name": "n"}
+                        for i, d in enumerate(("a", "b"))]}  # fmt: skip
+    assert slurm.adopt_lost_jobs(record) == []
+    saved = json.loads((tmp_path / "launch.json").read_text())
+    assert saved["launches"][-1]["submission"] == "done"
+    assert [task["job_id"] for task in saved["tasks"]] == ["7_0", "7_1"]

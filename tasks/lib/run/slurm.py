@@ -154,6 +154,10 @@ def adopt_lost_jobs(record: dict[str, Any]) -> list[str]:
     if not record.get("launches") or record["launches"][-1].get("submission") != "started":
         return []
     lost = [entry for entry in record["tasks"] if entry.get("state") == "submitting" and not entry.get("job_id")]
+    if not lost:  # every array's job ids were recorded; only the closing mark was cut off
+        record["launches"][-1]["submission"] = "done"
+        save_record(Path(record["run_dir"]), record)
+        return []
     try:
         done = subprocess.run(["squeue", "-h", "-r", "-o", "%i %j"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
