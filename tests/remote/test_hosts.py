@@ -8,6 +8,7 @@ sshd's sessions get sshd's environment, not ours: the login node's settings trav
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -227,8 +228,17 @@ def test_agent_forwarding_stays_off_unless_the_ssh_config_asks(site, monkeypatch
 @pytest.fixture(scope="module")
 def slurm_login(site, slurm_cluster, tmp_path_factory):
     """A second sshd whose sessions know the test SLURM (SLURM_CONF), as `slurm-login` in the laptop's
-    ~/.ssh/config (a login node's ~/.bashrc would `module load slurm`)."""
-    process, server = sshd.start(tmp_path_factory.mktemp("sshd-slurm"), (f"SetEnv SLURM_CONF={slurm_cluster.conf}",))
+    ~/.ssh/config (a login node's ~/.bashrc would `module load slurm`). Its sessions' sbatch is the real one,
+    which answers 8 s late while the yielded flag file exists (a busy slurmctld: the job is queued, the
+    answer not yet back)."""
+    folder = tmp_path_factory.mktemp("sshd-slurm")
+    shims, slow = folder / "bin", folder / "sbatch-answers-late"
+    shims.mkdir()
+    (shims / "sbatch").write_text(f'#!/bin/sh\n{shutil.which("sbatch")} "$@"; code=$?\n'
+                                  f'if [ -e {slow} ]; then sleep 8; fi\nexit $code\n')  # fmt: skip
+    (shims / "sbatch").chmod(0o755)
+    path = f"{shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    process, server = sshd.start(folder, (f"SetEnv SLURM_CONF={slurm_cluster.conf} PATH={path}",))
     home = Path(site.environ["HOME"])
     with (home / ".ssh" / "config").open("a") as config:
         config.write(f"Host slurm-login\n    HostName 127.0.0.1\n    Port {server.port}\n    User {server.user}\n"
@@ -236,7 +246,7 @@ def slurm_login(site, slurm_cluster, tmp_path_factory):
     with (home / ".ssh" / "known_hosts").open("a") as known:
         known.write(server.known_hosts.read_text())
     try:
-        yield server, process
+        yield server, process, slow
     finally:
         sshd.stop(process)
 
@@ -384,15 +394,17 @@ def _descendants(pid: int) -> list[int]:
 @pytest.mark.parametrize("killed", ["session", "session and its processes"])
 def test_a_session_killed_right_after_submission_then_run_again_queues_one_set_of_jobs(site, held_run, slurm_login,
                                                                                         slurm_cluster, killed):  # fmt: skip
-    """The SSH session dies once squeue shows the run's jobs: SIGKILL to the sshd process serving it (the
-    launch there runs on, cut off: the record ends "done"), or to it and every process it started (as a login
-    node that kills a user's processes with the session: the record can stay "started"). The same command
-    again reports the jobs already queued and submits nothing."""
-    _, sshd_process = slurm_login
+    """The SSH session dies after the login node submitted and before the answer came back (sbatch answers
+    late, so squeue shows the jobs while the launch still waits): SIGKILL to the sshd process serving it (the
+    launch there runs on, cut off from its output), or to it and every process it started (as a login node
+    that kills a user's processes with the session: the record stays "started", without job ids). The same
+    command again reports the jobs already queued and submits nothing."""
+    _, sshd_process, answers_late = slurm_login
     name = "dropped" if killed == "session" else "dropped-all"
     command = [INV, "-H", "slurm-login", "-f", site.runtime, "run.train", "--mode", "cluster", "--partition", "debug",
                "--num-gpus", "1", "--datasets", "actions,-grccs", "--name", name]  # fmt: skip
     before = _all_jobs(slurm_cluster)
+    answers_late.touch()
     laptop = subprocess.Popen(command, cwd=site.local, env=site.environ, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
@@ -406,12 +418,12 @@ def test_a_session_killed_right_after_submission_then_run_again_queues_one_set_o
             os.kill(pid, signal.SIGKILL)
         output, _ = laptop.communicate(timeout=60)
     finally:
+        answers_late.unlink()
         if laptop.poll() is None:
             laptop.kill()
             laptop.wait()
-    # the kill lands once squeue shows the jobs; the command there may have ended a moment before it
-    # (it only prints after submitting), so the laptop's exit code says which one came first
-    print(f"{killed} killed; laptop exit code {laptop.returncode} (non-zero: cut off before the command ended)")
+    assert laptop.returncode != 0, output  # cut off before the command there ended
+    assert "SLURM job" not in output, output  # it had not heard back
     deadline = time.monotonic() + 120  # what was left running there, cut off from its session, ends
     while _processes_with("run.train", name) and time.monotonic() < deadline:
         time.sleep(0.5)
