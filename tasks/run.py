@@ -4,6 +4,7 @@ import os
 import shlex
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 from invoke import Exit
@@ -56,7 +57,13 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
         grid=list(flags["grid"] or []), restart=flags["restart"],
     )  # fmt: skip
     if rerun_failed:
-        request = _rerun_request(settings, request, rerun_failed, flags, evaluate)
+        overrides = {key: getattr(request, key) for key in ("partition", "account", "qos", "max_parallel")
+                     if flags.get(key) is not None}  # fmt: skip
+        if flags["mode"] != "local":
+            overrides["mode"] = flags["mode"]
+        earlier = launch_record.load_record(settings.path("paths.experiment_root"),
+                                            rerun_failed if isinstance(rerun_failed, str) else request.name)  # fmt: skip
+        request = launch_record.rerun_request(earlier, evaluate, overrides)
     try:
         package = planning.sam3_package_dir(python)
     except ToolError as error:
@@ -71,7 +78,7 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
     record = launch_record.existing(whole.run_dir)
     replaced, instance = None, (record or {}).get("wandb_instance", "")
     if record and request.restart:
-        replaced, record = _refuse_live(record), None  # set aside once pre-flight has passed
+        replaced, record = status.refuse_restart_while_live(record), None  # set aside once pre-flight has passed
         instance = launch_record.aside_name(whole.run_dir).name.rsplit(".", 1)[-1]
         if dry_run:
             print(
@@ -94,20 +101,12 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
         return
     if cluster:
         slurm.refuse_too_many(len(chosen), limits, slurm.job_states())
-    plan = planning.plan(
-        request, settings, package, python, only=chosen, array_limit=limits.get("MaxArraySize"), wandb_instance=instance
-    )
+    plan_chosen = partial(planning.plan, request, settings, package, python, only=chosen,
+                          array_limit=limits.get("MaxArraySize"), wandb_instance=instance)  # fmt: skip
+    plan = plan_chosen()
     if plan.needs_weights and not (dry_run or check_only):
         env.weights(c)  # Makefile-style, for the configs that load SAM3's checkpoint
-        plan = planning.plan(
-            request,
-            settings,
-            package,
-            python,
-            only=chosen,
-            array_limit=limits.get("MaxArraySize"),
-            wandb_instance=instance,
-        )
+        plan = plan_chosen()  # now with the checkpoint's path
     for warning in plan.warnings:
         print(f"warning: {warning}")
     if plan.model_note:
@@ -148,44 +147,6 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
         print(line)
     if code:
         raise Exit(f"error: a task exited with {code}; see inv run.logs --name {plan.name}", code=1)
-
-
-def _rerun_request(settings, request, rerun_failed, flags, evaluate):
-    """--rerun-failed [RUN]: the run's own request (its config, --set, --grid, datasets), with this
-    command's partition, account, QOS, --max-parallel and --mode when given."""
-    from dataclasses import fields
-
-    from .lib.run import launch_record, planning
-
-    name = rerun_failed if isinstance(rerun_failed, str) else request.name
-    record = launch_record.load_record(settings.path("paths.experiment_root"), name)
-    stored = record["request"]
-    if bool(stored.get("evaluate")) != evaluate:
-        raise ConfigError(f"run {record['name']!r} was launched by {'run.eval' if stored.get('evaluate') else 'run.train'}; "
-                          "rerun it with that task")  # fmt: skip
-    if any(item.endswith("=***") for item in stored.get("sets", [])):
-        raise ConfigError(f"run {record['name']!r} has a --set whose value was a secret (not recorded); "
-                          "launch it again with the same --set and --name")  # fmt: skip
-    known = {f.name for f in fields(planning.Request)}
-    rerun = planning.Request(**{key: value for key, value in stored.items() if key in known})
-    rerun.name, rerun.restart = record["name"], False
-    for key in ("partition", "account", "qos", "max_parallel"):
-        if getattr(request, key) is not None and flags.get(key) is not None:
-            setattr(rerun, key, getattr(request, key))
-    if flags["mode"] != "local":
-        rerun.mode = flags["mode"]
-    return rerun
-
-
-def _refuse_live(record):
-    """--restart: refused while the run still has tasks queued or running; the record when it has none."""
-    from .lib.run import identity, status
-
-    live = [state for state in status.run_states(record) if state.startswith(identity.LIVE)]
-    if live:
-        raise ConfigError(f"run {record['name']!r} still has {len(live)} task(s) queued or running; stop them first "
-                          f"(inv run.cancel --name {record['name']}) or pick a new --name")  # fmt: skip
-    return record
 
 
 def _print_decisions(decisions):

@@ -7,7 +7,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +164,21 @@ def where_things_go(plan_: Plan) -> list[tuple[str, str]]:
         folders = sorted({str(launch.folder) for launch in plan_.launches})
         rows.append(("submitit logs", folders[0] if len(folders) == 1 else f"{plan_.run_dir}/<cell>/submitit_logs"))
     return rows
+
+
+def rerun_request(record: dict[str, Any], evaluate: bool, overrides: dict[str, Any]) -> Request:
+    """--rerun-failed: the run's own request (its config, --set, --grid, datasets), with `overrides` (this
+    command's partition, account, QOS, --max-parallel or --mode, where given) on top."""
+    stored = record["request"]
+    if bool(stored.get("evaluate")) != evaluate:
+        raise ConfigError(f"run {record['name']!r} was launched by {'run.eval' if stored.get('evaluate') else 'run.train'}; "
+                          "rerun it with that task")  # fmt: skip
+    if any(item.endswith("=***") for item in stored.get("sets", [])):
+        raise ConfigError(f"run {record['name']!r} has a --set whose value was a secret (not recorded); "
+                          "launch it again with the same --set and --name")  # fmt: skip
+    known = {f.name for f in fields(Request)}
+    rerun = Request(**{key: value for key, value in stored.items() if key in known})
+    rerun.name, rerun.restart = record["name"], False
+    for key, value in overrides.items():
+        setattr(rerun, key, value)
+    return rerun

@@ -25,6 +25,15 @@ def task_state(record: dict[str, Any], entry: dict[str, Any], states: dict[str, 
     return entry["state"]
 
 
+def refuse_restart_while_live(record: dict[str, Any]) -> dict[str, Any]:
+    """--restart: refused while the run still has tasks queued or running; the record when it has none."""
+    live = [state for state in run_states(record) if state.startswith(LIVE)]
+    if live:
+        raise ConfigError(f"run {record['name']!r} still has {len(live)} task(s) queued or running; stop them first "
+                          f"(inv run.cancel --name {record['name']}) or pick a new --name")  # fmt: skip
+    return record
+
+
 def run_states(record: dict[str, Any]) -> list[str]:
     """Every task's state, SLURM asked once."""
     clustered = any(entry.get("mode", record["mode"]) == "cluster" for entry in record["tasks"])
