@@ -43,7 +43,8 @@ def main() -> int:
             return 1
         record = json.loads((tmp / "exp" / "bench" / "launch.json").read_text())
         plugins = str(ROOT / "tasks" / "lib" / "run" / "plugins")
-        bare_env = dict(env, HF_HUB_OFFLINE="1", PYTHONPATH=plugins)
+        configs = str(tmp / "exp" / "bench" / "configs")  # the run's rendered configs, found by our hydra plugin
+        bare_env = dict(env, HF_HUB_OFFLINE="1", PYTHONPATH=plugins, SAM3_TASKS_CONFIG_DIR=configs)
         started = time.monotonic()
         for task in record["tasks"]:  # the same rendered configs, into fresh folders: no resume
             config = Path(task["config"])

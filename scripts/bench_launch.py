@@ -104,15 +104,17 @@ def main() -> int:
             # For reference: SAM3's own train.py submitting one cell's array task by task.
             time.sleep(2)
             one = run([inv, "run.train", "--config", CONFIG, *common, "--name", "one-cell"], env)
-            config = json.loads((tmp / "exp" / "one-cell" / "launch.json").read_text())["tasks"][0]["config"]
-            config = "configs/generated/" + Path(config).name  # the rendered config our launch left for its jobs
+            rendered = Path(json.loads((tmp / "exp" / "one-cell" / "launch.json").read_text())["tasks"][0]["config"])
+            config = "sam3_tasks/" + rendered.name  # the rendered config our launch left for its jobs
             run(["scancel", "-u", "root"], env)
             time.sleep(2)
             python = ROOT / ".venv-train" / "bin" / "python"
+            plugins = str(ROOT / "tasks" / "lib" / "run" / "plugins")  # our hydra plugin finds the run's configs
+            sam3_env = dict(env, HF_HUB_OFFLINE="1", PYTHONPATH=plugins, SAM3_TASKS_CONFIG_DIR=str(rendered.parents[1]))
             before = known_jobs(env)
             start = time.perf_counter()
-            sam3 = run([python, "-m", "sam3.train.train", "-c", config, "--use-cluster", "1", "--partition", "long",
-                        "--num-gpus", "1"], dict(env, HF_HUB_OFFLINE="1"), cwd=tmp)  # fmt: skip
+            argv = [python, "-m", "sam3.train.train", "-c", config, "--use-cluster", "1", "--partition", "long"]
+            sam3 = run([*argv, "--num-gpus", "1"], sam3_env, cwd=tmp)
             sam3_seconds = time.perf_counter() - start
             sam3_count = len(known_jobs(env) - before) if sam3.returncode == 0 and one.returncode == 0 else 0
 

@@ -2,7 +2,8 @@
 SAM3's train.py does, resolve it with SAM3's resolvers, import every `_target_`, and list every
 path the run will open. Prints one JSON object: {config name: {"errors": [...], ...}}.
 
-Usage: python scripts/sam3_preflight_probe.py configs/generated/a.yaml [...]
+Usage: SAM3_TASKS_CONFIG_DIR=<run>/configs PYTHONPATH=tasks/lib/run/plugins \
+    python scripts/sam3_preflight_probe.py sam3_tasks/a.yaml [...]
 """
 
 import json

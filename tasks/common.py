@@ -6,6 +6,7 @@ import functools
 from invoke import Exit
 from invoke import task as invoke_task
 from invoke.env import Environment
+from invoke.exceptions import UncastableEnvVar
 
 from .lib.core import settings as settings_lib
 from .lib.core.errors import ToolError
@@ -15,10 +16,11 @@ _invoke_cast = Environment._cast
 
 def _cast_or_keep_text(self, old, new):
     """invoke casts INVOKE_* values to the type in invoke.yaml and dies with a traceback on
-    INVOKE_SLURM_NUM_GPUS=x; keep the text instead so our settings give a one-line error."""
+    INVOKE_SLURM_NUM_GPUS=x, and on any value for a list (INVOKE_JOBS_ENV_ALLOW); keep the text instead, which
+    our settings read (or refuse in one line)."""
     try:
         return _invoke_cast(self, old, new)
-    except ValueError:
+    except (ValueError, UncastableEnvVar):
         return new
 
 

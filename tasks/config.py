@@ -3,7 +3,7 @@
 import os
 
 from .common import load_settings, task
-from .lib.core import report
+from .lib.core import report, secrets
 from .lib.core import settings as settings_lib
 
 
@@ -12,19 +12,22 @@ def show(c, json=False):
     """Print the merged configuration and each value's source, secrets masked."""
     settings = load_settings(c)
     rows = [
-        (key.name, settings_lib.mask(settings[key.name]), settings.sources[key.name], key.help)
+        (key.name, secrets.mask(settings[key.name]), settings.sources[key.name], key.help)
         for key in settings_lib.SCHEMA
     ]
-    secrets = settings_lib.secret_status(os.environ)
+    status = secrets.secret_status(os.environ)
     if json:
         print(
             report.to_json(
                 {
                     "values": {name: {"value": value, "source": source} for name, value, source, _ in rows},
-                    "secrets": dict(secrets),
+                    "secrets": dict(status),
                 }
             )
         )
         return
-    report.print_table("configuration", ("key", "value", "source", "meaning"), rows)
-    report.print_table("secrets (from the environment, never stored)", ("name", "state"), secrets)
+    shown = [
+        (name, ", ".join(value) or "(none)" if isinstance(value, list) else value, *rest) for name, value, *rest in rows
+    ]
+    report.print_table("configuration", ("key", "value", "source", "meaning"), shown)
+    report.print_table("secrets (from the environment, never stored)", ("name", "state"), status)

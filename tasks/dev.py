@@ -61,7 +61,7 @@ def lock(c, upgrade=False, dry_run=False):
 
 @task(help={"dry_run": "List what would be removed without removing it."})
 def clean(c, dry_run=False):
-    """Remove caches and rendered SAM3 configs (never data, experiments or venvs)."""
+    """Remove caches and unread configs older versions left in SAM3's package (never data, experiments, venvs)."""
     import shutil
 
     from .common import load_settings
@@ -70,7 +70,13 @@ def clean(c, dry_run=False):
     settings = load_settings(c)
     keep = [settings.path(key) for key in ("paths.roboflow_vl_100_root", "paths.odinw_data_root",
                                            "paths.experiment_root", "paths.demo_data_root", "paths.hf_home")]  # fmt: skip
-    found = clean_lib.targets(PROJECT_ROOT, settings.path("sam3.train_venv"), keep)
+    found = clean_lib.targets(PROJECT_ROOT, keep)
+    legacy = clean_lib.legacy_config_folders(PROJECT_ROOT, settings.path("sam3.train_venv"))
+    readers = clean_lib.legacy_readers(legacy, settings.path("paths.experiment_root")) if legacy else []
+    for line in readers:
+        print(f"keeping {', '.join(map(str, legacy))} (configs an older version rendered): {line}")
+    if not readers:  # no task launched by an older version reads them any more
+        found += legacy
     for path in found:
         print(f"{'would remove' if dry_run else 'removing'} {path}")
         if not dry_run:

@@ -1,7 +1,9 @@
 """Runs: render a SAM3 config, check it, launch SAM3's train.py locally or on SLURM, follow it."""
 
+import contextlib
 import os
 import shlex
+import shutil
 import signal
 import sys
 from functools import partial
@@ -44,10 +46,36 @@ COMMON_HELP = {
 
 
 def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_failed, **flags):
-    from .lib.run import identity, job_env, launch_record, local, planning, preflight, sam3_config, slurm, status
+    from .lib.run import local, planning, run_lock, slurm
 
     settings = load_settings(c)
     python = settings.path("sam3.train_venv") / "bin" / "python"
+    request = _request(settings, config, set_, evaluate, rerun_failed, flags)
+    try:
+        package = planning.sam3_package_dir(python)
+    except ToolError as error:
+        if not dry_run:
+            raise
+        print(f"dry run stops here: {error}. The steps above would build it; the run's configs go in its folder")
+        return
+    limits = {}
+    if request.mode == "cluster":
+        guess = dict(slurm.DEFAULT_LIMITS)
+        limits = _slurm_or_guess(dry_run, slurm.cluster_limits, guess, "assumes SLURM's default limits")
+    whole = planning.plan(request, settings, package, python, only=set())  # every task; nothing rendered yet
+    # one launch of a run at a time, from reading its record to the last job id saved (a dry run reads only)
+    with contextlib.nullcontext() if dry_run else run_lock.hold(whole.run_dir):
+        launched = _launch_held(c, request, settings, package, python, whole, limits, dry_run=dry_run,
+                                no_preflight=no_preflight, check_only=check_only, rerun_failed=rerun_failed)  # fmt: skip
+    if launched:
+        plan, outcome = launched  # local: the started runner, to follow; cluster: the submission's exit code
+        _after_launch(plan, local.follow(plan, outcome) if plan.mode == "local" else outcome)
+
+
+def _request(settings, config, set_, evaluate, rerun_failed, flags):
+    """What the flags ask for; with --rerun-failed, the earlier run's own request under the flags given."""
+    from .lib.run import launch_record, planning
+
     request = planning.Request(
         config=config, mode=flags["mode"], datasets=flags["datasets"], sets=list(set_ or []), name=flags["name"],
         num_gpus=_int("--num-gpus", flags["num_gpus"]), num_nodes=_int("--num-nodes", flags["num_nodes"]),
@@ -56,97 +84,160 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
         smoke=flags["smoke"], evaluate=evaluate, max_parallel=_int("--max-parallel", flags["max_parallel"]),
         grid=list(flags["grid"] or []), restart=flags["restart"],
     )  # fmt: skip
-    if rerun_failed:
-        overrides = {key: getattr(request, key) for key in ("partition", "account", "qos", "max_parallel")
-                     if flags.get(key) is not None}  # fmt: skip
-        if flags["mode"] != "local":
-            overrides["mode"] = flags["mode"]
-        earlier = launch_record.load_record(settings.path("paths.experiment_root"),
-                                            rerun_failed if isinstance(rerun_failed, str) else request.name)  # fmt: skip
-        request = launch_record.rerun_request(earlier, evaluate, overrides)
+    if not rerun_failed:
+        return request
+    overrides = {key: getattr(request, key) for key in ("partition", "account", "qos", "max_parallel")
+                 if flags.get(key) is not None}  # fmt: skip
+    if flags["mode"] != "local":
+        overrides["mode"] = flags["mode"]
+    earlier = launch_record.load_record(settings.path("paths.experiment_root"),
+                                        rerun_failed if isinstance(rerun_failed, str) else request.name)  # fmt: skip
+    return launch_record.rerun_request(earlier, evaluate, overrides)
+
+
+def _slurm_or_guess(dry_run, ask, guess, what):
+    """ask() SLURM; when it does not answer, a launch stops (slurm.SchedulerSilent), a dry run goes on with
+    guess and says so."""
+    from .lib.run import slurm
+
     try:
-        package = planning.sam3_package_dir(python)
-    except ToolError as error:
+        return ask()
+    except slurm.SchedulerSilent as error:
         if not dry_run:
             raise
-        print(f"dry run stops here: {error}. The steps above would build it; the run's configs are rendered "
-              "into the sam3 package it installs")  # fmt: skip
-        return
-    cluster = request.mode == "cluster"
-    limits = slurm.cluster_limits() if cluster else {}
-    whole = planning.plan(request, settings, package, python, only=set())  # every task; nothing rendered yet
+        print(f"note: {error}; the dry run {what}")
+        return guess
+
+
+def _launch_held(c, request, settings, package, python, whole, limits, dry_run, no_preflight, check_only, rerun_failed):
+    """Decide what this launch does with each task of the run, check it, and launch it; with the run's lock
+    held. When something was launched: (plan, the started local runner) or (plan, the submission's exit code);
+    else None."""
+    from .lib.run import identity, job_env, launch_record, local, planning, slurm, status
+
     record = launch_record.existing(whole.run_dir)
     replaced, instance = None, (record or {}).get("wandb_instance", "")
     if record and request.restart:
-        replaced, record = status.refuse_restart_while_live(record), None  # set aside once pre-flight has passed
+        replaced, record = status.refuse_restart_while_live(record), None  # set aside, put back if nothing launches
         instance = launch_record.aside_name(whole.run_dir).name.rsplit(".", 1)[-1]
         if dry_run:
-            print(
-                f"{replaced['name']}: --restart would keep the earlier run as {replaced['name']}.{instance} and start afresh"
-            )
+            print(f"{replaced['name']}: --restart would keep the earlier run as {replaced['name']}.{instance} and "
+                  "start afresh")  # fmt: skip
     if record:
         identity.refuse_other_identity(record, whole.identity)
         if not dry_run:
             for line in slurm.adopt_lost_jobs(record):
                 print(line)
-    states = dict(zip([(e.get("cell"), e["dataset"]) for e in (record or {}).get("tasks", [])],
-                      status.run_states(record) if record else [], strict=True))  # fmt: skip
-    decisions = identity.decide(record, whole, lambda e: states[(e.get("cell"), e["dataset"])], bool(rerun_failed))
-    _print_decisions(decisions)
-    chosen = {d.task.key for d in decisions if d.launches}
+    chosen = _chosen_tasks(record, whole, rerun_failed, strict=not dry_run)
     if not chosen:
-        print(f"{whole.name}: nothing to launch ({'nothing failed or is unfinished' if rerun_failed else 'every task is finished or queued'})")  # fmt: skip
-        if record:
-            _print_status(record)
-        return
-    if cluster:
-        slurm.refuse_too_many(len(chosen), limits, slurm.job_states())
+        return None
+    if request.mode == "cluster" and shutil.which("squeue"):  # no SLURM here: pre-flight says so
+        ours = _slurm_or_guess(dry_run, slurm.job_states, {}, "does not count your queued jobs")
+        slurm.refuse_too_many(len(chosen), limits, ours)
     plan_chosen = partial(planning.plan, request, settings, package, python, only=chosen,
                           array_limit=limits.get("MaxArraySize"), wandb_instance=instance)  # fmt: skip
     plan = plan_chosen()
     if plan.needs_weights and not (dry_run or check_only):
         env.weights(c)  # Makefile-style, for the configs that load SAM3's checkpoint
         plan = plan_chosen()  # now with the checkpoint's path
+    _print_plan_notes(plan)
+    if dry_run:
+        _print_dry_run(plan, limits)
+        return None
+    if request.config is None:
+        _ensure_demo_data(settings.path("paths.demo_data_root"))
+    if not _configs_checked(plan, python, request, settings, bool(replaced), no_preflight, check_only):
+        return None
+    job_env.write_secret_files(plan.env)
+    record = launch_record.record_launch(record, plan, request, python, sys.argv)
+    launch_record.save_record(plan.run_dir, record)
+    if plan.mode == "local":  # started here, followed once the lock is let go: the runner takes it to record
+        return plan, local.start_runner(plan, record)
+    return plan, slurm.submit(plan, record, request.max_parallel)
+
+
+def _chosen_tasks(record, whole, rerun_failed, strict):
+    """The keys of the tasks this launch starts, each other task's fate printed. strict: SLURM must answer
+    (a task SLURM did not list is not a finished task)."""
+    from .lib.run import identity, status
+
+    tasks = (record or {}).get("tasks", [])
+    states = dict(zip([(e.get("cell"), e["dataset"]) for e in tasks],
+                      status.run_states(record, strict=strict) if record else [], strict=True))  # fmt: skip
+    decisions = identity.decide(record, whole, lambda e: states[(e.get("cell"), e["dataset"])], bool(rerun_failed))
+    _print_decisions(decisions)
+    chosen = {d.task.key for d in decisions if d.launches}
+    if not chosen:
+        why = "nothing failed or is unfinished" if rerun_failed else "every task is finished or queued"
+        print(f"{whole.name}: nothing to launch ({why})")
+        if record:
+            _print_status(record)
+    return chosen
+
+
+def _print_plan_notes(plan):
+    from .lib.run import job_env
+
     for warning in plan.warnings:
         print(f"warning: {warning}")
     if plan.model_note:
         print(plan.model_note)
     if plan.withheld:
-        print(f"job environment: {', '.join(plan.withheld)} kept out (secrets; jobs run offline, SAM3 logs its "
-              "environment)")  # fmt: skip
-    if dry_run:
-        _print_dry_run(plan, limits)
-        return
-    if config is None:
-        _ensure_demo_data(settings.path("paths.demo_data_root"))
-    planning.write_configs(plan)
-    if not no_preflight or check_only:
-        checks = preflight.run_all(plan, python, request, *_data_kind_and_root(plan, settings, sam3_config))
-        report_lib.print_checks("pre-flight", checks)
-        for check in checks:
-            if check.status in (report_lib.FAIL, report_lib.WARN):
-                print(f"{check.status}: {check.check} {check.subject}: {check.detail}; fix: {check.fix}")
-        if report_lib.worst(checks) == report_lib.FAIL or check_only:
+        print(job_env.describe_withheld(plan.withheld))
+
+
+def _configs_checked(plan, python, request, settings, restart, no_preflight, check_only):
+    """The run's configs written into its folder, and pre-flight passed: True to launch. A restart first sets
+    the earlier run aside (its configs stay its own) and puts it back when nothing is launched."""
+    from .lib.run import launch_record, planning, preflight
+
+    moved = launch_record.set_aside(plan.run_dir) if restart else None
+    passed = False
+    try:
+        if preflight.check_experiment_dir(plan).status == report_lib.PASS:  # else pre-flight says so
+            planning.write_configs(plan)
+        passed = _preflight_passed(plan, python, request, settings, no_preflight, check_only)
+    finally:
+        if moved and not passed:
             planning.remove_configs(plan)
-        if report_lib.worst(checks) == report_lib.FAIL:
-            raise Exit("error: pre-flight failed; nothing was launched (see the fix column)", code=1)
-        if check_only:
-            print("pre-flight passed; nothing launched (--check-only)")
-            return
-    if replaced:
-        moved = launch_record.set_aside(plan.run_dir)
+            launch_record.set_aside(moved, plan.run_dir)
+    if moved and passed:
         print(f"{plan.name}: the earlier run and its record are kept as {moved.name} ({moved}); starting afresh")
-    job_env.write_secret_files(plan.env)
-    record = launch_record.record_launch(record, plan, request, python, sys.argv)
-    launch_record.save_record(plan.run_dir, record)
-    code = local.run_local(plan, record) if plan.mode == "local" else slurm.submit(plan, record, request.max_parallel)
+    return passed
+
+
+def _preflight_passed(plan, python, request, settings, no_preflight, check_only):
+    """Pre-flight, printed; False when nothing is to be launched (a check failed: exit 1; --check-only)."""
+    from .lib.run import planning, preflight, sam3_config
+
+    if no_preflight and not check_only:
+        return True
+    checks = preflight.run_all(plan, python, request, *_data_kind_and_root(plan, settings, sam3_config))
+    report_lib.print_checks("pre-flight", checks)
+    for check in checks:
+        if check.status in (report_lib.FAIL, report_lib.WARN):
+            print(f"{check.status}: {check.check} {check.subject}: {check.detail}; fix: {check.fix}")
+    if report_lib.worst(checks) == report_lib.FAIL or check_only:
+        planning.remove_configs(plan)
+    if report_lib.worst(checks) == report_lib.FAIL:
+        raise Exit("error: pre-flight failed; nothing was launched (see the fix column)", code=1)
+    if check_only:
+        print("pre-flight passed; nothing launched (--check-only)")
+    return not check_only
+
+
+def _after_launch(plan, code):
+    """Where things are, the run's state (local), how to watch it, and a failure's cause."""
+    from .lib.run import launch_record, planning
+
     report_lib.print_table(f"{plan.name}: where things are", ("what", "where"), launch_record.where_things_go(plan))
     if plan.mode == "local":
         _print_status(launch_record.load_record(plan.run_dir.parent, plan.name))
     for line in planning.tensorboard_hint(plan.run_dir):
         print(line)
     if code:
-        raise Exit(f"error: a task exited with {code}; see inv run.logs --name {plan.name}", code=1)
+        raise Exit(f"error: a task exited with {code} (its cause is above); all of its log: inv run.logs --name "
+                   f"{plan.name}", code=1)  # fmt: skip
 
 
 def _print_decisions(decisions):
@@ -299,8 +390,8 @@ def status(c, name=None, json=False, cell=None):
 def _print_status(record):
     from .lib.run import results, status
 
-    rows = []
-    for e, state in zip(record["tasks"], status.run_states(record), strict=True):
+    rows, states = [], status.run_states(record)
+    for e, state in zip(record["tasks"], states, strict=True):
         folder = Path(e["experiment_dir"])
         result = results.val_results(folder, e["dataset"])
         rows.append((status.label(record, e), state, results.progress(folder, e["dataset"], state.startswith(results.DONE)),
@@ -308,6 +399,10 @@ def _print_status(record):
                      _ap(result.get("AP")), _ap(result.get("AP_50")), e["experiment_dir"]))  # fmt: skip
     columns = ("task", "state", "progress", "pid", "job", "exit", "bbox AP", "AP50", "folder")
     report_lib.print_table(f"{record['name']} ({record['mode']})", columns, rows)
+    if status.UNKNOWN in states:
+        print(f"note: {states.count(status.UNKNOWN)} task(s) {status.UNKNOWN}: their state is not known, not finished")
+    for line in status.failure_causes(record, states):
+        print(line)
 
 
 def _ap(value):

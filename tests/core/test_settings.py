@@ -1,6 +1,7 @@
 """Configuration layering, provenance and one-line errors (tasks/lib/core/settings.py)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,16 +143,28 @@ def test_a_path_that_is_not_writable_is_refused_for_an_unprivileged_user():
         shutil.rmtree(base)
 
 
-def test_mask_hides_credentials_in_urls():
-    assert S.mask("s3://AKIA123:secret@bucket/x") == "s3://***@bucket/x"
-    assert S.mask("https://user:pw@host/path") == "https://***@host/path"
-    assert S.mask("/plain/path") == "/plain/path"
+def test_jobs_env_allow_is_a_list_of_names_or_prefixes_from_yaml_or_one_env_string():
+    assert S.resolve([project()], {})["jobs.env_allow"] == []
+    given = S.resolve([project(jobs={"env_allow": ["MYLAB_ROOT", "MYLAB_*"]})], {})
+    assert given["jobs.env_allow"] == ["MYLAB_ROOT", "MYLAB_*"] and given.sources["jobs.env_allow"] == "invoke.yaml"
+    from_env = S.resolve([project()], {"INVOKE_JOBS_ENV_ALLOW": "MYLAB_ROOT, OTHER_*"})
+    assert from_env["jobs.env_allow"] == ["MYLAB_ROOT", "OTHER_*"]
 
 
-def test_secret_status_never_contains_values():
-    status = S.secret_status({"HF_TOKEN": "hf_abcdef123456", "WANDB_API_KEY": ""})
-    assert ("HF_TOKEN", "set (hidden)") in status and ("WANDB_API_KEY", "not set") in status
-    assert "hf_abcdef123456" not in repr(status)
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("A,B;C", r"'B;C' is not a variable name"),
+        (5, "is not a list of names; write e.g. \\[MYLAB_ROOT, MYLAB_\\*\\]"),
+        (["MY-VAR"], "'MY-VAR' is not a variable name or a NAME_\\* prefix"),
+        (["GITHUB_TOKEN"], "GITHUB_TOKEN names a secret, and no secret reaches a job"),
+        (["DB_PASS*"], "DB_PASS\\* names a secret"),
+    ],
+)
+def test_a_bad_jobs_env_allow_is_one_line_naming_the_key(value, message):
+    with pytest.raises(ConfigError, match=r"jobs.env_allow = .*\(from invoke.yaml\)") as caught:
+        S.resolve([project(jobs={"env_allow": value})], {})
+    assert re.search(message, str(caught.value)) and "\n" not in str(caught.value)
 
 
 def test_a_flag_error_names_the_flag_the_task_has_not_one_made_from_the_key():

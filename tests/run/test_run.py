@@ -85,7 +85,7 @@ def test_no_secret_reaches_the_jobs_output_files_or_record(demo_run):
     assert "SAM3_EXPERIMENT_ROOT=" in (run_dir / "actions" / "logs" / "actions" / "log.txt").read_text()  # it does log
     assert leaked([done.stdout, done.stderr], run_dir) == []
     kept_out = "HF_TOKEN, MY_SERVICE_TOKEN, ROBOFLOW_API_KEY, SAM3_DVC_SSH_PASSWORD, SOME_API_KEY, WANDB_API_KEY"
-    assert "kept out (secrets" in done.stdout and all(name in done.stdout for name in kept_out.split(", "))
+    assert "job environment: kept out" in done.stdout and all(name in done.stdout for name in kept_out.split(", "))
 
 
 def test_list_status_logs_and_cancel_on_a_finished_run(demo_run):
@@ -218,7 +218,13 @@ def test_dry_run_shows_config_diff_and_command_and_writes_nothing(env, tmp_path)
     assert "-  max_epochs: 2\n-  accelerator: cuda\n+  max_epochs: 1\n+  accelerator: cpu" in done.stdout
     assert "+    _target_: sam3.model.sam3_image.Sam3Image" in done.stdout  # the CPU reduction, shown
     assert "+  roboflow_vl_100_root: " + str(tmp_path / "demo-data") in done.stdout
-    assert "-m sam3.train.train -c configs/generated/demo--actions.yaml --use-cluster 0 --num-gpus 1" in done.stdout
+    configs = tmp_path / "exp" / "demo" / "configs"  # the run's own, found through the hydra plugin on PYTHONPATH
+    assert (
+        f"rendered config: {configs / 'sam3_tasks' / 'demo--actions.yaml'}  (-c sam3_tasks/demo--actions.yaml)"
+        in done.stdout
+    )
+    assert f"SAM3_TASKS_CONFIG_DIR={configs} " in done.stdout
+    assert "-m sam3.train.train -c sam3_tasks/demo--actions.yaml --use-cluster 0 --num-gpus 1" in done.stdout
     assert not (tmp_path / "exp").exists() and not (tmp_path / "demo-data").exists()
 
 
@@ -343,15 +349,13 @@ def test_contract_each_real_config_renders_passes_preflight_and_dry_runs(contrac
     assert dry.returncode == 0, dry.stderr
     python = ROOT / ".venv-train" / "bin" / "python"
     first = datasets.split(",")[0]
-    assert (
-        f"{python} -m sam3.train.train -c configs/generated/{config.stem}--{first}.yaml --use-cluster 0" in dry.stdout
-    )
+    assert f"{python} -m sam3.train.train -c sam3_tasks/{config.stem}--{first}.yaml --use-cluster 0" in dry.stdout
     assert "<" not in "".join(line for line in dry.stdout.splitlines() if line.startswith("+"))  # no placeholder left
     assert "no verified SAM3 weights under" in dry.stdout  # jobs run offline: env.weights must come first
     checked = run_inv([*args, "--check-only"], environ, timeout=600)
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-1000:]
     assert "pre-flight passed; nothing launched (--check-only)" in checked.stdout
-    assert not (base / "exp" / config.stem / "launch.json").exists()
+    assert not (base / "exp" / config.stem).exists()  # its rendered configs taken back too
 
 
 SMOKE_CASES = [("roboflow_v100_full_ft_100_images", "actions"), ("odinw_text_only_train", "AerialMaritimeDrone_large")]

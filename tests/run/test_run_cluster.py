@@ -161,3 +161,40 @@ def test_account_qos_and_nodes_reach_sbatch(cluster_env, slurm_cluster, tmp_path
                      "nn", "--num-nodes", "2", "--check-only"], cluster_env, timeout=300)  # fmt: skip
     assert nodes.returncode == 1
     assert "fail: slurm sbatch --test-only: SLURM says:" in nodes.stdout and "node" in nodes.stdout.lower()
+
+
+def test_each_run_composes_its_own_config_through_dev_clean_and_another_root_with_its_name(
+    cluster_env, tmp_path, slurm_cluster
+):
+    """A run's rendered config lives in its own folder (<run>/configs/sam3_tasks/), where a queued job reads
+    it when it starts: two experiment roots launch a run of one name with other settings, one after the
+    other, kept pending by a job that holds all 4 GPUs; inv dev.clean runs meanwhile; once the GPUs are
+    free, each task composes its own run's config (hydra, through our plugin) and runs to its final
+    evaluation."""
+    scales = {tmp_path / "a": 0.1, tmp_path / "b": 0.2}
+    args = ["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--name", "same"]
+    jobs = []
+    hold = slurm_cluster.sbatch("--partition", "debug", "--gres", "gpu:4", "--output", str(tmp_path / "hold.out"),
+                                "--wrap", "sleep 600")  # fmt: skip
+    try:
+        for root, scale in scales.items():
+            env = dict(cluster_env, SAM3_EXPERIMENT_ROOT=str(root))
+            sets = ["--set", "trainer.max_epochs=1", "--set", f"scratch.lr_scale={scale}"]
+            done = run_inv([*args, "--datasets", "actions", *sets], env, timeout=300)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+            jobs += [task["job_id"] for task in json.loads((root / "same" / "launch.json").read_text())["tasks"]]
+        assert [slurm_cluster.states(job).get(job) for job in jobs] == ["PENDING", "PENDING"]
+        cleaned = run_inv(["dev.clean"], cluster_env)
+        assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+        slurm_cluster.run("scancel", hold)
+        for root, scale in scales.items():
+            status = wait_for(dict(cluster_env, SAM3_EXPERIMENT_ROOT=str(root)), "same", limit=600)
+            assert status["states"] == ["completed"]  # its final evaluation is in val_stats.json
+            (config,) = (root / "same" / "configs" / "sam3_tasks").glob("same--*.yaml")
+            assert yaml.safe_load(config.read_text())["scratch"]["lr_scale"] == scale
+            resolved = yaml.safe_load((root / "same" / "actions" / "config_resolved.yaml").read_text())
+            assert resolved["scratch"]["lr_scale"] == scale
+            assert resolved["launcher"]["experiment_log_dir"] == str(root / "same")
+    finally:
+        for job in [hold, *jobs]:
+            slurm_cluster.run("scancel", job.split("_")[0], check=False)

@@ -181,12 +181,17 @@ def test_a_bad_grid_is_one_line_exit_2_and_nothing_is_queued(cluster_env, tmp_pa
 def test_jobs_queued_by_a_launch_cut_off_during_submission_are_found_not_submitted_again(tmp_path, slurm_cluster,
                                                                                           monkeypatch):  # fmt: skip
     """The record says submission started and holds no job ids (the launcher was gone before it heard
-    back): the next launch finds the jobs in squeue by their names and records them."""
+    back): the next launch finds the jobs in squeue by their names and records them; not another
+    experiment root's run of the same name."""
     from tasks.lib.run import launch_record, slurm
 
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
-    name = f"configs/generated/cut-{tmp_path.name}.yaml"
-    array = slurm_cluster.sbatch("--hold", "--job-name", name, "--array=0-1", "--output", "/dev/null", "--wrap", "true")
+    name = f"sam3_tasks/cut-{tmp_path.name}.yaml"
+    # first, the same run name under another experiment root (its jobs have the same names, a lower id)
+    other_root = slurm_cluster.sbatch("--hold", "--job-name", name, "--array=0-1", "--output", "/dev/null",
+                                      "--chdir", "/tmp", "--wrap", "true")  # fmt: skip
+    array = slurm_cluster.sbatch("--hold", "--job-name", name, "--array=0-1", "--output", "/dev/null", "--chdir",
+                                 str(tmp_path), "--wrap", "true")  # fmt: skip
     try:
         record = {"name": "cut", "mode": "cluster", "run_dir": str(tmp_path), "launches": [{"submission": "started"}],
                   "tasks": [{"dataset": d, "cell": None, "state": "submitting", "job_id": None, "job_name": name}
@@ -199,4 +204,4 @@ def test_jobs_queued_by_a_launch_cut_off_during_submission_are_found_not_submitt
         assert saved["launches"][-1]["submission"] == "done (found in squeue)"
         assert slurm.adopt_lost_jobs(saved) == []  # once recorded, nothing more to find
     finally:
-        slurm_cluster.run("scancel", array, check=False)
+        slurm_cluster.run("scancel", array, other_root, check=False)

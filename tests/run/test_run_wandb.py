@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, files_holding, run_inv
+from conftest import ROOT, closed_port, files_holding, run_inv
 from support.sam3_configs import require_configs
 
 from tasks.lib.core.errors import ConfigError
@@ -180,7 +180,7 @@ def test_the_api_key_is_in_no_output_and_no_file(wandb_demo):
     for done in (first, second):
         assert WANDB_KEY not in done.stdout + done.stderr
     assert files_holding(WANDB_KEY, base) == []  # experiments, launch.json, wandb runs, HOME, TMPDIR
-    configs = sorted(ROOT.glob(".venv-train/lib/python*/site-packages/sam3/train/configs/generated/wb--*.yaml"))
+    configs = sorted((base / "exp" / "wb" / "configs" / "sam3_tasks").glob("wb--*.yaml"))
     assert configs and files_holding(WANDB_KEY, *configs) == []
     record = (base / "exp" / "wb" / "launch.json").read_text()
     assert "WANDB" not in record  # no environment values in the record
@@ -200,9 +200,11 @@ def test_dry_run_shows_the_wandb_overrides_per_task_and_in_a_job_array(tmp_path)
         "+      wandb_job_type: train\n"
     ) in local.stdout
     pythonpath = f"PYTHONPATH={tracking.PLUGIN_DIR}"
-    key_file = f"SAM3_TASKS_WANDB_KEY_FILE={tmp_path / 'home' / '.local' / 'state' / 'sam3-tasks' / 'wandb-api-key'}"
+    keys = tmp_path / "home" / ".local" / "state" / "sam3-tasks" / "wandb-keys"
+    key_file = f"SAM3_TASKS_WANDB_KEY_FILE={re.escape(str(keys))}/demo-[0-9a-f]{{16}}"  # this launch's own
     wandb_env = "WANDB_DISABLE_CODE=true WANDB_ENTITY=team WANDB_MODE=online WANDB_PROJECT=sam3-ft"
-    assert f"{pythonpath} {key_file} {wandb_env} " in local.stdout
+    config_dir = f"SAM3_TASKS_CONFIG_DIR={tmp_path / 'exp' / 'demo' / 'configs'}"
+    assert re.search(f"{re.escape(f'{pythonpath} {config_dir}')} {key_file} {re.escape(wandb_env)} ", local.stdout)
 
     array = run_inv(["run.train", "--mode", "cluster", "--dry-run"], environ)
     assert array.returncode == 0, array.stderr
@@ -229,7 +231,7 @@ def test_wandb_off_leaves_sam3s_writer_and_the_environment_alone(tmp_path):
     assert source["trainer"]["logging"]["tensorboard_writer"]["_target_"] == SAM3_WRITER
     for word in ("sam3_wandb", "wandb_name:", "WANDB_"):  # the writer is not in the diff: SAM3's own target stays
         assert word not in done.stdout, word
-    assert f"PYTHONPATH={tracking.PLUGIN_DIR} " in done.stdout  # the CPU reduction's plugin (sam3_cpu) only
+    assert f"PYTHONPATH={tracking.PLUGIN_DIR} " in done.stdout  # every run's: hydra's plugin finds its configs
 
 
 def test_online_without_a_key_is_one_line_exit_2(tmp_path):
@@ -314,9 +316,11 @@ def test_online_logging_hands_the_job_a_key_file_never_the_key(tmp_path):
     environ = job_environ(tmp_path, INVOKE_TRACKING_WANDB_PROJECT="sam3-ft", WANDB_API_KEY=WANDB_KEY)
     done = run_inv(["run.train", "--datasets", "actions", "--dry-run"], environ)
     assert done.returncode == 0, done.stderr
-    key_file = tmp_path / "home" / ".local" / "state" / "sam3-tasks" / "wandb-api-key"
-    assert f"SAM3_TASKS_WANDB_KEY_FILE={key_file} " in done.stdout and WANDB_KEY not in done.stdout + done.stderr
-    assert "WANDB_API_KEY kept out" in done.stdout and not key_file.exists()  # a dry run writes nothing
+    keys = tmp_path / "home" / ".local" / "state" / "sam3-tasks" / "wandb-keys"
+    assert re.search(f"SAM3_TASKS_WANDB_KEY_FILE={re.escape(str(keys))}/demo-[0-9a-f]{{16}} ", done.stdout)
+    assert WANDB_KEY not in done.stdout + done.stderr
+    kept_out = next(line for line in done.stdout.splitlines() if line.startswith("job environment: kept out"))
+    assert "WANDB_API_KEY" in kept_out and not keys.exists()  # a dry run writes nothing
 
 
 def test_the_plugin_reads_the_key_file_only_after_sam3_logged_the_environment(tmp_path):
@@ -332,3 +336,98 @@ def test_the_plugin_reads_the_key_file_only_after_sam3_logged_the_environment(tm
     done = subprocess.run([str(TRAIN_PYTHON), "-c", code, str(tracking.PLUGIN_DIR), str(tmp_path / "w"), WANDB_KEY],
                           env=environ, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "None True" in done.stdout.splitlines(), done.stdout + done.stderr
+
+
+def test_wandb_failing_at_start_or_while_mirroring_never_stops_training(tmp_path):
+    """The plugin as a job runs it, in the training env: W&B unreachable at wandb.init is one line in the
+    task's log and an offline run; a TensorBoard hook that fails later (wandb's service gone) is one line,
+    and SAM3's writer writes as without W&B."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import sam3_wandb\n"
+        "run = sam3_wandb.start_or_go_on('t/actions', 't', sys.argv[2], 'train', sys.argv[2] + '/tb')\n"
+        "print('MODE', run.settings.mode, flush=True)\n"
+        "def gone(*args, **kwargs):\n    raise BrokenPipeError('wandb-core is gone')\n"
+        "run._tensorboard_callback = gone\n"
+        "from torch.utils.tensorboard import SummaryWriter\n"
+        "writer = SummaryWriter(log_dir=sys.argv[2] + '/tb')\n"
+        "writer.add_scalar('x', 1.0, 0)\nwriter.close()\nprint('TRAINED ON', flush=True)"
+    )
+    environ = dict(
+        job_environ(tmp_path),
+        WANDB_MODE="online",
+        WANDB_PROJECT="sam3-ft",
+        WANDB_API_KEY=WANDB_KEY,
+        WANDB_BASE_URL=f"http://127.0.0.1:{closed_port()}",
+        WANDB_INIT_TIMEOUT="3",
+    )
+    done = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", code, str(tracking.PLUGIN_DIR), str(tmp_path / "w")],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "MODE offline" in done.stdout and "TRAINED ON" in done.stdout, done.stderr[-3000:]
+    said = [line for line in done.stderr.splitlines() if line.startswith("sam3_wandb: ")]
+    where = tmp_path / "w" / "wandb"
+    assert len(said) == 2 and said[0].startswith("sam3_wandb: W&B failed (CommError: "), said
+    assert said[0].endswith(
+        f"training goes on and logs to W&B offline under {where}: upload it later with "
+        f"`wandb sync {where}/offline-run-*`"
+    )
+    assert said[1] == (
+        "sam3_wandb: W&B could not follow a TensorBoard writer (BrokenPipeError: wandb-core is gone); training goes on"
+    )
+    assert list((tmp_path / "w" / "tb").glob("events.out.tfevents.*")) and offline_runs(tmp_path / "w")
+    assert WANDB_KEY not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_each_job_reads_its_own_launchs_key_and_a_wrong_key_still_trains_to_the_end(tmp_path, slurm_cluster):
+    """Two online launches with different keys against a loopback W&B that accepts neither, while a job
+    holds the whole node: the first launch's job waits until the second launch has written its key file.
+    Then (the second one cancelled) it runs, presents its own launch's key, says in its log that W&B
+    failed, and trains to the end, logging offline."""
+    from support.wandb_server import WandbServer
+
+    key_a, key_b = "a1" * 20 + "a", "b2" * 20 + "b"
+    keys = tmp_path / "home" / ".local" / "state" / "sam3-tasks" / "wandb-keys"
+    args = ["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--datasets", "actions"]
+    blocker = slurm_cluster.sbatch("--partition", "debug", "--exclusive", "--wrap", "sleep 600")
+    with WandbServer("c" * 40) as server:
+        environ = job_environ(
+            tmp_path,
+            SLURM_CONF=str(slurm_cluster.conf),
+            WANDB_BASE_URL=server.url,
+            INVOKE_TRACKING_WANDB_PROJECT="sam3-ft",
+            WANDB_INIT_TIMEOUT="5",
+        )
+        try:
+            for name, key in (("ka", key_a), ("kb", key_b)):
+                done = run_inv(
+                    [*args, "--set", "trainer.max_epochs=1", "--name", name],
+                    dict(environ, WANDB_API_KEY=key),
+                    timeout=300,
+                )
+                assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+            assert sorted(path.read_text() for path in keys.iterdir()) == [key_a, key_b]
+            assert run_inv(["run.cancel", "--name", "kb"], environ).returncode == 0
+            slurm_cluster.run("scancel", blocker)
+            (task,) = json.loads((tmp_path / "exp" / "ka" / "launch.json").read_text())["tasks"]
+            assert set(slurm_cluster.wait(task["job_id"], timeout=400).values()) == {"COMPLETED"}
+            assert server.keys == {key_a}  # its own launch's key, not the later launch's
+        finally:
+            slurm_cluster.run("scancel", blocker, check=False)
+            run_inv(["run.cancel", "--name", "kb"], environ)
+    folder = tmp_path / "exp" / "ka" / "actions"
+    val = json.loads((folder / "logs" / "actions" / "val_stats.json").read_text().splitlines()[-1])
+    assert val["Trainer/epoch"] == 0  # the last of 1 epoch: trained to the end
+    logs = [path.read_text(errors="replace") for path in (tmp_path / "exp" / "ka").rglob("*.err")]
+    assert any("sam3_wandb: W&B failed (" in text and "logs to W&B offline" in text for text in logs), logs
+    expected = plugin().run_id("ka/actions", str(folder), "train")
+    (offline,) = offline_runs(folder)
+    _, history = read_run(offline / f"run-{expected}.wandb")
+    key = "Meters_train/val_roboflow100/detection/coco_eval_bbox_AP"
+    assert close(history[val["Trainer/epoch"]][key], val[key])
+    allow = set(keys.iterdir())
+    assert files_holding(key_a, tmp_path, allow=allow) == [] and files_holding(key_b, tmp_path, allow=allow) == []

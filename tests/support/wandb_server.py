@@ -2,7 +2,8 @@
 
 wandb authenticates with HTTP Basic auth ('api:<key>') on POST /graphql and asks for the viewer; this
 answers the viewer for the one accepted key and 401 for any other. Everything else (wandb's own telemetry)
-gets an empty 200. Requests are logged as (path, whether they carried the accepted key).
+gets an empty 200. Requests are logged as (path, whether they carried the accepted key), and every key
+presented is kept in `keys` (which job read which key).
 """
 
 import base64
@@ -20,6 +21,7 @@ class WandbServer(Loopback):
     def __init__(self, accepted_key: str) -> None:
         self.accepted = "Basic " + base64.b64encode(f"api:{accepted_key}".encode()).decode()
         self.log: list[tuple[str, bool]] = []
+        self.keys: set[str] = set()
         self.lock = threading.Lock()
         self._serve(_handler(self))
 
@@ -39,9 +41,12 @@ def _handler(server: WandbServer):
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)
-            good = self.headers.get("Authorization") == server.accepted
+            authorization = self.headers.get("Authorization") or ""
+            good = authorization == server.accepted
             with server.lock:
                 server.log.append((self.path, good))
+                if authorization.startswith("Basic "):
+                    server.keys.add(base64.b64decode(authorization[6:]).decode(errors="replace").partition(":")[2])
             if self.path.startswith("/graphql"):
                 if good:
                     return self._send(200, {"data": {"viewer": VIEWER}})

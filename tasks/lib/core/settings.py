@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import secrets
 from .errors import ConfigError
 from .paths import PROJECT_ROOT, nearest_existing, resolve_path
 
@@ -43,26 +44,13 @@ FOREIGN_SECTIONS = frozenset(
     }
 )
 
-# Environment variables whose values are secrets: reported as set/unset, never shown.
-SECRET_ENV_VARS = (
-    "HF_TOKEN",
-    "WANDB_API_KEY",
-    "ROBOFLOW_API_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AZURE_STORAGE_KEY",
-    "AZURE_STORAGE_CONNECTION_STRING",
-    "GDRIVE_CREDENTIALS_DATA",
-)
-
 
 @dataclass(frozen=True)
 class Key:
     """One configuration key: its dotted name, kind, meaning and documented env name."""
 
     name: str
-    kind: str  # "path", "str", "int", "float" or "choice"
+    kind: str  # "path", "str", "int", "float", "choice" or "names" (a list of environment variable names)
     help: str
     env: str | None = None
     choices: tuple[str, ...] = ()
@@ -114,6 +102,11 @@ SCHEMA: tuple[Key, ...] = (
     Key("tracking.dvc_remote_url", "str", "DVC remote: s3://, gs://, azure://, ssh:// URL or a folder ('' for none)."),
     Key("tracking.dvc_remote_name", "str", "Name env.dvc gives the DVC remote."),
     Key("tracking.dvc_endpoint_url", "str", "Endpoint of an S3-compatible store (MinIO, Ceph, ...); '' for AWS S3."),
+    Key(
+        "jobs.env_allow",
+        "names",
+        "Environment variables jobs get beyond the built-in list: names or NAME_* prefixes (secrets stay out).",
+    ),
     Key("remote.host", "str", "Login node for remote.run: an ~/.ssh/config alias or user@host[:port] ('' for none)."),
     Key("remote.project_dir", "str", "This project's checkout on the login node, with its .venv (~ is home there)."),
     Key(
@@ -197,6 +190,8 @@ def coerce(key: Key, raw: Any, source: str) -> Any:
         return resolve_path(str(raw))
     if key.kind == "str":
         return "" if raw is None else str(raw)
+    if key.kind == "names":
+        return _names(where, raw)
     if key.kind == "choice":
         if str(raw) not in key.choices:
             raise ConfigError(f"{where} is not one of {', '.join(key.choices)}; pick one of those")
@@ -213,6 +208,27 @@ def coerce(key: Key, raw: Any, source: str) -> Any:
     if key.minimum is not None and number < key.minimum:
         raise ConfigError(f"{where} is below {key.minimum:g}; set it to {key.minimum:g} or more")
     return number
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\*?")
+
+
+def _names(where: str, raw: Any) -> list[str]:
+    """Environment variable names or NAME_* prefixes: a YAML list, or one string split at commas and spaces
+    (INVOKE_JOBS_ENV_ALLOW="MYLAB_ROOT,MYLAB_*"). A name that looks secret is refused: it never reaches a job."""
+    items = re.split(r"[,\s]+", raw.strip()) if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple | None) or not all(isinstance(item, str) for item in items or ()):
+        raise ConfigError(f"{where} is not a list of names; write e.g. [MYLAB_ROOT, MYLAB_*]")
+    names = [item for item in items or () if item]
+    for name in names:
+        if not _NAME.fullmatch(name):
+            raise ConfigError(f"{where}: {name!r} is not a variable name or a NAME_* prefix; write e.g. MYLAB_*")
+        if secrets.name_looks_secret(name.rstrip("*")):
+            raise ConfigError(
+                f"{where}: {name} names a secret, and no secret reaches a job (SAM3's Trainer logs "
+                "its environment); remove it (online W&B gets its key through a file)"
+            )
+    return names
 
 
 def check_location(name: str, path: Path, source: str) -> None:
@@ -265,21 +281,6 @@ def resolve(layers: Iterable[Layer], environ: Mapping[str, str], flags: Mapping[
         if key.kind == "path":
             check_location(key.name, settings.values[key.name], source)
     return settings
-
-
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def mask(value: Any) -> Any:
-    """A value safe to print: credentials embedded in URLs are hidden; numbers stay numbers."""
-    if isinstance(value, int | float):
-        return value
-    return _URL_CREDENTIALS.sub("***@", str(value))
-
-
-def secret_status(environ: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Whether each known secret is set, without its value."""
-    return [(name, "set (hidden)" if environ.get(name) else "not set") for name in SECRET_ENV_VARS]
 
 
 def layers_from_invoke(config: Any) -> list[Layer]:

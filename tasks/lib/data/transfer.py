@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core import secrets
 from ..core.errors import ConfigError, ToolError
 from ..core.paths import atomic_write_text, nearest_existing
-from ..core.settings import SECRET_ENV_VARS, mask
 from . import coco
 
 STAGING = ".sam3-fetch"  # under the data root: .part files, staging folders, the lock
@@ -58,12 +58,6 @@ INCOMPLETE = frozenset({"missing_dataset", "missing_file", "invalid_json", "null
                         "unreadable_image", "empty_image", "truncated_image", "partial_download"})  # fmt: skip
 
 
-_SECRET_PARAMS = re.compile(
-    r"(?i)\b(api_key|apikey|access_token|token|key|signature|sig|x-amz-signature|x-amz-credential|"
-    r"x-amz-security-token|x-goog-signature|x-goog-credential)=([^&\s\"'#<>]+)"
-)
-
-
 class FetchFailed(Exception):
     """One dataset could not be fetched; the message is one line with what to do."""
 
@@ -80,19 +74,10 @@ class Cancelled(Exception):
 # Secrets
 
 
-def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The values of the known secret variables that are set, longest first."""
-    environ = os.environ if environ is None else environ
-    values = {environ[name] for name in SECRET_ENV_VARS if len(environ.get(name) or "") >= 4}
-    return sorted(values, key=len, reverse=True)
-
-
 def scrub(text: Any, environ: Mapping[str, str] | None = None) -> str:
-    """Text safe to print or store: secret values, secret-looking query parameters and URL credentials hidden."""
-    text = str(text)
-    for value in secret_values(environ):
-        text = text.replace(value, "***").replace(urllib.parse.quote(value, safe=""), "***")
-    return mask(_SECRET_PARAMS.sub(r"\1=***", text))
+    """Text safe to print or store (tasks/lib/core/secrets.py: secret values of the environment, credentials
+    in URLs and query parameters, token shapes)."""
+    return secrets.scrub(text, environ=environ)
 
 
 def one_line(error: BaseException | str, limit: int = 300) -> str:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core import secrets
 from ..core.errors import ConfigError, ToolError
 from ..core.paths import resolve_path
 from ..core.report import FAIL, PASS, SKIP, WARN, Check
@@ -136,18 +137,6 @@ def _ssh_remote(url: str, name: str) -> Remote:
     return Remote(name, f"ssh://{host}{parts.path}", KINDS["ssh"], local=local, given=url)
 
 
-def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """Values of every credential variable any remote kind reads (for scrubbing and checks)."""
-    names = {env for kind in KINDS.values() for option, env in kind.credentials if option in SECRET_OPTIONS}
-    return [environ[name] for name in sorted(names) if environ.get(name)]
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
 # --- running dvc --------------------------------------------------------------------------------------
 
 
@@ -183,7 +172,7 @@ def last_error(done: subprocess.CompletedProcess, environ: Mapping[str, str]) ->
     lines = [line.strip() for line in (done.stderr + "\n" + done.stdout).splitlines()
              if line.strip() and not line.startswith("Having any troubles?")]  # fmt: skip
     errors = [line for line in lines if line.startswith(("ERROR", "error"))] or lines[-2:] or ["no output"]
-    return scrub(" ".join(errors)[:600], secret_values(environ))
+    return secrets.scrub(" ".join(errors)[:600], environ=environ)
 
 
 _CREDENTIALS = re.compile(
@@ -586,7 +575,7 @@ def _secrets_stay_local(repo: Path, environ: Mapping[str, str], add) -> None:
     """The tracked config holds no credential option and no credential value; config.local is git-ignored."""
     tracked = (repo / ".dvc" / "config").read_text() if (repo / ".dvc" / "config").exists() else ""
     options = [option for option in SECRET_OPTIONS if re.search(rf"^\s*{option}\s*=", tracked, re.MULTILINE)]
-    leaked = [value for value in secret_values(environ) if value in tracked]
+    leaked = secrets.spans(tracked) or [value for value in secrets.secret_values(environ) if value in tracked]
     if options or leaked:
         what = ", ".join(options) or "a credential value"
         add(Check("secrets", ".dvc/config", FAIL, f"the tracked .dvc/config holds {what}",

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core import secrets
 from ..core.errors import ConfigError, ToolError
 from ..core.report import FAIL, PASS, SKIP, WARN, Check
 
@@ -132,11 +133,9 @@ def login(key: str, environ: Mapping[str, str] = os.environ, python: str = sys.e
     return result
 
 
-def scrub(text: str, *secrets: str | None) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+def scrub(text: str, *known: str | None) -> str:
+    """Text safe to show: the known values (the key) and whatever tasks/lib/core/secrets.py finds hidden."""
+    return secrets.scrub(text, *known)
 
 
 def _unreachable(detail: str) -> bool:

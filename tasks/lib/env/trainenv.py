@@ -27,7 +27,7 @@ from typing import Any
 from ..core.errors import ConfigError, ToolError
 from ..core.paths import PROJECT_ROOT, atomic_write_text
 from ..core.report import FAIL, PASS, SKIP, WARN, Check
-from ..core.settings import mask
+from ..core.secrets import mask
 
 SEED_PYTHON = ((3, 9), (3, 12))  # what the seed says SAM3 supports
 # (oldest torch release of the row, oldest Python, newest Python), newest first.

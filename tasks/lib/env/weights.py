@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core import secrets
 from ..core.errors import ConfigError, ToolError
 from ..core.paths import atomic_write_text, nearest_existing
-from ..core.settings import mask
 from ..hw.disk import GB, mount_point
 
 REPO_ID = "facebook/sam3"
@@ -362,7 +362,7 @@ def _local_only(hf_home: Path, revision: str, record, full: bool, why: str) -> O
 
 
 def _scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
+    return secrets.scrub(text, secret)
 
 
 def _status(error: BaseException) -> int | None:
@@ -381,7 +381,7 @@ def _unreachable(error: BaseException) -> bool:
 def explain(error: BaseException, token_source: str, endpoint: str, revision: str, token: str | None) -> ToolError:
     """One line for a hub failure, with no credentials of a URL in it."""
     said = _explain(error, token_source, endpoint, revision, token)
-    return type(said)(mask(str(said)))
+    return type(said)(secrets.scrub(str(said)))
 
 
 def _explain(error: BaseException, token_source: str, endpoint: str, revision: str, token: str | None) -> ToolError:
@@ -456,7 +456,7 @@ def ensure(
     hub = _import_hub(hf_home)
     from huggingface_hub import constants
 
-    endpoint = mask(constants.ENDPOINT)  # for messages and the record: no credentials in a URL
+    endpoint = secrets.scrub(constants.ENDPOINT)  # for messages and the record: no credentials in a URL
     api = hub.HfApi(token=token)
     try:
         info = api.model_info(REPO_ID, revision=revision, files_metadata=True, token=token)

@@ -82,7 +82,3 @@ def _lower_resize_floor(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _lower_resize_floor(value)
-
-
-def is_reduced(config: dict) -> bool:
-    return _flag(config, "trainer", "_target_") == TRAINER_TARGET

@@ -19,11 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import secrets
 from ..core.errors import ConfigError
-from . import grid, job_env, sam3_config
+from . import grid, sam3_config
 from .stats import read_stats
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
+DONE = ("done", "completed", "finished")  # what a process or SLURM says of a task that ended well
+NO_FINAL_EVALUATION = "ended without its final evaluation"  # the state of such a task without one in val_stats.json
+FAILED = (
+    "failed",
+    "cancelled",
+    "timeout",
+    "node_fail",
+    "out_of_memory",
+    "preempted",
+    "boot_fail",
+    "deadline",
+    "stopped",
+)
 LIVE = ("pending", "running", "configuring", "completing", "suspended", "requeued", "resizing", "submitted")
 
 
@@ -35,11 +49,14 @@ def _job_code_digest() -> str:
 
 
 def _masked(node: Any) -> Any:
+    """The config with what is shaped like a secret hidden, by value only (tasks/lib/core/secrets.py, not
+    the environment's values: the identity must not depend on the shell). Keys are never judged by name:
+    `presence_token` is a model switch, and its value decides the results."""
     if isinstance(node, dict):
-        return {k: "***" if job_env.looks_secret(str(k)) else _masked(v) for k, v in node.items()}
+        return {k: _masked(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_masked(v) for v in node]
-    return node
+    return secrets.scrub(node, environ={}) if isinstance(node, str) else node
 
 
 def of_run(config: dict, num_gpus: int, num_nodes: int, axes: list[grid.Axis], versions: dict) -> dict:
@@ -90,7 +107,7 @@ def final_evaluation_done(experiment_dir: Path, dataset: str | None, trainer_mod
     no evaluation, so its last train_stats.json line must be of the last epoch."""
     name = "train_stats.json" if trainer_mode == "train_only" else "val_stats.json"
     logs = experiment_dir / "logs"
-    paths = [logs / dataset / name] if dataset else sorted(logs.glob(f"*/{name}"))
+    paths = [logs / dataset / name] if dataset else sorted(logs.glob(f"**/{name}"))
     for path in paths:
         line = read_stats(path).last
         if line is not None:

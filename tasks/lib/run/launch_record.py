@@ -1,20 +1,23 @@
 """The run record, `<run>/launch.json`: what was launched, from where and with what (no environment
 values, so no secrets). What SAM3 wrote for each task is read by results.py."""
 
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from ..core import secrets
 from ..core.errors import ConfigError
 from ..core.paths import PROJECT_ROOT, atomic_write_text
 from ..env.trainenv import training_versions
-from . import grid, job_env
+from . import grid, run_lock
 from .planning import Plan, Request
 
 RECORD = "launch.json"
@@ -29,14 +32,20 @@ def _git_commit(path: Path) -> str | None:
 
 
 def mask_secret_values(items: list[str]) -> list[str]:
-    """`KEY=value` items (a --set, an argv word) whose key looks like a secret, with the value masked."""
-    masked = []
-    for item in items:
-        flag, _, rest = item.partition("=") if item.startswith("--") else ("", "", item)
-        key, equals, _ = rest.partition("=")
-        secret = equals and job_env.looks_secret(key.lstrip("+").rsplit(".", 1)[-1])
-        masked.append(f"{flag + '=' if flag else ''}{key}=***" if secret else item)
-    return masked
+    """Argv words and --set items with each value that holds a secret masked: `KEY=***`, or `***` for a
+    word without a key. By value only (tasks/lib/core/secrets.py): a config key is never a secret by its
+    name, so `--set ...presence_token=false` is recorded as given."""
+    return [_masked_item(item) for item in items]
+
+
+def _masked_item(item: str) -> str:
+    flag, _, rest = item.partition("=") if item.startswith("--") else ("", "", item)
+    key, equals, value = rest.partition("=")
+    if not equals:
+        return item if secrets.scrub(item) == item else secrets.MASK
+    if secrets.scrub(value) == value and not secrets.value_looks_secret(value, key):
+        return item
+    return f"{flag + '=' if flag else ''}{key}={secrets.MASK}"
 
 
 def record_launch(record: dict[str, Any] | None, plan_: Plan, request: Request, python: Path,
@@ -84,6 +93,7 @@ def record_launch(record: dict[str, Any] | None, plan_: Plan, request: Request, 
         launch_ = plan_.launches[task.launch]
         entry.update(launch=len(record["launches"]) - 1, mode=plan_.mode, config=str(launch_.config_path),
                      argv=launch_.argv, log_dir=str(launch_.folder) if launch_.folder else None, state="pending",
+                     max_epochs=task.max_epochs,
                      pid=None, job_id=None, exit_code=None)  # fmt: skip
     return record
 
@@ -99,10 +109,10 @@ def aside_name(run_dir: Path) -> Path:
     return run_dir.with_name(f"{run_dir.name}.{number}")
 
 
-def set_aside(run_dir: Path) -> Path:
-    """Move a run out of the way for --restart: `<run>` becomes `<run>.1` (the first free number), its
-    record renamed with it and pointing at the new folder."""
-    target = aside_name(run_dir)
+def set_aside(run_dir: Path, target: Path | None = None) -> Path:
+    """Move a run out of the way for --restart: `<run>` becomes `<run>.1` (the first free number), or target
+    (put back, when the restart launched nothing), its record renamed with it and pointing at the new folder."""
+    target = target or aside_name(run_dir)
     os.rename(run_dir, target)
     path = target / RECORD
     if path.is_file():
@@ -118,10 +128,40 @@ def save_record(run_dir: Path, record: dict[str, Any]) -> None:
     atomic_write_text(run_dir / RECORD, json.dumps(record, indent=2) + "\n")
 
 
+@contextlib.contextmanager
+def changing(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """The run's latest record on disk, under the run's lock, for a block that may change it; written back
+    (by rename) when it did. Every change to a launched run's record goes through here or through a launch
+    holding the lock, so no writer (the local runner, run.cancel, a launch) loses another's change. Waits
+    as long as a launch holds the lock: the local runner must not give up recording a task."""
+    with run_lock.hold(run_dir, wait_s=-1):
+        record = read_record(run_dir / RECORD)
+        before = json.dumps(record)
+        yield record
+        if json.dumps(record) != before:
+            save_record(run_dir, record)
+
+
 def existing(run_dir: Path) -> dict[str, Any] | None:
     """The run's record, or None for a run not launched yet."""
     path = run_dir / RECORD
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_record(path) if path.is_file() else None
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A launch.json, or one line with the fix when it is not one (cut off, edited by hand, emptied)."""
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        problem = f"is not valid JSON (line {error.lineno}: {error.msg})"
+    except (OSError, UnicodeDecodeError) as error:
+        problem = f"cannot be read ({getattr(error, 'strerror', None) or error})"
+    else:
+        if isinstance(record, dict) and isinstance(record.get("tasks"), list) and "run_dir" in record:
+            return record
+        problem = "is not a run record (no tasks or run_dir)"
+    raise ConfigError(f"{path} {problem}: it was cut off or edited outside sam3-tasks; restore it, or move the run "
+                      f"aside (mv {path.parent} {path.parent}.broken) and launch again")  # fmt: skip
 
 
 def load_record(experiment_root: Path, name: str | None) -> dict[str, Any]:
@@ -131,7 +171,7 @@ def load_record(experiment_root: Path, name: str | None) -> dict[str, Any]:
         if not path.is_file():
             known = ", ".join(sorted(p.parent.name for p in experiment_root.glob(f"*/{RECORD}"))[:8]) or "none yet"
             raise ConfigError(f"no run named {name!r} under {experiment_root} (runs: {known}); see inv run.list")
-        return json.loads(path.read_text())
+        return read_record(path)
     records = list_records(experiment_root)
     if not records:
         raise ConfigError(f"no runs under {experiment_root} yet; start one with inv run.train")
@@ -141,7 +181,7 @@ def load_record(experiment_root: Path, name: str | None) -> dict[str, Any]:
 def list_records(experiment_root: Path) -> list[dict[str, Any]]:
     """Every run's record, oldest first."""
     paths = sorted(experiment_root.glob(f"*/{RECORD}"), key=lambda p: p.stat().st_mtime)
-    return [json.loads(path.read_text()) for path in paths]
+    return [read_record(path) for path in paths]
 
 
 def where_things_go(plan_: Plan) -> list[tuple[str, str]]:

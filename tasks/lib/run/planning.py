@@ -1,6 +1,7 @@
 """run.train / run.eval, planned: render every config a run needs and the exact commands, writing nothing.
 
-A run lives in `<experiment_root>/<name>/`: `launch.json` records what was launched (run.record), and each
+A run lives in `<experiment_root>/<name>/`: `launch.json` records what was launched (run.record), its rendered
+configs are its own (`<name>/configs/sam3_tasks/`, composed by name through SAM3_TASKS_CONFIG_DIR), and each
 dataset gets its own SAM3 experiment folder `<name>/<dataset>/` (config.yaml, config_resolved.yaml,
 checkpoints/, tensorboard/, logs/<dataset>/, submitit_logs/), so no two datasets ever share a checkpoint
 that a requeue could resume by mistake.
@@ -112,7 +113,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     needs_weights: bool = False  # the config loads SAM3's checkpoint and no verified copy is on disk
     model_note: str = ""  # which model runs, when that is not simply the config's (the demo, --smoke)
-    withheld: list[str] = field(default_factory=list)  # secret variables kept out of the job (names only)
+    withheld: list[str] = field(default_factory=list)  # variables kept out of the jobs (names only): job_env.py
+    env_allow: tuple[str, ...] = ()  # jobs.env_allow: more variables jobs get (job_env.job_environment)
     bpe: Path | None = None  # SAM3's BPE vocabulary, when the config names <BPE_PATH>
     axes: list[grid.Axis] = field(default_factory=list)
     identity: dict = field(default_factory=dict)  # what decides the results (tasks/lib/run/identity.py)
@@ -245,15 +247,16 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         env.update(wandb_env)
         key, _ = tracking.find_key(environ)
         if settings["tracking.wandb_mode"] == "online" and environ.get(tracking.KEY_ENV) == key:
-            env[job_env.WANDB_KEY_FILE_VAR] = str(job_env.state_dir(environ) / "wandb-api-key")  # written at launch
+            env[job_env.WANDB_KEY_FILE_VAR] = str(job_env.wandb_key_file(run_dir, environ))  # written at launch
     cluster = request.mode == "cluster"
-    if wandb_on or cpu_reduction.is_reduced(rendered) or cluster:  # our plugins live in one folder
-        env["PYTHONPATH"] = str(tracking.PLUGIN_DIR)
+    # our plugins live in one folder: every job needs its hydra plugin, which finds the run's own configs
+    env["PYTHONPATH"] = str(tracking.PLUGIN_DIR)
+    config_dir = run_dir / "configs"  # the run's rendered configs: <run>/configs/sam3_tasks/<file>.yaml
+    env[sam3_config.CONFIG_DIR_VAR] = str(config_dir)
     num_gpus = request.num_gpus or (settings["slurm.num_gpus"] if cluster else 1)
     num_nodes = request.num_nodes or (settings["slurm.num_nodes"] if cluster else 1)
     if not cluster and num_nodes != 1:
         raise ConfigError("--num-nodes above 1 needs --mode cluster; SAM3 runs a single node locally")
-    generated = sam3_package / "train" / "configs" / sam3_config.GENERATED
     values = {
         "<YOUR_DATASET_DIR>": str(data_root or settings.path("paths.roboflow_vl_100_root")),
         "<YOUR_DATA_DIR>": str(settings.path("paths.odinw_data_root")),
@@ -274,7 +277,7 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
                 sam3_config.set_key(config, key, value, create=True)
         config = sam3_config.fill(config, {**values, "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir)})
         sam3_config.set_key(config, "launcher.experiment_log_dir", str(experiment_dir), create=True)
-        name_ = f"configs/{sam3_config.GENERATED}/{file_name}"
+        name_ = f"{sam3_config.CONFIG_PREFIX}/{file_name}"
         if cluster:
             sam3_config.set_key(config, "launcher.gpus_per_node", num_gpus, create=True)
             sam3_config.set_key(config, "launcher.num_nodes", num_nodes, create=True)
@@ -282,10 +285,11 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         text = sam3_config.to_text(config, source)
         if cluster:
             job = job_parameters(config, name_, num_gpus, num_nodes, request.partition, request.account, request.qos)
-            return Launch(name_, generated / file_name, text, submit_argv(python), members, job,
-                          cell_dir / "submitit_logs")  # fmt: skip
-        return Launch(name_, generated / file_name, text, [str(python), "-m", "sam3.train.train", "-c", name_,
-                                                           *argv_tail], members)  # fmt: skip
+            return Launch(
+                name_, config_dir / name_, text, submit_argv(python), members, job, cell_dir / "submitit_logs"
+            )
+        argv = [str(python), "-m", "sam3.train.train", "-c", name_, *argv_tail]
+        return Launch(name_, config_dir / name_, text, argv, members)
 
     launches: list[Launch] = []
     tasks: list[Task] = []
@@ -326,7 +330,8 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
                                    (task.dataset, str(task.experiment_dir)), cell_dir))  # fmt: skip
             task.launch = len(launches) - 1
     result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original,
-                  needs_weights=bool(weights_warning), model_note=model_note, withheld=job_env.withheld(environ),
+                  needs_weights=bool(weights_warning), model_note=model_note,
+                  withheld=job_env.withheld(environ, settings["jobs.env_allow"]), env_allow=tuple(settings["jobs.env_allow"]),
                   bpe=bpe if '<BPE_PATH>' in str(original) else None, axes=axes,
                   wandb_instance=wandb_instance)  # fmt: skip
     from ..env.trainenv import training_versions
@@ -488,15 +493,21 @@ def array_config(config: dict, list_key: str, datasets: list[str]) -> dict:
 
 
 def write_configs(plan_: Plan) -> None:
-    """Write each rendered config where SAM3's train.py looks for it (temporary name, then rename)."""
+    """Write each rendered config into the run's own folder, <run>/configs/sam3_tasks/, where its jobs
+    compose it (temporary name, then rename: a job starting meanwhile reads a whole file)."""
     for launch in plan_.launches:
         launch.config_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(launch.config_path, launch.config_text)
 
 
 def remove_configs(plan_: Plan) -> None:
+    """Take back what write_configs wrote: the files, and the folders up to the run's that are left empty."""
     for launch in plan_.launches:
         launch.config_path.unlink(missing_ok=True)
+    config_dir = Path(plan_.env[sam3_config.CONFIG_DIR_VAR])
+    for folder in (config_dir / sam3_config.CONFIG_PREFIX, config_dir, plan_.run_dir):
+        with contextlib.suppress(OSError):  # not empty: it holds the run's other files
+            folder.rmdir()
 
 
 def tensorboard_hint(run_dir: Path, environ=os.environ) -> list[str]:

@@ -17,18 +17,21 @@ PROBE = PROJECT_ROOT / "scripts" / "sam3_preflight_probe.py"
 
 
 def run_all(plan: Plan, python: Path, request, kind: str | None, root: Path | None) -> list[Check]:
-    """Every pre-flight check; the training-env probe runs while the others do."""
-    probe = start_probe(plan, python)
-    checks = [check_experiment_dir(plan), *check_bpe(plan), *check_data(plan, kind, root),
+    """Every pre-flight check; the training-env probe runs while the others do, on the configs written into
+    the run's folder (none when it is not writable: that check fails alone)."""
+    experiment = check_experiment_dir(plan)
+    probe = start_probe(plan, python) if experiment.status == PASS else None
+    checks = [experiment, *check_bpe(plan), *check_data(plan, kind, root),
               *check_cluster(plan, request.partition, request.account, request.qos)]  # fmt: skip
-    checks[1:1] = finish_probe(plan, probe)
+    if probe:
+        checks[1:1] = finish_probe(plan, probe)
     return checks
 
 
 def start_probe(plan: Plan, python: Path) -> subprocess.Popen:
     """Begin composing, resolving, importing every _target_ and stat-ing every path, as SAM3's
     train.py will, in the training env; the other checks run meanwhile."""
-    environment = job_env.job_environment(plan.env)
+    environment = job_env.job_environment(plan.env, extra=plan.env_allow)
     argv = [str(python), str(PROBE), *[launch.config_name for launch in plan.launches]]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
 

@@ -19,6 +19,7 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.paths import atomic_write_text
 from . import published
+from .identity import DONE, FAILED, NO_FINAL_EVALUATION
 from .launch_record import RECORD
 from .sam3_config import DEMO_CONFIG
 from .stats import Stats, read_stats
@@ -28,9 +29,6 @@ METER = re.compile(r"^Meters_train/val_[^/]+/[^/]+/coco_eval_bbox_(.+)$")
 COLUMNS = {"AP": "AP", "AP_50": "AP50", "AP_75": "AP75", "AP_small": "APs", "AP_medium": "APm", "AP_large": "APl",
            "AR_maxDets@1": "AR1", "AR_maxDets@10": "AR10", "AR_maxDets@100": "AR100", "AR_small": "ARs",
            "AR_medium": "ARm", "AR_large": "ARl"}  # fmt: skip
-DONE = ("done", "completed", "finished")
-FAILED = ("failed", "cancelled", "timeout", "node_fail", "out_of_memory", "preempted", "boot_fail", "deadline",
-          "stopped")  # fmt: skip
 SEED_FILE = re.compile(r"^(.*)_seed(\d+)$")
 NO_STATS = "no val_stats.json"
 
@@ -72,13 +70,14 @@ def progress(experiment_dir: Path, dataset: str | None, finished: bool = False) 
     last = read_stats(path).last if path else None
     if not last or "Trainer/epoch" not in last:
         return "-"
-    epochs = _max_epochs(Path(experiment_dir))
+    epochs = max_epochs(Path(experiment_dir))
     where = last.get("Trainer/where")
     share = f" ({100 * where:.0f}%)" if isinstance(where, int | float) and not finished else ""
     return f"epoch {last['Trainer/epoch'] + 1}{f'/{epochs}' if epochs else ''}{share}"
 
 
-def _max_epochs(experiment_dir: Path) -> int | None:
+def max_epochs(experiment_dir: Path) -> int | None:
+    """trainer.max_epochs of the config SAM3 resolved for this task, when it wrote one."""
     value = published.lookup(_config(experiment_dir / "config_resolved.yaml") or {}, "trainer.max_epochs")
     return value if isinstance(value, int) else None
 
@@ -134,6 +133,8 @@ def _status(state: str, stats: Stats) -> str:
         return "failed"
     if state.startswith(DONE) or state == NO_STATS:
         return "done" if stats.last is not None else "missing"
+    if state.startswith(NO_FINAL_EVALUATION):  # it ended: with no val_stats.json at all, its results are missing
+        return "unfinished" if stats.last is not None else "missing"
     return "unfinished"  # running, pending, submitted, requeued, or (no record) not at its last epoch
 
 
@@ -207,13 +208,13 @@ def from_folder(folder: Path) -> Source:
 
 def load(target: str | None, experiment_root: Path, state_of) -> Source:
     """A run by name (the last one by default), a run folder holding launch.json, or a SAM3 experiment folder."""
-    from .launch_record import load_record
+    from .launch_record import load_record, read_record
 
     if target and not (experiment_root / target / RECORD).is_file():
         folder = Path(target).expanduser()
         if "/" in target or target.startswith((".", "~")) or folder.is_dir():
             if (folder / RECORD).is_file():
-                return from_record(json.loads((folder / RECORD).read_text()), state_of)
+                return from_record(read_record(folder / RECORD), state_of)
             if not folder.is_dir():
                 raise ConfigError(f"{target} is not a folder; pass a run name (inv run.list) or the "
                                   "experiment_log_dir SAM3's train.py wrote")  # fmt: skip

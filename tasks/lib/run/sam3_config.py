@@ -1,9 +1,11 @@
 """SAM3 training configs: find one by any name, fill its placeholders, apply --set overrides,
-pick datasets by name, and write the result where SAM3's train.py looks for configs.
+pick datasets by name, and name the result so that SAM3's train.py finds it.
 
-SAM3's train.py composes `-c NAME` inside the `sam3.train` package and takes no overrides, so a
-rendered config must live in that package: `<sam3 package>/train/configs/generated/<name>.yaml`,
-passed as `-c configs/generated/<name>.yaml`. The user's own file is never modified.
+SAM3's train.py composes `-c NAME` with hydra from the `sam3.train` package and takes no overrides.
+A rendered config belongs to its run: `<run>/configs/sam3_tasks/<name>.yaml`, passed as
+`-c sam3_tasks/<name>.yaml`. The job gets SAM3_TASKS_CONFIG_DIR=<run>/configs, which the hydra plugin
+in tasks/lib/run/plugins/hydra_plugins appends to hydra's search path; SAM3's package has no
+sam3_tasks/ folder, so none of its configs can shadow a run's. The user's own file is never modified.
 """
 
 import difflib
@@ -17,7 +19,9 @@ from ..core.paths import PROJECT_ROOT
 
 PLACEHOLDER = re.compile(r"<[^<>${}]+>")
 HEADER = "# @package _global_\n"
-GENERATED = "generated"
+CONFIG_DIR_VAR = "SAM3_TASKS_CONFIG_DIR"  # read by plugins/hydra_plugins/sam3_tasks_search_path.py
+CONFIG_PREFIX = "sam3_tasks"  # a folder name no SAM3 package holds
+LEGACY_GENERATED = "generated"  # where older versions rendered configs: configs/generated/ in SAM3's package
 DEMO_CONFIG = PROJECT_ROOT / "demo" / "demo_rf100vl_cpu.yaml"
 # Where each kind of config keeps its dataset list, and how an entry names its dataset.
 DATASET_LISTS = {"all_roboflow_supercategories": None, "all_odinw_supercategories": "name"}
@@ -37,7 +41,7 @@ def _known(roots: list[Path]) -> dict[str, Path]:
     for root in roots:
         for path in sorted(root.rglob("*.yaml")):
             relative = path.relative_to(root).as_posix()
-            if relative.startswith(GENERATED + "/"):
+            if relative.startswith(LEGACY_GENERATED + "/"):  # an older version's rendered configs
                 continue
             for name in (f"configs/{relative}", relative, path.stem):
                 names.setdefault(name, path)

@@ -10,12 +10,20 @@ is returned unchanged.
 
 Project, entity and mode come from WANDB_PROJECT, WANDB_ENTITY, WANDB_MODE. The API key is never in the
 job's environment (SAM3's Trainer logs it whole): online runs read it from the 0600 file that
-SAM3_TASKS_WANDB_KEY_FILE names, after SAM3 has logged the environment (or wandb finds ~/.netrc).
+SAM3_TASKS_WANDB_KEY_FILE names (its own launch's), after SAM3 has logged the environment (or wandb finds
+~/.netrc).
+
+W&B never stops training: when wandb.init fails (a bad key, the server down or slow), one line in the
+task's log says so and the run goes on logging offline under the task's folder (`wandb sync` it later);
+when even that fails, training goes on without W&B. Once the run is up, wandb's TensorBoard patch tells it
+of every event file SAM3 opens, inside the training process: that is guarded too (one line, and the
+writer is made as without W&B).
 """
 
 import hashlib
 import os
 import re
+import sys
 
 
 def run_id(name: str, directory: str, job_type: str, instance: str = "") -> str:
@@ -29,10 +37,18 @@ def run_id(name: str, directory: str, job_type: str, instance: str = "") -> str:
     return f"{clean}-{digest}"
 
 
-def start_run(name: str | None = None, group: str | None = None, directory: str | None = None,
-              job_type: str | None = None, tensorboard_dir: str | None = None, instance: str = ""):  # fmt: skip
+def start_run(
+    name: str | None = None,
+    group: str | None = None,
+    directory: str | None = None,
+    job_type: str | None = None,
+    tensorboard_dir: str | None = None,
+    instance: str = "",
+    mode: str | None = None,
+):
     """The W&B run of this process (started once); with a name, one that resumes by its stable id; with
-    tensorboard_dir, one that mirrors the TensorBoard events written under it."""
+    tensorboard_dir, one that mirrors the TensorBoard events written under it; mode None is WANDB_MODE's.
+    Raises what wandb raises (env.wandb's check wants to know)."""
     import wandb
 
     if wandb.run is not None:
@@ -49,8 +65,75 @@ def start_run(name: str | None = None, group: str | None = None, directory: str 
     identity = {"id": run_id(name, str(directory), str(job_type), instance), "resume": "allow"} if name else {}
     if directory:
         os.makedirs(directory, exist_ok=True)  # an array task may start before the launcher made its folder
-    return wandb.init(name=name, group=group, dir=directory, job_type=job_type, sync_tensorboard=bool(tensorboard_dir),
-                      settings=wandb.Settings(save_code=False), **identity)  # fmt: skip
+    return wandb.init(
+        name=name,
+        group=group,
+        dir=directory,
+        job_type=job_type,
+        sync_tensorboard=bool(tensorboard_dir),
+        settings=wandb.Settings(save_code=False),
+        mode=mode,
+        **identity,
+    )
+
+
+def _say(text: str) -> None:
+    """One line in the task's log (the job's output), with no key in it."""
+    key = os.environ.get("WANDB_API_KEY")
+    print(f"sam3_wandb: {text.replace(key, '***') if key else text}", file=sys.stderr, flush=True)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def start_or_go_on(name: str, group: str, directory: str, job_type: str, tensorboard_dir: str, instance: str = ""):
+    """start_run for a training job, which W&B never stops: on failure one line, then an offline run (to
+    `wandb sync` later), then none. Returns the run or None."""
+    args = (name, group, directory, job_type, tensorboard_dir, instance)
+    try:
+        return _guard_tensorboard(start_run(*args))
+    except Exception as error:  # whatever wandb raises: training goes on
+        where = os.path.join(directory, "wandb")
+        _say(
+            f"W&B failed ({_first_line(error)}); training goes on and logs to W&B offline under {where}: "
+            f"upload it later with `wandb sync {where}/offline-run-*`"
+        )
+    try:
+        import wandb
+
+        wandb.teardown()  # wandb's service still holds the failed run's id
+        return _guard_tensorboard(start_run(*args, mode="offline"))
+    except Exception as error:
+        _say(f"W&B offline failed too ({_first_line(error)}); training goes on without W&B")
+        return None
+
+
+def _guard_tensorboard(run):
+    """wandb's TensorBoard patch replaces the event file writer classes: each new writer tells the W&B run of
+    its folder, inside SAM3's training process. Each patched class is wrapped so that an error there is one
+    line and the writer is made as without W&B."""
+    import wandb
+
+    for module_name, attribute in wandb.patched["tensorboard"]:
+        module = sys.modules.get(module_name)
+        patched, original = getattr(module, attribute, None), getattr(module, f"orig_{attribute}", None)
+        if patched is not None and original is not None and not getattr(patched, "sam3_guarded", False):
+            setattr(module, attribute, _guarded(patched, original))
+    return run
+
+
+def _guarded(patched, original):
+    def make(*args, **kwargs):
+        try:
+            return patched(*args, **kwargs)
+        except Exception as error:
+            _say(f"W&B could not follow a TensorBoard writer ({_first_line(error)}); training goes on")
+            return original(*args, **kwargs)
+
+    make.sam3_guarded = True
+    return make
 
 
 def make_tensorboard_logger(log_dir: str, wandb_name: str, wandb_group: str, wandb_dir: str, wandb_job_type: str,
@@ -60,5 +143,5 @@ def make_tensorboard_logger(log_dir: str, wandb_name: str, wandb_group: str, wan
     from sam3.train.utils.train_utils import get_machine_local_and_dist_rank
 
     if get_machine_local_and_dist_rank()[1] == 0:
-        start_run(wandb_name, wandb_group, wandb_dir, wandb_job_type, tensorboard_dir=log_dir, instance=wandb_instance)
+        start_or_go_on(wandb_name, wandb_group, wandb_dir, wandb_job_type, log_dir, wandb_instance)
     return sam3_tensorboard_logger(log_dir, **writer_kwargs)
