@@ -74,9 +74,11 @@ def test_identity_leaves_out_where_and_how_a_run_runs_and_names_what_differs():
     ]
 
 
-def test_identity_keeps_no_secret_value():
-    config = {"trainer": {"hub_token": "hf_canary_value", "max_epochs": 1}}
-    assert "hf_canary_value" not in json.dumps(identity.of_run(config, 1, 1, [], {}))
+def test_identity_keeps_no_secret_value_and_judges_no_key_by_its_name():
+    token = "hf_" + "canary0123456789" * 2
+    config = {"trainer": {"hub_token": token, "presence_token": True, "max_epochs": 1}}
+    kept = identity.of_run(config, 1, 1, [], {})
+    assert token not in json.dumps(kept) and kept["config"]["trainer"]["presence_token"] is True
 
 
 def test_a_final_evaluation_is_the_last_complete_line_of_the_last_epoch(tmp_path):

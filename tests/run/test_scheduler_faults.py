@@ -66,8 +66,9 @@ def test_a_silent_or_garbled_squeue_decides_nothing_and_submits_nothing(cluster_
     silent = shim(tmp_path / "silent", "squeue", timeout_error, cluster_env)
     again = run_inv(["run.train", *TWO, "--name", "busy"], silent, timeout=300)
     assert again.returncode == 1, again.stdout[-2000:] + again.stderr
-    (line,) = again.stderr.strip().splitlines()
+    *notes, line = again.stderr.strip().splitlines()
     assert "SLURM did not answer `squeue -h ...` after 4 tries (slurm_load_jobs error: Socket timed out" in line
+    assert [note.rsplit(" ", 2)[-2] for note in notes] == ["1", "2", "4"]  # "... trying again in N s"
     assert (run_dir / "launch.json").read_text() == record and our_jobs(slurm_cluster, run_dir) == jobs
     shown = run_inv(["run.status", "--name", "busy", "--json"], silent, timeout=120)
     assert json.loads(shown.stdout)["states"] == [UNKNOWN, UNKNOWN]

@@ -151,10 +151,10 @@ def scrub(text: Any, *known: str | None, environ: Mapping[str, str] | None = Non
     """Text safe to print or store: the `known` secrets, the environment's secret values (environ, by
     default os.environ; {} for none) and everything shaped like a secret replaced by ***."""
     text = str(text)
+    for start, end in reversed(spans(text)):  # first: a URL keeps its host, only its user:password@ is hidden
+        text = text[:start] + MASK + text[end:]
     for value in sorted({value for value in known if value} | set(secret_values(environ)), key=len, reverse=True):
         text = text.replace(value, MASK).replace(urllib.parse.quote(value, safe=""), MASK)
-    for start, end in reversed(spans(text)):
-        text = text[:start] + MASK + text[end:]
     return text
 
 
