@@ -7,8 +7,8 @@ For reference it also times SAM3's own train.py submitting one cell's 100-task a
 Goal (issue 11): at most 60 s on 2 cores; the ratio against bare sbatch is printed. Needs root,
 Debian's SLURM (scripts/install-system-deps), the training env (scripts/setup-train-env) and SAM3's
 configs ($SAM3_CONFIGS_DIR or the sam3 submodule) with the BPE file ($SAM3_BPE_PATH). It starts its
-own single-node cluster in a temporary folder, with every job submitted held (SBATCH_HOLD) so that
-nothing runs while the submissions are timed (jobs only queue), and stops it at the end.
+own single-node cluster in a temporary folder, with a job holding all its GPUs so that nothing runs
+while the submissions are timed (jobs only queue), and stops it at the end.
 
 Usage: .venv/bin/python scripts/bench_launch.py [--datasets 100] [--cells 10]
 """
@@ -36,6 +36,12 @@ def known_jobs(env) -> set[str]:
     return set(run(["squeue", "-h", "-r", "-t", "all", "-o", "%i"], env).stdout.split())
 
 
+def take_gpus(env) -> None:
+    """A job holding all 4 GPUs of the node: every task asks for one, so they only queue while we time."""
+    argv = ["sbatch", "--partition", "long", "--gres", "gpu:4", "--output", "/dev/null", "--wrap", "sleep 3600"]
+    run(argv, env, check=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=100, help="how many RF100-VL datasets (default: all 100)")
@@ -57,7 +63,7 @@ def main() -> int:
             return 1
         env["SLURM_CONF"] = str(tmp / "slurm" / "slurm.conf")
         try:
-            env["SBATCH_HOLD"] = "1"  # jobs are submitted held: they queue, and nothing runs while we time
+            take_gpus(env)
             names = "all" if args.datasets >= 100 else str(args.datasets)
             made = run([inv, "data.synth", "--root", tmp / "rf", "--datasets", names, "--images", "6"], env)
             if made.returncode != 0:
@@ -66,7 +72,7 @@ def main() -> int:
             selection = "all"
             if args.datasets < 100:
                 selection = ",".join(sorted(p.name for p in (tmp / "rf").iterdir() if p.is_dir()))
-            # The jobs stay held, so a stand-in checkpoint will do: without one, run.train would fetch
+            # The jobs stay pending, so a stand-in checkpoint will do: without one, run.train would fetch
             # SAM3's gated weights (env.weights) before submitting.
             (tmp / "sam3.pt").write_bytes(b"")
             values = ",".join(f"{0.1 * (i + 1):.1f}" for i in range(args.cells))
@@ -87,9 +93,10 @@ def main() -> int:
             record = json.loads((tmp / "exp" / "ours" / "launch.json").read_text())
             ours_count = len(known_jobs(env) - before)
             run(["scancel", "-u", "root"], env)
+            take_gpus(env)
             tasks = len(record["tasks"])
 
-            # The baseline: the same number of held array tasks, one bare sbatch --array per cell.
+            # The baseline: the same number of queued array tasks, one bare sbatch --array per cell.
             time.sleep(2)
             per_cell = tasks // args.cells
             before = known_jobs(env)
@@ -100,6 +107,7 @@ def main() -> int:
             bare_seconds = time.perf_counter() - start
             bare_count = len(known_jobs(env) - before)
             run(["scancel", "-u", "root"], env)
+            take_gpus(env)
 
             # For reference: SAM3's own train.py submitting one cell's array task by task.
             time.sleep(2)
@@ -107,6 +115,7 @@ def main() -> int:
             rendered = Path(json.loads((tmp / "exp" / "one-cell" / "launch.json").read_text())["tasks"][0]["config"])
             config = "sam3_tasks/" + rendered.name  # the rendered config our launch left for its jobs
             run(["scancel", "-u", "root"], env)
+            take_gpus(env)
             time.sleep(2)
             python = ROOT / ".venv-train" / "bin" / "python"
             plugins = str(ROOT / "tasks" / "lib" / "run" / "plugins")  # our hydra plugin finds the run's configs

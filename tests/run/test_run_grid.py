@@ -112,8 +112,8 @@ def test_a_2x3_grid_runs_as_split_throttled_arrays_and_rerun_failed_reruns_only_
     assert "pick a new --name, or pass --restart" in other.stderr
     assert len(json.loads((run_dir / "launch.json").read_text())["launches"]) == 2  # the refusal recorded nothing
 
-    restarted = run_inv([*args[:-2], "--set", "trainer.max_epochs=2", "--restart"], dict(cluster_env, SBATCH_HOLD="1"),
-                        timeout=600)  # fmt: skip
+    blocker = slurm_cluster.take_gpus()  # the restarted run's jobs stay pending
+    restarted = run_inv([*args[:-2], "--set", "trainer.max_epochs=2", "--restart"], cluster_env, timeout=600)
     try:
         assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-2000:]
         assert f"g: the earlier run and its record are kept as g.1 ({run_dir.with_name('g.1')})" in restarted.stdout
@@ -126,19 +126,21 @@ def test_a_2x3_grid_runs_as_split_throttled_arrays_and_rerun_failed_reruns_only_
         assert not (run_dir / "lr_scale=0.1" / "actions" / "checkpoints").exists()  # nothing of the old run to resume
     finally:
         run_inv(["run.cancel", "--name", "g"], cluster_env)
+        slurm_cluster.run("scancel", blocker, check=False)
 
 
 def test_odinw_10_shot_protocol_is_one_command_13_datasets_x_3_seed_files(cluster_env, tmp_path, slurm_cluster):
     """SAM3's README: ODinW 10-shot results are aggregated over the seed files seed300, seed30 and seed3.
-    One grid over odinw_train.train_file queues all 39 tasks (held: SAM3's full model does not run on
-    this CPU), data.validate's rules run once per dataset, not once per task."""
+    One grid over odinw_train.train_file queues all 39 tasks (pending behind a job holding the GPUs:
+    SAM3's full model does not run on this CPU), data.validate's rules run once per dataset, not once per task."""
     configs = require_configs()
     root = tmp_path / "odinw"
     made = run_inv(["data.synth", "--root", str(root), "--kind", "odinw", "--images", "6"], cluster_env, timeout=300)
     assert made.returncode == 0, made.stderr
-    (tmp_path / "sam3.pt").write_bytes(b"")  # the jobs stay held: a stand-in for SAM3's gated checkpoint
+    (tmp_path / "sam3.pt").write_bytes(b"")  # the jobs stay pending: a stand-in for SAM3's gated checkpoint
     seeds = [f"fewshot_train_shot10_seed{s}" for s in (300, 30, 3)]
-    env = dict(cluster_env, SAM3_CONFIGS_DIR=str(configs), ODINW_DATA_ROOT=str(root), SBATCH_HOLD="1")
+    env = dict(cluster_env, SAM3_CONFIGS_DIR=str(configs), ODINW_DATA_ROOT=str(root))
+    slurm_cluster.take_gpus()  # the 39 tasks stay pending (cancelled with every job of the user below)
     done = run_inv(["run.train", "--config", "odinw_text_only_train", "--mode", "cluster", "--partition", "long",
                     "--name", "odinw10", "--grid", f"odinw_train.train_file={','.join(seeds)}",
                     "--num-gpus", "1", "--set", "submitit.cpus_per_task=1",  # the test node has 2 CPUs

@@ -78,6 +78,12 @@ class LocalSlurm:
         out = self.run("sbatch", "--parsable", *args).stdout.strip()
         return out.split(";")[0]
 
+    def take_gpus(self):
+        """A job holding all the node's fake GPUs for 10 minutes (scancel it when done): jobs that ask for a
+        GPU stay pending meanwhile. Debian's sbatch has no SBATCH_HOLD variable to queue them held."""
+        gpus = f"gpu:{self.num_gpus}"
+        return self.sbatch("--partition", "debug", "--gres", gpus, "--output", "/dev/null", "--wrap", "sleep 600")
+
     def states(self, job_id):
         """{job id: state} for the job, or for each task of an array (array tasks as 12_0, 12_1)."""
         out = self.run("scontrol", "show", "job", "-o", job_id, check=False)
