@@ -35,8 +35,18 @@ def submit_held(env, count: int, user: str | None = None) -> list[str]:
     ids = []
     for start in range(0, count, 1000):
         size = min(1000, count - start)
-        argv = ["sbatch", "--parsable", "--hold", f"--array=0-{size - 1}", "--output", "/dev/null", "--chdir", "/tmp",
-                "--wrap", "true"]  # fmt: skip
+        argv = [
+            "sbatch",
+            "--parsable",
+            "--hold",
+            f"--array=0-{size - 1}",
+            "--output",
+            "/dev/null",
+            "--chdir",
+            "/tmp",
+            "--wrap",
+            "true",
+        ]
         if user:
             argv = ["runuser", "-u", user, "--", *argv]
         array = run(argv, env, check=True).stdout.strip().split(";")[0]
@@ -46,14 +56,44 @@ def submit_held(env, count: int, user: str | None = None) -> list[str]:
 
 def write_record(run_dir: Path, job_ids: list[str]) -> None:
     """launch.json as run.train writes it for a cluster run, one task per job id (pending, nothing on disk)."""
-    tasks = [{"dataset": f"dataset-{n:04d}", "cell": None, "cell_values": {}, "experiment_dir": str(run_dir / f"dataset-{n:04d}"),
-              "attempts": [], "launch": 0, "mode": "cluster", "config": "", "argv": [], "log_dir": str(run_dir / "submitit_logs"),
-              "state": "submitted", "max_epochs": 20, "pid": None, "job_id": job, "exit_code": None}
-             for n, job in enumerate(job_ids)]  # fmt: skip
-    record = {"name": run_dir.name, "source_config": "", "run_dir": str(run_dir), "started": "", "identity": {},
-              "trainer_mode": "train", "grid": [], "wandb_instance": "", "launches": [{"submission": "done"}],
-              "mode": "cluster", "command": [], "request": {}, "host": "", "commits": {}, "versions": {},
-              "tasks": tasks}  # fmt: skip
+    tasks = [
+        {
+            "dataset": f"dataset-{n:04d}",
+            "cell": None,
+            "cell_values": {},
+            "experiment_dir": str(run_dir / f"dataset-{n:04d}"),
+            "attempts": [],
+            "launch": 0,
+            "mode": "cluster",
+            "config": "",
+            "argv": [],
+            "log_dir": str(run_dir / "submitit_logs"),
+            "state": "submitted",
+            "max_epochs": 20,
+            "pid": None,
+            "job_id": job,
+            "exit_code": None,
+        }
+        for n, job in enumerate(job_ids)
+    ]
+    record = {
+        "name": run_dir.name,
+        "source_config": "",
+        "run_dir": str(run_dir),
+        "started": "",
+        "identity": {},
+        "trainer_mode": "train",
+        "grid": [],
+        "wandb_instance": "",
+        "launches": [{"submission": "done"}],
+        "mode": "cluster",
+        "command": [],
+        "request": {},
+        "host": "",
+        "commits": {},
+        "versions": {},
+        "tasks": tasks,
+    }
     run_dir.mkdir(parents=True)
     (run_dir / "launch.json").write_text(json.dumps(record))
 
@@ -86,8 +126,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp:
         tmp = Path(tmp)
         os.chmod(tmp, 0o755)
-        env = dict(os.environ, SAM3_SLURM_DIR=str(tmp / "slurm"), SAM3_SLURM_MAX_JOB_COUNT="20000",
-                   SAM3_EXPERIMENT_ROOT=str(tmp / "exp"))  # fmt: skip
+        env = dict(
+            os.environ,
+            SAM3_SLURM_DIR=str(tmp / "slurm"),
+            SAM3_SLURM_MAX_JOB_COUNT="20000",
+            SAM3_EXPERIMENT_ROOT=str(tmp / "exp"),
+        )
         started = run([ROOT / "scripts" / "slurm-local", "start"], env)
         if started.returncode != 0:
             print(started.stdout + started.stderr)
@@ -110,8 +154,10 @@ def main() -> int:
     print(f"{'inv run.status, ' + str(args.tasks) + ' tasks (asks squeue for our jobs)':58} {quiet:12.2f} {busy:12.2f}")
     print(f"{'for reference: squeue for every user (-r -t all)':58} {quiet_all:12.3f} {busy_all:12.3f}")
     extra = busy - quiet
-    print(f"ratio busy/quiet = {busy / quiet:.2f}; {extra:+.2f} s with {args.others} other users' jobs "
-          f"(goal <= +1 s): {'met' if extra <= 1.0 else 'NOT met'}")  # fmt: skip
+    print(
+        f"ratio busy/quiet = {busy / quiet:.2f}; {extra:+.2f} s with {args.others} other users' jobs "
+        f"(goal <= +1 s): {'met' if extra <= 1.0 else 'NOT met'}"
+    )
     return 0
 
 

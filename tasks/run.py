@@ -65,8 +65,19 @@ def _launch(c, evaluate, config, set_, dry_run, no_preflight, check_only, rerun_
     whole = planning.plan(request, settings, package, python, only=set())  # every task; nothing rendered yet
     # one launch of a run at a time, from reading its record to the last job id saved (a dry run reads only)
     with contextlib.nullcontext() if dry_run else run_lock.hold(whole.run_dir):
-        launched = _launch_held(c, request, settings, package, python, whole, limits, dry_run=dry_run,
-                                no_preflight=no_preflight, check_only=check_only, rerun_failed=rerun_failed)  # fmt: skip
+        launched = _launch_held(
+            c,
+            request,
+            settings,
+            package,
+            python,
+            whole,
+            limits,
+            dry_run=dry_run,
+            no_preflight=no_preflight,
+            check_only=check_only,
+            rerun_failed=rerun_failed,
+        )
     if launched:
         plan, outcome = launched  # local: the started runner, to follow; cluster: the submission's exit code
         _after_launch(plan, local.follow(plan, outcome) if plan.mode == "local" else outcome)
@@ -86,12 +97,16 @@ def _request(settings, config, set_, evaluate, rerun_failed, flags):
     )  # fmt: skip
     if not rerun_failed:
         return request
-    overrides = {key: getattr(request, key) for key in ("partition", "account", "qos", "max_parallel")
-                 if flags.get(key) is not None}  # fmt: skip
+    overrides = {
+        key: getattr(request, key)
+        for key in ("partition", "account", "qos", "max_parallel")
+        if flags.get(key) is not None
+    }
     if flags["mode"] != "local":
         overrides["mode"] = flags["mode"]
-    earlier = launch_record.load_record(settings.path("paths.experiment_root"),
-                                        rerun_failed if isinstance(rerun_failed, str) else request.name)  # fmt: skip
+    earlier = launch_record.load_record(
+        settings.path("paths.experiment_root"), rerun_failed if isinstance(rerun_failed, str) else request.name
+    )
     return launch_record.rerun_request(earlier, evaluate, overrides)
 
 
@@ -121,8 +136,10 @@ def _launch_held(c, request, settings, package, python, whole, limits, dry_run, 
         replaced, record = status.refuse_restart_while_live(record), None  # set aside, put back if nothing launches
         instance = launch_record.aside_name(whole.run_dir).name.rsplit(".", 1)[-1]
         if dry_run:
-            print(f"{replaced['name']}: --restart would keep the earlier run as {replaced['name']}.{instance} and "
-                  "start afresh")  # fmt: skip
+            print(
+                f"{replaced['name']}: --restart would keep the earlier run as {replaced['name']}.{instance} and "
+                "start afresh"
+            )
     if record:
         identity.refuse_other_identity(record, whole.identity)
         if not dry_run:
@@ -162,8 +179,13 @@ def _chosen_tasks(record, whole, rerun_failed, strict):
     from .lib.run import identity, status
 
     tasks = (record or {}).get("tasks", [])
-    states = dict(zip([(e.get("cell"), e["dataset"]) for e in tasks],
-                      status.run_states(record, strict=strict) if record else [], strict=True))  # fmt: skip
+    states = dict(
+        zip(
+            [(e.get("cell"), e["dataset"]) for e in tasks],
+            status.run_states(record, strict=strict) if record else [],
+            strict=True,
+        )
+    )
     decisions = identity.decide(record, whole, lambda e: states[(e.get("cell"), e["dataset"])], bool(rerun_failed))
     _print_decisions(decisions)
     chosen = {d.task.key for d in decisions if d.launches}
@@ -236,8 +258,10 @@ def _after_launch(plan, code):
     for line in planning.tensorboard_hint(plan.run_dir):
         print(line)
     if code:
-        raise Exit(f"error: a task exited with {code} (its cause is above); all of its log: inv run.logs --name "
-                   f"{plan.name}", code=1)  # fmt: skip
+        raise Exit(
+            f"error: a task exited with {code} (its cause is above); all of its log: inv run.logs --name {plan.name}",
+            code=1,
+        )
 
 
 def _print_decisions(decisions):

@@ -174,8 +174,9 @@ def test_each_run_composes_its_own_config_through_dev_clean_and_another_root_wit
     scales = {tmp_path / "a": 0.1, tmp_path / "b": 0.2}
     args = ["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--name", "same"]
     jobs = []
-    hold = slurm_cluster.sbatch("--partition", "debug", "--gres", "gpu:4", "--output", str(tmp_path / "hold.out"),
-                                "--wrap", "sleep 600")  # fmt: skip
+    hold = slurm_cluster.sbatch(
+        "--partition", "debug", "--gres", "gpu:4", "--output", str(tmp_path / "hold.out"), "--wrap", "sleep 600"
+    )
     try:
         for root, scale in scales.items():
             env = dict(cluster_env, SAM3_EXPERIMENT_ROOT=str(root))

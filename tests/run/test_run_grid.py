@@ -190,10 +190,12 @@ def test_jobs_queued_by_a_launch_cut_off_during_submission_are_found_not_submitt
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
     name = f"sam3_tasks/cut-{tmp_path.name}.yaml"
     # first, the same run name under another experiment root (its jobs have the same names, a lower id)
-    other_root = slurm_cluster.sbatch("--hold", "--job-name", name, "--array=0-1", "--output", "/dev/null",
-                                      "--chdir", "/tmp", "--wrap", "true")  # fmt: skip
-    array = slurm_cluster.sbatch("--hold", "--job-name", name, "--array=0-1", "--output", "/dev/null", "--chdir",
-                                 str(tmp_path), "--wrap", "true")  # fmt: skip
+    other_root = slurm_cluster.sbatch(
+        "--hold", "--job-name", name, "--array=0-1", "--output", "/dev/null", "--chdir", "/tmp", "--wrap", "true"
+    )
+    array = slurm_cluster.sbatch(
+        "--hold", "--job-name", name, "--array=0-1", "--output", "/dev/null", "--chdir", str(tmp_path), "--wrap", "true"
+    )
     try:
         record = {"name": "cut", "mode": "cluster", "run_dir": str(tmp_path), "launches": [{"submission": "started"}],
                   "tasks": [{"dataset": d, "cell": None, "state": "submitting", "job_id": None, "job_name": name}

@@ -26,8 +26,9 @@ with run_lock.hold(Path(sys.argv[1]), command=["inv", "run.train", "--name", "r"
 @pytest.fixture
 def holder(tmp_path):
     """Another process holding the lock of run `r` (until the test kills it)."""
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "exp" / "r")], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path / "exp" / "r")], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout.readline() == "held\n"
     yield process
     process.kill()

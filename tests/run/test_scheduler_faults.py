@@ -26,15 +26,20 @@ TWO = ["--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--datase
 
 @pytest.fixture
 def cluster_env(clean_env, tmp_path, slurm_cluster):
-    return dict(clean_env, SLURM_CONF=str(slurm_cluster.conf), SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
-                INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"))  # fmt: skip
+    return dict(
+        clean_env,
+        SLURM_CONF=str(slurm_cluster.conf),
+        SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
+        INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"),
+    )
 
 
 @pytest.fixture
 def gpus_taken(slurm_cluster, tmp_path):
     """A job holding all 4 fake GPUs: the run's tasks stay pending while the test works on them."""
-    hold = slurm_cluster.sbatch("--partition", "debug", "--gres", "gpu:4", "--output", str(tmp_path / "hold.out"),
-                                "--wrap", "sleep 600")  # fmt: skip
+    hold = slurm_cluster.sbatch(
+        "--partition", "debug", "--gres", "gpu:4", "--output", str(tmp_path / "hold.out"), "--wrap", "sleep 600"
+    )
     yield hold
     slurm_cluster.run("scancel", hold, check=False)
 
@@ -53,8 +58,9 @@ def our_jobs(slurm_cluster, run_dir: Path) -> list[str]:
     return sorted(line.split()[0] for line in listed if str(run_dir) in line)
 
 
-def test_a_silent_or_garbled_squeue_decides_nothing_and_submits_nothing(cluster_env, slurm_cluster, tmp_path,
-                                                                        gpus_taken):  # fmt: skip
+def test_a_silent_or_garbled_squeue_decides_nothing_and_submits_nothing(
+    cluster_env, slurm_cluster, tmp_path, gpus_taken
+):
     """The same launch again while its 2 tasks are queued, with a squeue that times out on every call, on
     the first call only, and one that prints an error page: never a second set of jobs."""
     first = run_inv(["run.train", *TWO, "--name", "busy"], cluster_env, timeout=300)
@@ -75,8 +81,12 @@ def test_a_silent_or_garbled_squeue_decides_nothing_and_submits_nothing(cluster_
     table = run_inv(["run.status", "--name", "busy"], silent, timeout=120)
     assert table.returncode == 0 and f"note: 2 task(s) {UNKNOWN}: their state is not known" in table.stdout
     marker = tmp_path / "answered-once"
-    flaky = shim(tmp_path / "flaky", "squeue", f'[ -e {marker} ] || {{ touch {marker}; {timeout_error}; }}\n'
-                 f'exec {shutil.which("squeue")} "$@"', cluster_env)  # fmt: skip
+    flaky = shim(
+        tmp_path / "flaky",
+        "squeue",
+        f'[ -e {marker} ] || {{ touch {marker}; {timeout_error}; }}\nexec {shutil.which("squeue")} "$@"',
+        cluster_env,
+    )
     once = run_inv(["run.train", *TWO, "--name", "busy"], flaky, timeout=300)
     assert once.returncode == 0, once.stdout[-2000:] + once.stderr
     assert once.stdout.count("pending (job ") == 2 and "nothing to launch" in once.stdout
@@ -93,8 +103,14 @@ def test_slurmctld_restarted_in_the_middle_of_a_launch(cluster_env, slurm_cluste
     pid_file = slurm_cluster.root / "run" / "slurmctld.pid"
     subprocess.run(["kill", pid_file.read_text().strip()], check=True)
     inv = Path(sys.executable).with_name("inv")
-    launch = subprocess.Popen([str(inv), "run.train", *TWO, "--name", "restart"], cwd=ROOT, env=cluster_env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    launch = subprocess.Popen(
+        [str(inv), "run.train", *TWO, "--name", "restart"],
+        cwd=ROOT,
+        env=cluster_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen = []
     while not any("trying again in" in line for line in seen):
         seen.append(launch.stdout.readline())
@@ -115,11 +131,21 @@ def test_slurmctld_restarted_in_the_middle_of_a_launch(cluster_env, slurm_cluste
 def test_two_launches_of_one_run_at_once_queue_each_task_once(cluster_env, slurm_cluster, tmp_path, gpus_taken):
     """Started together, with an sbatch that answers 12 s late (a busy slurmctld): one launch holds the
     run while it submits; the other waits 10 s, then refuses in one line naming it (exit 4)."""
-    late = shim(tmp_path / "late", "sbatch", f'{shutil.which("sbatch")} "$@"; code=$?; sleep 12; exit $code',
-                cluster_env)  # fmt: skip
+    late = shim(
+        tmp_path / "late", "sbatch", f'{shutil.which("sbatch")} "$@"; code=$?; sleep 12; exit $code', cluster_env
+    )
     inv = Path(sys.executable).with_name("inv")
-    launches = [subprocess.Popen([str(inv), "run.train", *TWO, "--name", "twice"], cwd=ROOT, env=late, text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
+    launches = [
+        subprocess.Popen(
+            [str(inv), "run.train", *TWO, "--name", "twice"],
+            cwd=ROOT,
+            env=late,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     outputs = [launch.communicate(timeout=300) for launch in launches]
     codes = sorted(launch.returncode for launch in launches)
     assert codes == [0, 4], outputs
@@ -131,13 +157,27 @@ def test_two_launches_of_one_run_at_once_queue_each_task_once(cluster_env, slurm
     assert sorted(task["job_id"] for task in record["tasks"]) == our_jobs(slurm_cluster, tmp_path / "exp" / "twice")
 
 
-def test_a_task_cancelled_after_its_first_epoch_and_forgotten_by_slurm_is_unfinished(cluster_env, slurm_cluster,
-                                                                                      tmp_path):  # fmt: skip
+def test_a_task_cancelled_after_its_first_epoch_and_forgotten_by_slurm_is_unfinished(
+    cluster_env, slurm_cluster, tmp_path
+):
     """Cancelled once its first epoch's checkpoint is written, then purged by SLURM (MinJobAge lowered to
     2 s for this test): run.status and run.results call it unfinished, never finished, and nothing is
     averaged; the same command again resumes it from its checkpoint, and it ends with one final evaluation."""
-    args = ["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--datasets", "actions",
-            "--name", "forgot", "--set", "trainer.max_epochs=2"]  # fmt: skip
+    args = [
+        "run.train",
+        "--mode",
+        "cluster",
+        "--partition",
+        "debug",
+        "--num-gpus",
+        "2",
+        "--datasets",
+        "actions",
+        "--name",
+        "forgot",
+        "--set",
+        "trainer.max_epochs=2",
+    ]
     done = run_inv(args, cluster_env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     run_dir = tmp_path / "exp" / "forgot"
@@ -163,7 +203,9 @@ def test_a_task_cancelled_after_its_first_epoch_and_forgotten_by_slurm_is_unfini
     assert "resumes from its checkpoint" in resumed.stdout
     deadline = time.monotonic() + 400
     while json.loads(run_inv(["run.status", "--name", "forgot", "--json"], cluster_env).stdout)["states"][0] not in (
-        "completed", "finished (no longer known to SLURM)"):  # fmt: skip
+        "completed",
+        "finished (no longer known to SLURM)",
+    ):
         assert time.monotonic() < deadline, "the resumed task did not finish"
         time.sleep(3)
     stats = run_dir / "actions" / "logs" / "actions" / "train_stats.json"

@@ -45,8 +45,10 @@ def test_a_failing_squeue_is_tried_again_and_then_refused_in_one_line(tmp_path, 
 
 def test_a_squeue_that_answers_on_the_second_try_is_believed(tmp_path, monkeypatch, quick_retries):
     count = tmp_path / "count"
-    body = (f'if [ ! -e {count} ]; then touch {count}; echo "Socket timed out" >&2; exit 1; fi\n'
-            'printf "12_0 RUNNING\\n12_1 PENDING\\n13 COMPLETED\\n"')  # fmt: skip
+    body = (
+        f'if [ ! -e {count} ]; then touch {count}; echo "Socket timed out" >&2; exit 1; fi\n'
+        'printf "12_0 RUNNING\\n12_1 PENDING\\n13 COMPLETED\\n"'
+    )
     monkeypatch.setenv("PATH", fake_squeue(tmp_path / "bin", body))
     assert slurm.job_states() == {"12_0": "running", "12_1": "pending", "13": "completed"}
 
@@ -65,9 +67,20 @@ def test_a_squeue_that_hangs_is_given_up_on(tmp_path, monkeypatch):
 
 
 def record_of(tmp_path: Path, job_ids: list[str]) -> dict:
-    tasks = [{"dataset": f"d{n}", "cell": None, "experiment_dir": str(tmp_path / f"d{n}"), "state": "submitted",
-              "job_id": job, "pid": None, "exit_code": None, "mode": "cluster", "max_epochs": 2}
-             for n, job in enumerate(job_ids)]  # fmt: skip
+    tasks = [
+        {
+            "dataset": f"d{n}",
+            "cell": None,
+            "experiment_dir": str(tmp_path / f"d{n}"),
+            "state": "submitted",
+            "job_id": job,
+            "pid": None,
+            "exit_code": None,
+            "mode": "cluster",
+            "max_epochs": 2,
+        }
+        for n, job in enumerate(job_ids)
+    ]
     return {"name": "r", "mode": "cluster", "trainer_mode": "train", "run_dir": str(tmp_path), "tasks": tasks}
 
 
@@ -97,13 +110,29 @@ def test_the_failed_tasks_cause_is_the_last_exception_in_its_log(tmp_path):
     for entry in record["tasks"]:
         entry.update(mode="local", state="failed", exit_code=1)
         Path(entry["experiment_dir"]).mkdir()
-    log = "\n".join(["INFO epoch 1", "Traceback (most recent call last):", '  File "x.py", line 1, in f', "    g()",
-                     "ValueError: first", "", "During handling of the above exception, another exception occurred:", "",
-                     "Traceback (most recent call last):", '  File "train.py", line 9, in run', "    loss.backward()",
-                     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "", "INFO exiting"])  # fmt: skip
+    log = "\n".join(
+        [
+            "INFO epoch 1",
+            "Traceback (most recent call last):",
+            '  File "x.py", line 1, in f',
+            "    g()",
+            "ValueError: first",
+            "",
+            "During handling of the above exception, another exception occurred:",
+            "",
+            "Traceback (most recent call last):",
+            '  File "train.py", line 9, in run',
+            "    loss.backward()",
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+            "",
+            "INFO exiting",
+        ]
+    )
     (tmp_path / "d0" / "train.log").write_text(log)
     (tmp_path / "d1" / "train.log").write_text("killed by the OOM killer\n")
     lines = status.failure_causes(record, ["failed", "failed"])
-    assert lines == ["d0: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
-                     f"    (the last lines of {tmp_path / 'd0' / 'train.log'})",
-                     f"d1: failed, no exception in its log ({tmp_path / 'd1' / 'train.log'})"]  # fmt: skip
+    assert lines == [
+        "d0: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        f"    (the last lines of {tmp_path / 'd0' / 'train.log'})",
+        f"d1: failed, no exception in its log ({tmp_path / 'd1' / 'train.log'})",
+    ]

@@ -160,8 +160,10 @@ def read_record(path: Path) -> dict[str, Any]:
         if isinstance(record, dict) and isinstance(record.get("tasks"), list) and "run_dir" in record:
             return record
         problem = "is not a run record (no tasks or run_dir)"
-    raise ConfigError(f"{path} {problem}: it was cut off or edited outside sam3-tasks; restore it, or move the run "
-                      f"aside (mv {path.parent} {path.parent}.broken) and launch again")  # fmt: skip
+    raise ConfigError(
+        f"{path} {problem}: it was cut off or edited outside sam3-tasks; restore it, or move the run "
+        f"aside (mv {path.parent} {path.parent}.broken) and launch again"
+    )
 
 
 def load_record(experiment_root: Path, name: str | None) -> dict[str, Any]:

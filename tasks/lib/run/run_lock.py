@@ -51,8 +51,12 @@ def hold(run_dir: Path, wait_s: float = WAIT_S, command: list[str] | None = None
     first = lock.lock_counter == 1
     try:
         if first:
-            holder = {"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "command": " ".join(command or sys.argv)}  # fmt: skip
+            holder = {
+                "pid": os.getpid(),
+                "host": platform.node(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": " ".join(command or sys.argv),
+            }
             atomic_write_text(holder_path(run_dir), json.dumps(holder) + "\n")
         yield
     finally:
@@ -67,14 +71,20 @@ def _busy_message(run_dir: Path, wait_s: float) -> str:
         holder = json.loads(holder_path(run_dir).read_text())
         pid, host = int(holder["pid"]), str(holder["host"])
     except (OSError, ValueError, KeyError, TypeError):
-        return (f"run {name!r} is locked by another launch (no readable holder in {holder_path(run_dir)}); wait for "
-                f"it, or if no launch of {name!r} runs anywhere, remove {lock_path(run_dir)}")  # fmt: skip
+        return (
+            f"run {name!r} is locked by another launch (no readable holder in {holder_path(run_dir)}); wait for "
+            f"it, or if no launch of {name!r} runs anywhere, remove {lock_path(run_dir)}"
+        )
     if host == platform.node() and not _alive(pid):
-        return (f"run {name!r} is locked, but its holder, pid {pid} on {host}, is not running: the file system "
-                f"did not release its lock (NFS without locking?); remove {lock_path(run_dir)} and try again")  # fmt: skip
-    return (f"run {name!r} is being launched by pid {pid} on {host} since {holder.get('since')} "
-            f"({holder.get('command', '')[:80]}); waited {wait_s:.0f} s: let it finish, then see "
-            f"inv run.status --name {name}")  # fmt: skip
+        return (
+            f"run {name!r} is locked, but its holder, pid {pid} on {host}, is not running: the file system "
+            f"did not release its lock (NFS without locking?); remove {lock_path(run_dir)} and try again"
+        )
+    return (
+        f"run {name!r} is being launched by pid {pid} on {host} since {holder.get('since')} "
+        f"({holder.get('command', '')[:80]}); waited {wait_s:.0f} s: let it finish, then see "
+        f"inv run.status --name {name}"
+    )
 
 
 def _alive(pid: int) -> bool:

@@ -93,9 +93,15 @@ def submit(plan_: Plan, record: dict[str, Any], max_parallel: int | None, stream
     record["launches"][-1]["submission"] = "started"
     save_record(plan_.run_dir, record)
     with open(plan_.run_dir / "submit.log", "a") as log:
-        process = subprocess.Popen(submit_argv(Path(plan_.launches[0].argv[0])), cwd=plan_.run_dir, stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=log, text=True,
-                                   env=job_env.job_environment(plan_.env, extra=plan_.env_allow))  # fmt: skip
+        process = subprocess.Popen(
+            submit_argv(Path(plan_.launches[0].argv[0])),
+            cwd=plan_.run_dir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=job_env.job_environment(plan_.env, extra=plan_.env_allow),
+        )
         process.stdin.write(json.dumps({"arrays": arrays, "port_range": PORT_RANGE}))
         process.stdin.close()
         reports = {}
