@@ -1,4 +1,4 @@
-"""Datasets: check RF100-VL and ODinW trees against what SAM3 needs, and make synthetic ones."""
+"""Datasets: check RF100-VL, ODinW and your own COCO data against what SAM3 needs, and make synthetic ones."""
 
 from .common import load_settings, task
 from .lib.core import report as report_lib
@@ -6,6 +6,7 @@ from .lib.core.errors import ConfigError, ToolError
 
 ROOT_KEYS = {"rf100vl": "paths.roboflow_vl_100_root", "odinw": "paths.odinw_data_root"}
 KIND_HELP = "rf100vl or odinw (default: rf100vl)."
+VALIDATE_KIND_HELP = "rf100vl, odinw, or coco: your own data in Roboflow's COCO export layout (default: rf100vl)."
 DATASETS_HELP = "Comma-separated dataset names (default: all of the kind)."
 WORKERS_HELP = "Processes to use (default: every CPU this process may use)."
 
@@ -19,34 +20,54 @@ def _workers(value) -> int | None:
 
 
 @task(default=True, help={
-    "kind": KIND_HELP,
-    "root": "Data root (default: paths.roboflow_vl_100_root or paths.odinw_data_root).",
+    "kind": VALIDATE_KIND_HELP,
+    "root": "Data root (default: paths.roboflow_vl_100_root or paths.odinw_data_root). With --kind coco (no "
+            "default): one dataset folder (train/, test/, valid/ with _annotations.coco.json) or a folder of them.",
     "datasets": DATASETS_HELP,
+    "train": "--kind coco: the training split's COCO annotation json, instead of --root.",
+    "val": "--kind coco: the evaluation split's COCO annotation json, instead of --root.",
+    "train_images": "Folder the --train json's file_name paths are relative to (default: the json's folder).",
+    "val_images": "Folder the --val json's file_name paths are relative to (default: the json's folder).",
     "deep": "Also walk every byte of each image's structure (slower).",
     "workers": WORKERS_HELP,
     "no_cache": "Re-read everything instead of reusing verdicts on unchanged files.",
     "json": "Print JSON instead of tables.",
 })  # fmt: skip
-def validate(c, kind="rf100vl", root=None, datasets=None, deep=False, workers=None, no_cache=False, json=False):
+def validate(
+    c,
+    kind=None,
+    root=None,
+    datasets=None,
+    train=None,
+    val=None,
+    train_images=None,
+    val_images=None,
+    deep=False,
+    workers=None,
+    no_cache=False,
+    json=False,
+):
     """Check datasets against SAM3's loaders; exit 1 on errors."""
     import time
 
-    from .lib.data import coco
+    from .lib.data import coco, own
 
-    if kind not in ROOT_KEYS:
-        raise ConfigError(f"--kind {kind!r} is not one of {', '.join(ROOT_KEYS)}; pick one of those")
-    key = ROOT_KEYS[kind]
-    data_root = load_settings(c, **{key: ("--root", root)}).path(key)
+    kind = own.pick_kind(kind, train, val)
     names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
     started = time.perf_counter()
-    reports = coco.validate_root(kind, data_root, names, deep, _workers(workers), use_cache=not no_cache)
+    if kind == coco.OWN:
+        request = own.Request(root, names, train, val, train_images, val_images)
+        data_root, reports = own.validate_request(request, deep, _workers(workers), use_cache=not no_cache)
+    else:
+        key = ROOT_KEYS[kind]
+        data_root = load_settings(c, **{key: ("--root", root)}).path(key)
+        reports = coco.validate_root(kind, data_root, names, deep, _workers(workers), use_cache=not no_cache)
     seconds = time.perf_counter() - started
     if json:
         print(report_lib.to_json(coco.as_dict(kind, data_root, reports, deep, seconds)))
     else:
-        columns = ("dataset", "status", "images", "boxes", "errors", "warnings", "time", "first issue")
-        report_lib.print_table(f"data.validate {kind}: {data_root} ({seconds:.2f} s)", columns,
-                               coco.summary_rows(reports))  # fmt: skip
+        title = f"data.validate {kind}: {data_root} ({seconds:.2f} s)"
+        report_lib.print_table(title, coco.summary_columns(kind), coco.summary_rows(reports, kind))
         issues = coco.issue_rows(reports)
         if issues:
             report_lib.print_table("issues", ("dataset", "status", "count", "issue", "first example", "fix"), issues)

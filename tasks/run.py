@@ -40,6 +40,10 @@ COMMON_HELP = {
     "grid": "A grid axis, KEY=v1,v2,... over any config key (repeatable; crossed with each other and the datasets). "
     "Each cell runs in <run>/<cell>/<dataset>/.",
     "restart": "Start the run named again from nothing; its earlier files and record are kept as <name>.N.",
+    "data": "Your own COCO dataset folder (train/, test/ or valid/, each with _annotations.coco.json), fine-tuned "
+    "or evaluated with SAM3's RF100-VL config. Default config then: roboflow_v100_full_ft_100_images.",
+    "task": "With --data: bbox (default) or segm (masks: the loss, mask head, postprocessor and mask AP).",
+    "prompts": "With --data: a JSON or YAML file mapping category ids to text prompts (default: the names).",
     "rerun_failed": "Launch again only the tasks of a run (default: the last) that failed, were cancelled or have "
     "no final evaluation, with that run's own settings: --rerun-failed [RUN].",
 }
@@ -93,8 +97,15 @@ def _request(settings, config, set_, evaluate, rerun_failed, flags):
         partition=flags["partition"] or settings["slurm.partition"] or None,
         account=flags["account"] or settings["slurm.account"] or None, qos=flags["qos"] or settings["slurm.qos"] or None,
         smoke=flags["smoke"], evaluate=evaluate, max_parallel=_int("--max-parallel", flags["max_parallel"]),
-        grid=list(flags["grid"] or []), restart=flags["restart"],
+        grid=list(flags["grid"] or []), restart=flags["restart"], data=flags.get("data"), task=flags.get("task"),
+        prompts=flags.get("prompts"),
     )  # fmt: skip
+    if request.data is None and (request.task or request.prompts):
+        raise ConfigError("--task and --prompts go with --data DIR (your own COCO dataset); add --data")
+    if request.data and request.config is None:
+        from .lib.run import own_data
+
+        request.config = own_data.SAM3_CONFIG
     if not rerun_failed:
         return request
     overrides = {
@@ -200,6 +211,8 @@ def _chosen_tasks(record, whole, rerun_failed, strict):
 def _print_plan_notes(plan):
     from .lib.run import job_env
 
+    for note in plan.notes:
+        print(note)
     for warning in plan.warnings:
         print(f"warning: {warning}")
     if plan.model_note:
@@ -311,6 +324,8 @@ def _int(flag, value):
 
 
 def _data_kind_and_root(plan, settings, sam3_config):
+    if plan.own_data is not None:
+        return "coco", plan.own_data.root
     listing = sam3_config.dataset_list(sam3_config.load(plan.source))
     if not listing:
         return None, None
@@ -335,9 +350,9 @@ LAUNCH_HELP = {"set_": COMMON_HELP["set"], **{k: v for k, v in COMMON_HELP.items
 
 @task(pre=TRAINING_ENV, iterable=["set_", "grid"], optional=["rerun_failed"], auto_shortflags=False,
       help={"config": CONFIG_HELP, **LAUNCH_HELP})  # fmt: skip
-def train(c, config=None, mode="local", datasets=None, set_=None, grid=None, name=None, num_gpus=None, num_nodes=None,
-          partition=None, account=None, qos=None, max_parallel=None, smoke=False, restart=False, rerun_failed=None,
-          no_preflight=False, check_only=False, dry_run=False):  # fmt: skip
+def train(c, config=None, data=None, task=None, prompts=None, mode="local", datasets=None, set_=None, grid=None,
+          name=None, num_gpus=None, num_nodes=None, partition=None, account=None, qos=None, max_parallel=None,
+          smoke=False, restart=False, rerun_failed=None, no_preflight=False, check_only=False, dry_run=False):  # fmt: skip
     """Fine-tune SAM3 with train.py, locally or on SLURM (no --config: the CPU demo).
 
     Runs env.venv, env.torch and env.sam3 first (each a no-op once done), and env.weights when the
@@ -345,26 +360,29 @@ def train(c, config=None, mode="local", datasets=None, set_=None, grid=None, nam
     """
     _launch(c, False, config, set_, dry_run, no_preflight, check_only, rerun_failed, mode=mode, datasets=datasets,
             grid=grid, name=name, num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account,
-            qos=qos, max_parallel=max_parallel, smoke=smoke, restart=restart)  # fmt: skip
+            qos=qos, max_parallel=max_parallel, smoke=smoke, restart=restart, data=data, task=task,
+            prompts=prompts)  # fmt: skip
 
 
 @task(name="eval", pre=TRAINING_ENV, iterable=["set_", "grid"], optional=["rerun_failed"], auto_shortflags=False,
       help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""), **LAUNCH_HELP})  # fmt: skip
-def eval_(c, config=None, mode="local", datasets=None, set_=None, grid=None, name=None, num_gpus=None,
-          num_nodes=None, partition=None, account=None, qos=None, max_parallel=None, smoke=False, restart=False,
-          rerun_failed=None, no_preflight=False, check_only=False, dry_run=False):  # fmt: skip
+def eval_(c, config=None, data=None, task=None, prompts=None, mode="local", datasets=None, set_=None, grid=None,
+          name=None, num_gpus=None, num_nodes=None, partition=None, account=None, qos=None, max_parallel=None,
+          smoke=False, restart=False, rerun_failed=None, no_preflight=False, check_only=False, dry_run=False):  # fmt: skip
     """Evaluate SAM3 with an evaluation config (trainer.mode: val).
 
     Runs env.venv, env.torch and env.sam3 first (each a no-op once done), and env.weights when the
     config loads SAM3's checkpoint and no verified copy is on disk yet.
     """
-    if config is None and not rerun_failed:
+    if config is None and not rerun_failed and not data:
         raise ConfigError(
-            "run.eval needs --config (an evaluation config, e.g. roboflow_v100_eval), or --rerun-failed RUN"
+            "run.eval needs --config (an evaluation config, e.g. roboflow_v100_eval), --data DIR (your own COCO "
+            "dataset: the model you start from, evaluated), or --rerun-failed RUN"
         )
     _launch(c, True, config, set_, dry_run, no_preflight, check_only, rerun_failed, mode=mode, datasets=datasets,
             grid=grid, name=name, num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account,
-            qos=qos, max_parallel=max_parallel, smoke=smoke, restart=restart)  # fmt: skip
+            qos=qos, max_parallel=max_parallel, smoke=smoke, restart=restart, data=data, task=task,
+            prompts=prompts)  # fmt: skip
 
 
 @task(name="list", help={"json": "Print JSON instead of a table."})
@@ -461,7 +479,8 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     root = settings.path("paths.experiment_root")
     forced = published.parse_setting(setting) if setting else None
     state_of = status.state_of_each_run()
-    summary = results_lib.summarize(results_lib.load(name, root, state_of), forced)
+    source = results_lib.load(name, root, state_of)
+    summary = results_lib.summarize(source, forced)
     notes = []
     plot = None
     try:
@@ -473,6 +492,11 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     except OSError as error:
         notes.append(f"warning: nothing saved: cannot write in {summary['folder']} ({error.strerror})")
     summary["plot"] = str(plot) if plot else None
+    beside = None
+    baseline = results_lib.find_baseline(source.record, root)
+    if baseline:
+        beside = results_lib.beside_baseline(summary, results_lib.summarize(results_lib.from_record(baseline, state_of)))
+    notes += results_lib.baseline_lines(beside, source.record)
     comparison = None
     if compare:
         comparison = results_lib.compare(summary, results_lib.summarize(results_lib.load(compare, root, state_of)))
@@ -480,18 +504,18 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     if wandb_env:
         notes.append(results_lib.log_to_wandb(summary, plot, wandb_env, os.environ, sys.executable))
     if json:
-        print(report_lib.to_json({**summary, "compare": comparison, "notes": notes}))
+        print(report_lib.to_json({**summary, "compare": comparison, "baseline": beside, "notes": notes}))
     elif csv:
         print(results_lib.to_csv(summary), end="")
     else:
-        _print_results(summary, comparison)
+        _print_results(summary, comparison, beside)
     for note in notes if not json else []:
         print(note, file=sys.stderr if csv else sys.stdout)
     if plot and csv:
         print(f"plot: {plot}", file=sys.stderr)
 
 
-def _print_results(summary, comparison):
+def _print_results(summary, comparison, beside):
     from .lib.run import results as results_lib
 
     columns, rows = results_lib.shown_task_rows(summary)
@@ -503,6 +527,11 @@ def _print_results(summary, comparison):
             report_lib.print_table(f"{summary['run']}: {title}", *table)
     for line in results_lib.summary_lines(summary):
         print(line)
+    if beside:
+        rows = [(r["task"], r["figure"], results_lib.fmt(r["fine-tuned"]), results_lib.fmt(r["baseline"]),
+                 "-" if r["delta"] is None else f"{r['delta']:+.1f}") for r in beside["rows"]]  # fmt: skip
+        report_lib.print_table(f"{summary['run']} beside the model it started from ({beside['baseline']}), x100",
+                               ("task", "figure", "fine-tuned", "baseline", "Δ"), rows)  # fmt: skip
     for title, columns, rows, verdict in results_lib.compare_tables(comparison) if comparison else []:
         report_lib.print_table(title, columns, rows)
         if verdict:

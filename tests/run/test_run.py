@@ -377,13 +377,20 @@ def test_smoke_runs_sam3s_trainer_with_a_shipped_config_on_the_users_data_on_the
     assert any(key.endswith("/detection/coco_eval_bbox_AP") for key in stats), stats
     (train,) = folder.glob("logs/*/train_stats.json")
     assert "Losses/train_all_loss_giou" in json.loads(train.read_text().splitlines()[-1])
+    if config.startswith("roboflow"):  # evaluation shrunk as training is: a few test images, their own truth
+        assert "smoke: evaluation on the first 4 images of each dataset's test/" in done.stdout
+        subset = json.loads((folder.parent / "data" / dataset / "test-smoke.json").read_text())
+        (dump,) = folder.glob("dumps/roboflow/*/coco_predictions_bbox.json")
+        test = json.loads((base / "rf" / dataset / "test" / "_annotations.coco.json").read_text())
+        assert subset["images"] == test["images"][:4]
+        assert {p["image_id"] for p in json.loads(dump.read_text())} <= {i["id"] for i in subset["images"]}
 
 
 @pytest.mark.parametrize(
     "change,message",
     [
         ({"trainer": {"model": {"_target_": "my_models.build"}}}, "which the CPU reduction cannot stand for"),
-        ({"scratch": {"enable_segmentation": True}}, "scratch.enable_segmentation is true, a GPU-only setting"),
+        ({"scratch": {"enable_segmentation": True}}, "enable_segmentation is true but not the rest of what masks need"),
     ],
 )
 def test_a_smoke_run_the_cpu_cannot_stand_for_is_refused_before_anything_launches(env, tmp_path, change, message):

@@ -1,8 +1,9 @@
-"""data.validate as plain functions: check RF100-VL and ODinW-13 trees against what SAM3's loaders need.
+"""data.validate as plain functions: check RF100-VL, ODinW-13 and own COCO data against what SAM3's loaders need.
 
 The rules come from shared/reference/data-layout.md (§2.4 paths, §2.5 prompt ids, §3.2-§3.5 loader
 requirements). Each dataset is checked in its own process; a result is reused while the dataset's json
-files and folders keep their size and mtime (see CACHE_NAME).
+files and folders keep their size and mtime (see CACHE_NAME). A user's own data (kind "coco", Roboflow's
+COCO export layout) is found and described by own.py, and checked here by the same rules plus its own.
 """
 
 import contextlib
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import chain
 from operator import add, itemgetter, sub
 from pathlib import Path
@@ -24,7 +26,9 @@ from ..core.errors import ConfigError, ToolError
 from ..core.paths import atomic_write_text
 from . import images
 
-KINDS = ("rf100vl", "odinw")
+KINDS = ("rf100vl", "odinw")  # the benchmark trees data.fetch and data.synth know
+OWN = "coco"  # a user's own COCO data (own.py), data.validate --kind coco
+VALIDATE_KINDS = (*KINDS, OWN)
 ERROR, WARNING = "error", "warning"
 CACHE_NAME = ".sam3-validate-cache.json"
 SYNTH_MARKER = ".sam3-synth"  # written by data.synth into every dataset it makes
@@ -207,6 +211,22 @@ RULES: dict[str, tuple[str, str, str]] = {
                       "fix width/height in the json"),
     "exif_rotated": (WARNING, "EXIF orientation asks for a rotation that SAM3 does not apply",
                      "re-export the images upright"),
+    # own data (kind coco): what SAM3 needs of a dataset it has never seen
+    "eval_on_valid": (WARNING, "no test/: SAM3 evaluates on valid/, run.train points the config there",
+                      "none needed; add a test/ split to keep valid/ apart from the final evaluation"),
+    "no_train_split": (WARNING, "data has no train/: it cannot be fine-tuned on; run.eval still works",
+                       "export a train split (train/_annotations.coco.json) to fine-tune"),
+    "no_eval_split": (ERROR, "no test/ or valid/: SAM3's config validates and evaluates on one, and fails at "
+                      "start-up without it", "export a test (or valid) split beside train/"),
+    "numeric_prompt": (WARNING, "category name is only a number: a number is a poor text prompt",
+                       "rename the category, or pass run.train --prompts FILE"),
+    "background_category": (WARNING, "Roboflow background category (supercategory 'none', no boxes): it becomes "
+                            "a negative prompt on every image", "none for run.train --data, which drops it; for other tools, "
+                            "delete it from the json's 'categories'"),
+    "split_categories": (WARNING, "the evaluation split lists other categories than train/: evaluation asks "
+                         "prompts training never saw, or misses some", "export every split with the same classes"),
+    "partial_masks": (WARNING, "annotations without segmentation while others have one: segm training gives "
+                      "them an empty mask, marked invalid", "add their masks, or train boxes only"),
 }  # fmt: skip
 _IMAGE_PROBLEMS = {"empty": "empty_image", "not_an_image": "not_an_image", "truncated": "truncated_image",
                    "corrupt": "corrupt_image"}  # fmt: skip
@@ -239,6 +259,7 @@ class DatasetReport:
     warnings: list[Issue] = field(default_factory=list)
     seconds: float = 0.0
     cached: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)  # kind coco: splits, categories, masks (own.py)
 
     @property
     def status(self) -> str:
@@ -271,11 +292,12 @@ class DatasetSpec:
     top: str
     files: tuple[FileSpec, ...]
     prompt_ids: tuple[int, ...] = ()
+    watch_folder: bool = True  # own data: the cache may live in the dataset folder, so only its splits count
 
     @property
     def watched(self) -> list[str]:
         """Everything whose size or mtime decides whether a cached verdict still holds."""
-        dirs = {self.top, self.folder, *(f.image_dir for f in self.files)}
+        dirs = {f.image_dir for f in self.files} | ({self.top, self.folder} if self.watch_folder else set())
         return sorted(dirs) + [f.json for f in self.files]
 
 
@@ -305,17 +327,20 @@ class Collector:
 
 
 def dataset_names(kind: str) -> tuple[str, ...]:
-    """Every dataset of a kind, in SAM3's task_index order."""
+    """Every dataset of a kind, in SAM3's task_index order (none for own data: own.find lists those)."""
+    if kind == OWN:
+        return ()
     return RF100VL_NAMES if kind == "rf100vl" else tuple(task.name for task in ODINW13)
 
 
-def pick_datasets(kind: str, names: Iterable[str] | None) -> list[str]:
-    """The named datasets (all when None), or a ConfigError naming the unknown one and a close match."""
+def pick_datasets(kind: str, names: Iterable[str] | None, known: Iterable[str] | None = None) -> list[str]:
+    """The named datasets (all when None), or a ConfigError naming the unknown one and a close match.
+    known: the datasets there are (kind coco: the dataset folders own.find found), else SAM3's list."""
     import difflib
 
-    if kind not in KINDS:
-        raise ConfigError(f"--kind {kind!r} is not one of {', '.join(KINDS)}; pick one of those")
-    known = dataset_names(kind)
+    if kind not in VALIDATE_KINDS:
+        raise ConfigError(f"--kind {kind!r} is not one of {', '.join(VALIDATE_KINDS)}; pick one of those")
+    known = dataset_names(kind) if known is None else tuple(known)
     if names is None:
         return list(known)
     picked = []
@@ -323,7 +348,10 @@ def pick_datasets(kind: str, names: Iterable[str] | None) -> list[str]:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             group = "roboflow" if kind == "rf100vl" else "odinw"
-            hint = f"did you mean '{close[0]}'?" if close else f"names are those of SAM3's all_{group}_supercategories"
+            names_are = f"names are those of SAM3's all_{group}_supercategories"
+            if kind == OWN:
+                names_are = f"the dataset folders under --root are {', '.join(known[:5])}"
+            hint = f"did you mean '{close[0]}'?" if close else names_are
             raise ConfigError(f"'{name}' is not a {kind} dataset ({hint})")
         if name not in picked:
             picked.append(name)
@@ -358,6 +386,8 @@ class Summary:
     categories: dict[int, tuple[str, Any]]  # id -> (name, supercategory)
     annotations: int
     per_category: Counter
+    masks: tuple[int, int] = (0, 0)  # annotations with a usable polygon, with a usable RLE segmentation
+    pairs: tuple[tuple, tuple] = ((), ())  # (image id, category id) of every annotation that counts
 
 
 def load_json(path: str) -> tuple[Any, str]:
@@ -390,9 +420,9 @@ def check_coco(data: Any, where: str, add: Callable[..., None]) -> Summary | Non
         return None
     categories = _check_categories(data["categories"], where, add)
     image_table = _check_images(data["images"], where, add)
-    per_category = _check_annotations(data["annotations"], image_table, categories, where, add)
-    _check_root_class(categories, per_category, where, add)
-    return Summary(image_table, categories, len(data["annotations"]), per_category)
+    image_ids, category_ids, masks = _check_annotations(data["annotations"], image_table, categories, where, add)
+    pairs = (image_ids, category_ids)
+    return Summary(image_table, categories, len(data["annotations"]), Counter(category_ids), masks, pairs)
 
 
 def _check_categories(categories: list, where: str, add) -> dict[int, tuple[str, Any]]:
@@ -475,43 +505,47 @@ def _image_columns(entries: list) -> tuple[list, list, list, list] | None:
     return ids, names, widths, heights
 
 
-def _check_annotations(annotations: list, image_table: dict, categories: dict, where: str, add) -> Counter:
-    """Check every annotation; return box counts per category. A vectorised pass proves clean files fast;
-    only a file it cannot clear is walked one annotation at a time for counts and examples."""
+def _check_annotations(annotations: list, image_table: dict, categories: dict, where: str, add) -> tuple:
+    """Check every annotation; return (image ids, category ids) of those that count, and the mask counts
+    (polygons, RLEs). A vectorised pass proves clean files fast; only a file it cannot clear is walked one
+    annotation at a time for counts and examples."""
     try:
         columns = _annotation_columns(annotations, image_table, categories)
     except (KeyError, TypeError, ValueError, AttributeError):  # a missing key or a value of the wrong kind
         columns = None
     if columns is None:
-        image_ids, category_ids = _annotation_walk(annotations, image_table, categories, where, add)
+        image_ids, category_ids, masks = _annotation_walk(annotations, image_table, categories, where, add)
     else:
-        image_ids, category_ids = columns
+        image_ids, category_ids, masks = columns
     per_image = Counter(image_ids)
     if len(image_ids) > MAX_BOXES_PER_IMAGE:
-        busy = [(image_id, n) for image_id, n in per_image.most_common() if n > MAX_BOXES_PER_IMAGE]
+        busy = sorted(((i, n) for i, n in per_image.items() if n > MAX_BOXES_PER_IMAGE), key=lambda b: -b[1])
         for image_id, n in busy:
             add("many_boxes", f"{where}: image id {image_id} has {n} boxes")
         if busy and busy[0][1] > MAX_BOXES_PER_QUERY:
             for (image_id, category_id), n in Counter(zip(image_ids, category_ids, strict=True)).items():
                 if n > MAX_BOXES_PER_QUERY:
-                    add("crowded_query", f"{where}: image id {image_id}, category {category_id}: {n} boxes")
+                    place = f"{where}: {image_table[image_id][0]} (image id {image_id})"
+                    name = categories[category_id][0]
+                    add("crowded_query", f"{place}, category {name!r} (id {category_id}): {n} boxes")
     negatives = len(image_table) - len(per_image)
     if image_table and negatives * 2 > len(image_table):
         add("many_negatives", f"{where}: {negatives} of {len(image_table)} images have no annotations")
-    return Counter(category_ids)
+    return image_ids, category_ids, masks
 
 
 _ANN_COLUMNS = itemgetter("id", "image_id", "category_id", "bbox", "iscrowd", "area", "segmentation")
 _ANN_COLUMNS_NO_SEGMENTATION = itemgetter(*_ANN_KEYS)
 
 
-def _annotation_columns(annotations: list, image_table: dict, categories: dict) -> tuple[tuple, tuple] | None:
-    """(image ids, category ids) when every annotation passes every rule, else None (or an exception).
+def _annotation_columns(annotations: list, image_table: dict, categories: dict) -> tuple | None:
+    """(image ids, category ids, (polygons, 0)) when every annotation passes every rule, else None (or an
+    exception). RLE segmentations always take the walk.
 
     Each pass over 10^5-10^6 dicts is bound by memory, not by Python, so all keys are read in one pass and
     every rule is a C-level pass over a column: ~0.5 us per annotation instead of ~3 us for a loop."""
     if not annotations:
-        return (), ()
+        return (), (), (0, 0)
     try:
         rows = list(map(_ANN_COLUMNS, annotations))
     except KeyError:  # segmentation is optional
@@ -541,9 +575,10 @@ def _annotation_columns(annotations: list, image_table: dict, categories: dict) 
             return None
         if min(map(add, starts, lengths)) <= 0:
             return None
-    if any(segmentations) and not _polygons_clean(segmentations):
+    polygons = sum(map(bool, segmentations))
+    if polygons and not _polygons_clean(segmentations):
         return None
-    return image_ids, category_ids
+    return image_ids, category_ids, (polygons, 0)
 
 
 def _polygons_clean(segmentations: tuple) -> bool:
@@ -559,10 +594,11 @@ def _polygons_clean(segmentations: tuple) -> bool:
     return math.isfinite(sum(map(sum, polygons)))
 
 
-def _annotation_walk(annotations: list, image_table: dict, categories: dict, where: str, add) -> tuple[list, list]:
+def _annotation_walk(annotations: list, image_table: dict, categories: dict, where: str, add) -> tuple:
     """The slow path: every rule, one annotation at a time, with an example for each problem."""
     seen: set[int] = set()
     image_ids, category_ids = [], []
+    masks = Counter()
     for index, a in enumerate(annotations):
         if not isinstance(a, dict):
             add("ann_field", f"{where}: annotations[{index}] is not an object")
@@ -598,7 +634,9 @@ def _annotation_walk(annotations: list, image_table: dict, categories: dict, whe
             problem = _segmentation_problem(segmentation, image)
             if problem:
                 add(problem[0], f"{label}: {problem[1]}")
-    return image_ids, category_ids
+            if problem is None or problem[0] == "odd_polygon":
+                masks[type(segmentation) is dict] += 1
+    return image_ids, category_ids, (masks[False], masks[True])
 
 
 def _check_box(box: Any, image: tuple | None, label: str, add) -> None:
@@ -692,6 +730,10 @@ def _check_dataset(root: str, spec: DatasetSpec, deep: bool) -> DatasetReport:
         summaries[file] = summary
         _check_image_files(root, file, spec, summary, listings, headers, found, deep)
     _check_dataset_rules(spec, summaries, found)
+    if spec.kind == OWN:
+        from . import own
+
+        report.stats = own.check_rules(spec, summaries, found)
     report.images = len(headers)
     report.annotations = sum(s.annotations for f, s in summaries.items() if f.role != "fewshot")
     report.errors, report.warnings = found.split()
@@ -699,9 +741,11 @@ def _check_dataset(root: str, spec: DatasetSpec, deep: bool) -> DatasetReport:
 
 
 def _scan_folders(root: str, spec: DatasetSpec, found: Collector) -> dict[str, set[str] | None]:
-    """List every folder once: file names for the existence check, and leftover downloads."""
+    """List every folder once: file names for the existence check, and leftover downloads (not in own data,
+    where an export's zip beside the images is no broken download of ours)."""
     listings: dict[str, set[str] | None] = {}
-    for folder in sorted({spec.top, spec.folder, *(f.image_dir for f in spec.files)}):
+    own_data = spec.kind == OWN
+    for folder in sorted({f.image_dir for f in spec.files} | (set() if own_data else {spec.top, spec.folder})):
         try:
             with os.scandir(os.path.join(root, folder)) as entries:
                 names = {entry.name for entry in entries}
@@ -709,7 +753,7 @@ def _scan_folders(root: str, spec: DatasetSpec, found: Collector) -> dict[str, s
             listings[folder] = None
             continue
         listings[folder] = names
-        for name in sorted(names):
+        for name in () if own_data else sorted(names):
             if name.endswith(PARTIAL_SUFFIXES) or name == "roboflow.zip":
                 found.add("partial_download", f"{folder}/{name}")
     return listings
@@ -758,6 +802,13 @@ def _check_image_files(root: str, file: FileSpec, spec: DatasetSpec, summary: Su
                 header = headers[path] = f"unreadable: {error.strerror}"
         else:
             header = headers[path] = "missing"
+        if (
+            type(header) is not str
+            and not header.problem
+            and header.orientation <= 1
+            and ((header.width, header.height) == (width, height) or header.format == "other" or width is None)
+        ):
+            continue  # sound: the common case, without building a name for a report
         where = f"{prefix}/{name}" if prefix else name
         if isinstance(header, str):
             if header == "missing":
@@ -773,19 +824,37 @@ def _check_image_files(root: str, file: FileSpec, spec: DatasetSpec, summary: Su
             found.add("exif_rotated", f"{where}: orientation {header.orientation}", 1, downgrade)
 
 
+def evaluation_file(spec: DatasetSpec) -> FileSpec | None:
+    """The annotation file SAM3 evaluates on: RF100-VL's test, ODinW's eval, own data's test (else valid)."""
+    return next((f for f in spec.files if f.read_by_sam3 and f.role in ("test", "eval", "valid", "val")), None)
+
+
+def is_background(summary: Summary, category_id: int) -> bool:
+    """A Roboflow background category: supercategory 'none' and no boxes in this file."""
+    return summary.categories[category_id][1] == "none" and not summary.per_category[category_id]
+
+
 def _check_dataset_rules(spec: DatasetSpec, summaries: dict[FileSpec, Summary], found: Collector) -> None:
     """Rules across the files of a dataset: evaluation coverage, split agreement, prompts, few-shot subsets."""
     by_role = {file.role: (file, summary) for file, summary in summaries.items() if file.role != "fewshot"}
-    evaluation = by_role.get("test") or by_role.get("eval")
-    if evaluation is not None:
-        file, summary = evaluation
-        where = file.json[len(spec.folder) + 1 :]
+    file = evaluation_file(spec)
+    if file in summaries:
+        summary, where = summaries[file], file.json[len(spec.folder) + 1 :]
         if summary.annotations == 0:
             found.add("empty_eval", where)
         else:
-            absent = [summary.categories[cid][0] for cid in summary.categories if not summary.per_category[cid]]
+            own_background = spec.kind == OWN  # own.py reports a background category on its own
+            absent = [
+                summary.categories[cid][0]
+                for cid in summary.categories
+                if not summary.per_category[cid] and not (own_background and is_background(summary, cid))
+            ]
             if absent:
                 found.add("category_missing_in_eval", f"{where}: {', '.join(map(str, absent[:5]))}", len(absent))
+    if spec.kind != OWN:  # own data: a background category is a warning of its own (own.py)
+        for file, summary in summaries.items():
+            add = partial(found.add, downgrade=not file.read_by_sam3)
+            _check_root_class(summary.categories, summary.per_category, file.json[len(spec.folder) + 1 :], add)
     if spec.kind == "rf100vl" and "train" in by_role:
         reference = {cid: name for cid, (name, _) in by_role["train"][1].categories.items()}
         for role in ("valid", "test"):
@@ -831,7 +900,12 @@ def validate_root(kind: str, root: str | os.PathLike, datasets: Iterable[str] | 
     image rewritten in place under the same name is only re-read with use_cache=False. As in git's
     "racily clean" rule, a dataset changed in the last SETTLE_SECONDS is checked but not cached, so a
     filesystem with coarse timestamps cannot hide a change made right after a check.
+    Kind coco (own data): root is one dataset folder or a folder of them (own.validate).
     """
+    if kind == OWN:
+        from . import own
+
+        return own.validate(root, datasets, deep, workers, use_cache)
     root = os.path.abspath(root)
     names = pick_datasets(kind, datasets)
     if not os.path.isdir(root):
@@ -839,26 +913,41 @@ def validate_root(kind: str, root: str | os.PathLike, datasets: Iterable[str] | 
     specs = [dataset_spec(kind, name) for name in names]
     if not any(os.path.isdir(os.path.join(root, spec.folder)) for spec in specs):
         raise ToolError(f"no {kind} dataset found under {root}{_root_hint(root, specs)}")
-    cache = _Cache(root, deep) if use_cache else _Cache(root, deep, entries={})
+    ordered = check_specs(kind, root, specs, deep, workers, cache_dir=root, use_cache=use_cache)
+    extra = root_report(kind, root) if datasets is None else None
+    return ordered + ([extra] if extra is not None else [])
+
+
+def check_specs(
+    kind: str,
+    root: str,
+    specs: list[DatasetSpec],
+    deep: bool = False,
+    workers: int | None = None,
+    cache_dir: str | None = None,
+    use_cache: bool = True,
+) -> list[DatasetReport]:
+    """check_dataset for each spec (paths relative to root), in spec order. Verdicts are cached in
+    <cache_dir>/CACHE_NAME; with no cache_dir nothing is cached or written; use_cache=False re-reads
+    everything and refreshes the cache."""
+    cache = None if cache_dir is None else _Cache(cache_dir, deep, None if use_cache else {})
     settled = time.time_ns() - SETTLE_SECONDS * 10**9
     reports: dict[str, DatasetReport] = {}
     todo = []
     for spec in specs:
-        key = _fingerprint(root, spec)
-        hit = cache.get(kind, spec.name, key)
+        key = _fingerprint(root, spec) if cache is not None else []
+        hit = cache.get(kind, spec.name, key) if cache is not None else None
         if hit is not None:
             reports[spec.name] = hit
         else:
             todo.append((spec, key))
     for (spec, key), report in zip(todo, _run_all(root, [spec for spec, _ in todo], deep, workers), strict=True):
         reports[spec.name] = report
-        if all(len(entry) == 1 or entry[2] < settled for entry in key):
+        if cache is not None and all(len(entry) == 1 or entry[2] < settled for entry in key):
             cache.put(kind, spec.name, key, report)
-    if todo:
+    if todo and cache is not None:
         cache.save()
-    ordered = [reports[name] for name in names]
-    extra = _root_report(kind, root) if datasets is None else None
-    return ordered + ([extra] if extra is not None else [])
+    return [reports[spec.name] for spec in specs]
 
 
 def _root_hint(root: str, specs: list[DatasetSpec]) -> str:
@@ -873,9 +962,11 @@ def _root_hint(root: str, specs: list[DatasetSpec]) -> str:
     return "; run `inv data.fetch`, or point --root at the folder that holds one folder per dataset"
 
 
-def _root_report(kind: str, root: str) -> DatasetReport | None:
-    """Folders that are not datasets of this kind, and archives, at the top of the root."""
-    expected = set(RF100VL_NAMES if kind == "rf100vl" else ODINW_ZIPS)
+def root_report(kind: str, root: str, expected: Iterable[str] | None = None) -> DatasetReport | None:
+    """Folders that are not datasets of this kind (or not in expected), and archives, at the top of the root."""
+    if expected is None:
+        expected = RF100VL_NAMES if kind == "rf100vl" else ODINW_ZIPS
+    expected = set(expected)
     found = Collector()
     with os.scandir(root) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
@@ -933,9 +1024,9 @@ def _size(path: str) -> int:
 
 
 def _validator_version() -> str:
-    """A digest of this module and images.py: a changed rule invalidates every cached verdict."""
+    """A digest of this module, own.py and images.py: a changed rule invalidates every cached verdict."""
     digest = hashlib.sha1()
-    for module in (__file__, images.__file__):
+    for module in (__file__, os.path.join(os.path.dirname(__file__), "own.py"), images.__file__):
         with open(module, "rb") as handle:
             digest.update(handle.read())
     return digest.hexdigest()[:16]
@@ -984,15 +1075,36 @@ class _Cache:
 # Presentation
 
 
-def summary_rows(reports: list[DatasetReport]) -> list[tuple]:
-    """One row per dataset for the summary table."""
+SUMMARY_COLUMNS = ("dataset", "status", "images", "boxes", "errors", "warnings", "time", "first issue")
+OWN_COLUMNS = ("eval split", "categories", "masks", "max/img")  # after "boxes", for kind coco
+
+
+def summary_columns(kind: str) -> tuple[str, ...]:
+    """The summary table's header: kind coco adds its splits, prompts, masks and crowding."""
+    return SUMMARY_COLUMNS[:4] + OWN_COLUMNS + SUMMARY_COLUMNS[4:] if kind == OWN else SUMMARY_COLUMNS
+
+
+def summary_rows(reports: list[DatasetReport], kind: str = "") -> list[tuple]:
+    """One row per dataset for the summary table (columns: summary_columns(kind))."""
     rows = []
     for r in reports:
         first = (r.errors or r.warnings or [None])[0]
         note = f"{first.message} ({first.count})" if first else ""
         rows.append((r.name, r.status, r.images, r.annotations, sum(i.count for i in r.errors),
                      sum(i.count for i in r.warnings), "cache" if r.cached else f"{r.seconds:.2f}s", note))  # fmt: skip
+        if kind == OWN:
+            rows[-1] = rows[-1][:4] + _own_cells(r.stats) + rows[-1][4:]
     return rows
+
+
+def _own_cells(stats: dict[str, Any]) -> tuple:
+    """eval split, categories, masks (annotations with one / all), max/img (one category on one image)."""
+    if not stats:
+        return ("", "", "", "")
+    with_mask, total = stats["mask_coverage"]
+    most = stats["max_per_image"]
+    crowded = f"{most} > {MAX_BOXES_PER_QUERY}" if most > MAX_BOXES_PER_QUERY else str(most)
+    return (stats["eval_split"] or "none", stats["categories"], f"{with_mask}/{total}", crowded)
 
 
 def issue_rows(reports: list[DatasetReport]) -> list[tuple]:

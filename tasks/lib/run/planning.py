@@ -22,8 +22,9 @@ from typing import Any
 
 from ..core.errors import ConfigError, ToolError
 from ..core.paths import atomic_write_text
+from ..data import own
 from ..env import tracking, weights
-from . import cpu_reduction, grid, identity, job_env, sam3_config
+from . import cpu_reduction, grid, identity, job_env, own_data, sam3_config
 
 DEMO_DATASETS = ("13-lkc01", "-grccs", "actions")
 
@@ -65,6 +66,9 @@ class Request:
     max_parallel: int | None = None
     grid: list[str] = field(default_factory=list)
     restart: bool = False
+    data: str | None = None  # the user's own COCO dataset folder (tasks/lib/run/own_data.py)
+    task: str | None = None  # with data: bbox (default) or segm
+    prompts: str | None = None  # with data: a file mapping category ids to phrases
 
 
 @dataclass
@@ -120,6 +124,9 @@ class Plan:
     identity: dict = field(default_factory=dict)  # what decides the results (tasks/lib/run/identity.py)
     trainer_mode: str = "train"
     wandb_instance: str = ""  # after --restart: which life of the run folder this is (W&B run ids)
+    own_data: Any = None  # --data: the user's dataset (tasks/lib/data/own.py OwnDataset)
+    files: dict[Path, str] = field(default_factory=dict)  # written beside the configs: annotation copies
+    notes: list[str] = field(default_factory=list)  # what the launch says about the data it was given
 
     def diff(self) -> str:
         """The first rendered config against its source, as data."""
@@ -202,11 +209,11 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     else:
         source = sam3_config.find_config(request.config, sam3_config.config_roots(checkout, environ))
     original = sam3_config.load(source)
-    mode_key = (original.get("trainer") or {}).get("mode", "train")
-    if request.evaluate and mode_key != "val":
-        raise ConfigError(f"{source.name} has trainer.mode: {mode_key}; run.eval runs evaluation configs (mode: val)")
-    if not request.evaluate and mode_key == "val":
-        raise ConfigError(f"{source.name} is an evaluation config (trainer.mode: val); use inv run.eval")
+    own_dataset = own.layout(request.data) if request.data else None
+    if own_dataset is None:
+        _refuse_wrong_mode(request, source, original)
+    elif request.datasets:
+        raise ConfigError("--datasets picks RF100-VL/ODinW datasets; with --data the dataset is that folder: drop it")
     if request.mode not in ("local", "cluster"):
         raise ConfigError(f"--mode {request.mode!r} is not local or cluster; pick one of those")
     if request.max_parallel is not None and request.mode != "cluster":
@@ -218,13 +225,14 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value} must be 1 or more; SAM3 runs one process per GPU")
 
-    name = _safe_name(request.name or ("demo" if request.config is None else source.stem))
+    name = _safe_name(request.name or _default_name(request, source, own_dataset))
     run_dir = settings.path("paths.experiment_root") / name
     data_root = settings.path("paths.demo_data_root") if request.config is None else None
     bpe = find_bpe(checkout, sam3_package, environ)
-    reduced, model_note = _model_choice(request, original, source, python, environ)
-    rendered = sam3_config.apply_sets(cpu_reduction.reduce(original) if reduced else copy.deepcopy(original),
-                                      request.sets)  # fmt: skip
+    prepared = own_data.prepare(original, own_dataset, request, run_dir) if own_dataset else None
+    base = prepared.config if prepared else original
+    reduced, model_note = _model_choice(request, base, source, python, environ)
+    rendered = sam3_config.apply_sets(cpu_reduction.reduce(base) if reduced else copy.deepcopy(base), request.sets)
     if request.smoke:
         for key, value in SMOKE.items():
             with contextlib.suppress(ConfigError):  # shrink only what the config has
@@ -238,6 +246,11 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     elif request.datasets:
         raise ConfigError(f"--datasets: {source.name} has no dataset list (all_roboflow_supercategories or "
                           "all_odinw_supercategories); drop --datasets")  # fmt: skip
+    if request.smoke and not prepared:
+        root = sam3_config.fill(
+            str((rendered.get("paths") or {}).get("roboflow_vl_100_root")), _data_roots(settings, data_root)
+        )
+        prepared = own_data.shrink_rf100vl_evaluation(rendered, root, datasets, run_dir)
 
     env = weights.job_environment(settings.path("paths.hf_home"))
     wandb_env = tracking.job_env(settings, environ)
@@ -257,10 +270,7 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     num_nodes = request.num_nodes or (settings["slurm.num_nodes"] if cluster else 1)
     if not cluster and num_nodes != 1:
         raise ConfigError("--num-nodes above 1 needs --mode cluster; SAM3 runs a single node locally")
-    values = {
-        "<YOUR_DATASET_DIR>": str(data_root or settings.path("paths.roboflow_vl_100_root")),
-        "<YOUR_DATA_DIR>": str(settings.path("paths.odinw_data_root")),
-    }
+    values = _data_roots(settings, data_root)
     if bpe:
         values["<BPE_PATH>"] = str(bpe)
     argv_tail = ["--use-cluster", "0", "--num-gpus", str(num_gpus), "--num-nodes", "1"]
@@ -334,6 +344,8 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
                   withheld=job_env.withheld(environ, settings["jobs.env_allow"]), env_allow=tuple(settings["jobs.env_allow"]),
                   bpe=bpe if '<BPE_PATH>' in str(original) else None, axes=axes,
                   wandb_instance=wandb_instance)  # fmt: skip
+    if prepared:
+        result.own_data, result.files, result.notes = own_dataset, prepared.files, prepared.notes
     from ..env.trainenv import training_versions
 
     result.identity = identity.of_run(sam3_config.fill(rendered, values), num_gpus, num_nodes, axes,
@@ -345,6 +357,30 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
                                "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)")  # fmt: skip
     return result
+
+
+def _data_roots(settings, demo_root: Path | None = None) -> dict[str, str]:
+    """What SAM3's data placeholders become: the demo's data, or the configured RF100-VL and ODinW roots."""
+    return {
+        "<YOUR_DATASET_DIR>": str(demo_root or settings.path("paths.roboflow_vl_100_root")),
+        "<YOUR_DATA_DIR>": str(settings.path("paths.odinw_data_root")),
+    }
+
+
+def _refuse_wrong_mode(request: Request, source: Path, config: dict) -> None:
+    """run.eval takes evaluation configs (trainer.mode: val), run.train the others."""
+    mode_key = (config.get("trainer") or {}).get("mode", "train")
+    if request.evaluate and mode_key != "val":
+        raise ConfigError(f"{source.name} has trainer.mode: {mode_key}; run.eval runs evaluation configs (mode: val)")
+    if not request.evaluate and mode_key == "val":
+        raise ConfigError(f"{source.name} is an evaluation config (trainer.mode: val); use inv run.eval")
+
+
+def _default_name(request: Request, source: Path, dataset) -> str:
+    """The demo's, the config's short name, or for --data the dataset's (-segm for masks, -baseline for run.eval)."""
+    if dataset is not None:
+        return f"{dataset.name}{'-segm' if request.task == 'segm' else ''}{'-baseline' if request.evaluate else ''}"
+    return "demo" if request.config is None else source.stem
 
 
 # The submission, in the training env: tasks/lib/run/plugins/sam3_array.py reads the arrays on stdin.
@@ -498,14 +534,18 @@ def write_configs(plan_: Plan) -> None:
     for launch in plan_.launches:
         launch.config_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(launch.config_path, launch.config_text)
+    for path, text in plan_.files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
 
 
 def remove_configs(plan_: Plan) -> None:
     """Take back what write_configs wrote: the files, and the folders up to the run's that are left empty."""
-    for launch in plan_.launches:
-        launch.config_path.unlink(missing_ok=True)
+    for path in [launch.config_path for launch in plan_.launches] + list(plan_.files):
+        path.unlink(missing_ok=True)
     config_dir = Path(plan_.env[sam3_config.CONFIG_DIR_VAR])
-    for folder in (config_dir / sam3_config.CONFIG_PREFIX, config_dir, plan_.run_dir):
+    data_dirs = sorted({path.parent for path in plan_.files})
+    for folder in (config_dir / sam3_config.CONFIG_PREFIX, config_dir, *data_dirs, plan_.run_dir):
         with contextlib.suppress(OSError):  # not empty: it holds the run's other files
             folder.rmdir()
 

@@ -24,11 +24,11 @@ from .launch_record import RECORD
 from .sam3_config import DEMO_CONFIG
 from .stats import Stats, read_stats
 
-METER = re.compile(r"^Meters_train/val_[^/]+/[^/]+/coco_eval_bbox_(.+)$")
+METER = re.compile(r"^Meters_train/val_[^/]+/[^/]+/coco_eval_(bbox|segm)_(.+)$")  # segm: masks (--task segm)
 # SAM3's meter names (pycocotools' 12 stats) -> the column shown
 COLUMNS = {"AP": "AP", "AP_50": "AP50", "AP_75": "AP75", "AP_small": "APs", "AP_medium": "APm", "AP_large": "APl",
            "AR_maxDets@1": "AR1", "AR_maxDets@10": "AR10", "AR_maxDets@100": "AR100", "AR_small": "ARs",
-           "AR_medium": "ARm", "AR_large": "ARl"}  # fmt: skip
+           "AR_medium": "ARm", "AR_large": "ARl", "segm_AP": "mask AP", "segm_AP_50": "mask AP50"}  # fmt: skip
 SEED_FILE = re.compile(r"^(.*)_seed(\d+)$")
 NO_STATS = "no val_stats.json"
 
@@ -37,15 +37,17 @@ NO_STATS = "no val_stats.json"
 
 
 def meters(stats: dict[str, Any] | None) -> tuple[dict[str, float], list[str]]:
-    """SAM3's bbox COCO figures of one line (0-1), and the names of those that are -1 (left out)."""
+    """SAM3's COCO figures of one line (0-1): box ones by name (AP, AP_50...), mask ones as segm_AP...; and the
+    names of those that are -1 (left out)."""
     values, excluded = {}, []
     for key, value in (stats or {}).items():
         match = METER.match(key)
         if match and isinstance(value, int | float):
+            name = match.group(2) if match.group(1) == "bbox" else f"segm_{match.group(2)}"
             if value < 0:
-                excluded.append(match.group(1))
+                excluded.append(name)
             else:
-                values[match.group(1)] = float(value)
+                values[name] = float(value)
     return values, excluded
 
 
@@ -395,6 +397,78 @@ def _deltas(mine: list[dict], theirs: list[dict], key: str) -> list[dict]:
         a, b = ours.get(name), other.get(name)
         rows.append({key: name, "AP": a, "other": b, "delta": None if a is None or b is None else a - b})
     return sorted(rows, key=lambda r: (r["delta"] is None, -abs(r["delta"] or 0)))
+
+
+# --- your own data: a fine-tuned run beside the model it started from -------------------------------------
+
+
+def own_data_of(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What run.train/run.eval --data recorded of the dataset (folder, task, evaluation split), or None."""
+    config = ((record or {}).get("identity") or {}).get("config") or {}
+    return (config.get("sam3_tasks") or {}).get("own_data")
+
+
+def find_baseline(record: dict[str, Any] | None, experiment_root: Path) -> dict[str, Any] | None:
+    """The latest run.eval --data of the same folder, task and evaluation split (and --smoke or not) as this
+    fine-tuning run; None for other runs or when there is none."""
+    from .launch_record import read_record
+
+    mine = own_data_of(record)
+    if not mine or record.get("trainer_mode") == "val":
+        return None
+    same = ("folder", "task", "eval_split")
+    found = []
+    for path in experiment_root.glob(f"*/{RECORD}"):
+        try:
+            other = read_record(path)
+        except ConfigError:  # a broken record of another run is that run's problem
+            continue
+        theirs = own_data_of(other) or {}
+        same_smoke = bool(other["request"].get("smoke")) == bool(record["request"].get("smoke"))
+        if other.get("trainer_mode") == "val" and theirs and same_smoke and all(theirs[k] == mine[k] for k in same):
+            found.append(other)
+    return max(found, key=lambda r: r.get("started") or "", default=None)
+
+
+BASELINE_FIGURES = (("box AP", "AP"), ("mask AP", "segm_AP"))
+
+
+def beside_baseline(summary: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Each finished task's box (and mask) AP beside the baseline's, x100, and whether fine-tuning beat it."""
+    reference = next((t["metrics"] for t in baseline["tasks"] if t["status"] == "done"), {})
+    rows, worse = [], []
+    for task in summary["tasks"]:
+        for label, key in BASELINE_FIGURES:
+            ours, theirs = task["metrics"].get(key), reference.get(key)
+            if ours is None and theirs is None:
+                continue
+            ours, theirs = _x100(ours), _x100(theirs)
+            rows.append({"task": _where_dict(task), "figure": label, "fine-tuned": ours, "baseline": theirs,
+                         "delta": None if ours is None or theirs is None else ours - theirs})  # fmt: skip
+            if rows[-1]["delta"] is not None and rows[-1]["delta"] <= 0:
+                worse.append(f"{_where_dict(task)} {label} {fmt(ours)} vs {fmt(theirs)}")
+    return {"baseline": baseline["run"], "rows": rows, "not_better": worse}
+
+
+def _where_dict(task: dict[str, Any]) -> str:
+    return f"{task['cell']}/{task['dataset']}" if task["cell"] else task["dataset"]
+
+
+def baseline_lines(beside: dict[str, Any] | None, record: dict[str, Any] | None) -> list[str]:
+    """What to say under the baseline table: a warning when fine-tuning did not beat it, or how to make one."""
+    mine = own_data_of(record)
+    if beside is None:
+        if not mine or record.get("trainer_mode") == "val":
+            return []
+        flags = (" --task segm" if mine.get("task") == "segm" else "") + (
+            " --smoke" if record["request"].get("smoke") else ""
+        )
+        return [f"no baseline yet: inv run.eval --data {mine['folder']}{flags} evaluates the model you started from "
+                "on the same split; run.results then puts this run beside it"]  # fmt: skip
+    if beside["not_better"]:
+        return [f"warning: fine-tuning did not beat the model it started from ({beside['baseline']}): "
+                + "; ".join(beside["not_better"])]  # fmt: skip
+    return [f"fine-tuning beat the model it started from ({beside['baseline']}) on every figure above"]
 
 
 # --- the per-task table and CSV ------------------------------------------------------------------------

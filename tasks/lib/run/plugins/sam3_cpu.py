@@ -18,6 +18,11 @@ were checked against; with CUDA present nothing of SAM3 is patched and its Train
    the train loop: a no-op.
 3. train/loss/loss_fns.py calls sigmoid_focal_loss(..., triton=True), a Triton GPU kernel: the same
    function's pure-torch branch (triton=False) for tensors that are not on CUDA.
+
+With masks on (tasks/lib/run/segmentation.py) the path adds SAM3's mask head, the Masks and
+SemanticSegCriterion losses (their focal losses go through 3.) and a segm postprocessor, which asserts
+CUDA unless always_interpolate_masks_on_gpu is false: the CPU reduction sets that in the config, so no
+further patch is needed here.
 """
 
 import functools
