@@ -91,16 +91,18 @@ def test_masks_fine_tuned_and_evaluated_beside_the_baseline_with_mask_ap(env, tm
     ("args", "message"),
     [
         (["--data", "{tmp}/nowhere"], "--data {tmp}/nowhere: no such folder"),
-        (["--data", "{tmp}/data"], "it holds datasets (boxes): pass --data {tmp}/data/boxes"),
+        (["--data", "{tmp}/data"], "it holds datasets (boxes, no-images): pass --data {tmp}/data/boxes"),
         (["--data", "{tmp}/data/boxes", "--task", "segm"], "--task segm: boxes has boxes only"),
         (["--data", "{tmp}/data/boxes", "--task", "keypoints"], "--task 'keypoints' is not bbox or segm"),
         (["--task", "segm"], "--task and --prompts go with --data DIR"),
         (["--data", "{tmp}/data/boxes", "--prompts", "{tmp}/prompts.json"], "no category has id 9"),
         (["--data", "{tmp}/data/boxes", "--datasets", "x"], "with --data the dataset is that folder"),
+        (["--data", "{tmp}/data/no-images"], "test/_annotations.coco.json lists no images"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_launched(env, tmp_path, args, message):
     write_dataset(tmp_path / "data" / "boxes", {"train": 2, "test": 2}, masks=False)
+    write_dataset(tmp_path / "data" / "no-images", {"train": 2, "test": 0})
     (tmp_path / "prompts.json").write_text('{"9": "gear"}')
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     done = run_inv(["run.train", *args, "--smoke"], env)
@@ -108,3 +110,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_launched(env, tmp_path, args, 
     assert message.replace("{tmp}", str(tmp_path)) in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "exp").exists() or not any((tmp_path / "exp").iterdir())
+
+
+def test_own_data_on_a_cluster_and_in_a_grid_is_planned_like_any_run(env, tmp_path):
+    """One SLURM array task per cell, each in its own folder, for the one dataset of the folder."""
+    folder = write_dataset(tmp_path / "data" / "my-parts", {"train": 2, "test": 2})
+    args = ["run.train", "--data", str(folder), "--mode", "cluster", "--grid", "scratch.lr_scale=0.1,0.2", "--dry-run"]
+    done = run_inv(args, env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "grid: 2 cell(s) x 1 dataset(s) = 2 task(s)" in done.stdout
+    assert "SLURM arrays: 2" in done.stdout
+    assert not (tmp_path / "exp" / "my-parts").exists()  # a dry run writes nothing

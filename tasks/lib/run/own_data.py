@@ -127,6 +127,12 @@ def prepare(config: dict, dataset: own.OwnDataset, request, run_dir: Path) -> Pr
         )
     splits = [s for s in (dataset.train, evaluation) if s is not None and not (request.evaluate and s.name == "train")]
     files = {split.name: Annotations.read(split) for split in splits}
+    for name, annotations in files.items():
+        if not annotations.data["images"]:
+            raise ConfigError(
+                f"--data {dataset.folder}: {name}/{own.ANNOTATIONS} lists no images; export the "
+                f"split with its images, or remove {name}/"
+            )
     reference = files.get("train") or files[evaluation.name]
     used = set().union(*(f.category_ids_with_boxes() for f in files.values()))
     dropped = background_ids(reference.data["categories"], used)
