@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_inv
 from support.sam3_configs import require_configs
+from support.settle import settle
 
 from tasks.lib.core.errors import ConfigError, ToolError
 from tasks.lib.data import coco, images, synth
@@ -21,15 +22,6 @@ ONE_DATASET = {"rf100vl": "actions", "odinw": "AerialMaritimeDrone_large"}  # on
 def make(root, kind="rf100vl", datasets="3", defects=None, images_per_dataset=9):
     plan = synth.plan(kind, str(root), datasets, images_per_dataset, defects)
     return synth.write(plan, workers=1)
-
-
-def settle(root):
-    """Date every file and folder back a minute: the cache keeps only datasets that have settled."""
-    past = time.time() - 60
-    for folder, _, files in os.walk(root):
-        for name in files:
-            os.utime(os.path.join(folder, name), (past, past))
-        os.utime(folder, (past, past))
 
 
 def validate(root, kind="rf100vl", datasets=None, **kwargs):

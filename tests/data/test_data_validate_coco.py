@@ -2,12 +2,11 @@
 RF100-VL rule plus what SAM3 needs of a dataset it has never seen (splits, prompts, masks, crowding)."""
 
 import json
-import os
-import time
 from pathlib import Path
 
 import pytest
 from conftest import run_inv
+from support.settle import settle
 
 from tasks.lib.core.errors import ConfigError
 from tasks.lib.data import coco, images, own
@@ -61,14 +60,6 @@ def issues(report, severity="warnings"):
 
 def snapshot(root):
     return sorted((str(p), p.stat().st_mtime_ns) for p in Path(root).rglob("*"))
-
-
-def settle(root):
-    past = time.time() - 60
-    for folder, _, files in os.walk(root):
-        for name in files:
-            os.utime(os.path.join(folder, name), (past, past))
-        os.utime(folder, (past, past))
 
 
 def test_a_clean_dataset_passes_with_its_stats(tmp_path):
