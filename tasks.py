@@ -23,8 +23,11 @@ def _hosts_flag(argv):
 # `inv -H` fails closed: invoke's own script (put back by a reinstall of invoke) has no -H and would refuse it
 # in words that do not say the fix; its module invoke.main is loaded only then (ours never imports it).
 if "invoke.main" in sys.modules and _hosts_flag(sys.argv):
-    print(f"error: this inv is invoke's own script, which has no {_hosts_flag(sys.argv)} (a reinstall of invoke put it "
-          "back); run scripts/bootstrap to restore ours", file=sys.stderr)  # fmt: skip
+    print(
+        f"error: this inv is invoke's own script, which has no {_hosts_flag(sys.argv)} (a reinstall of invoke put it "
+        "back); run scripts/bootstrap to restore ours",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 from invoke import Collection  # noqa: E402

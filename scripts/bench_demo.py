@@ -30,8 +30,12 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "SAM3_"))}
         env.update(SAM3_EXPERIMENT_ROOT=str(tmp / "exp"), INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp / "data"))
         # the demo data exist before timing: set-up is excluded
-        made = subprocess.run([inv, "data.synth", "--root", tmp / "data", "--datasets", "13-lkc01,-grccs,actions",
-                               "--images", "12"], env=env, capture_output=True, text=True)  # fmt: skip
+        made = subprocess.run(
+            [inv, "data.synth", "--root", tmp / "data", "--datasets", "13-lkc01,-grccs,actions", "--images", "12"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if made.returncode != 0:
             print(made.stderr)
             return 1
@@ -57,13 +61,19 @@ def main() -> int:
                 print(bare.stdout[-3000:] + bare.stderr[-2000:])
                 return 1
         bare_s = time.monotonic() - started
-        steps = [float(m.group(3)) for path in (tmp / "exp" / "bench").glob("*/logs/*/log.txt")
-                 for m in STEP.finditer(path.read_text()) if (m.group(1), m.group(2)) != ("0", "0")]  # fmt: skip
+        steps = [
+            float(m.group(3))
+            for path in (tmp / "exp" / "bench").glob("*/logs/*/log.txt")
+            for m in STEP.finditer(path.read_text())
+            if (m.group(1), m.group(2)) != ("0", "0")
+        ]
     print(f"demo end to end (inv run.train, 3 datasets): {demo_s:.1f} s (goal: at most 120 s)")
     print(f"SAM3's train.py called directly, same configs:  {bare_s:.1f} s")
     print(f"ratio: {demo_s / bare_s:.2f}x")
-    print(f"training step, reduced model at 224 px: median {statistics.median(steps):.2f} s, "
-          f"min {min(steps):.2f} s, max {max(steps):.2f} s over {len(steps)} steps (first step of each run excluded)")  # fmt: skip
+    print(
+        f"training step, reduced model at 224 px: median {statistics.median(steps):.2f} s, "
+        f"min {min(steps):.2f} s, max {max(steps):.2f} s over {len(steps)} steps (first step of each run excluded)"
+    )
     return 0
 
 

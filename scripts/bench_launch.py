@@ -54,9 +54,14 @@ def main() -> int:
         if fixtures.is_dir():
             os.environ.setdefault("SAM3_CONFIGS_DIR", str(fixtures / "sam3-configs"))
             os.environ.setdefault("SAM3_BPE_PATH", str(fixtures / "bpe_simple_vocab_16e6.txt.gz"))
-        env = dict(os.environ, SAM3_SLURM_DIR=str(tmp / "slurm"), SAM3_SLURM_CPUS="32",
-                   SAM3_SLURM_MAX_JOB_COUNT="20000", SAM3_EXPERIMENT_ROOT=str(tmp / "exp"),
-                   ROBOFLOW_VL_100_ROOT=str(tmp / "rf"))  # fmt: skip
+        env = dict(
+            os.environ,
+            SAM3_SLURM_DIR=str(tmp / "slurm"),
+            SAM3_SLURM_CPUS="32",
+            SAM3_SLURM_MAX_JOB_COUNT="20000",
+            SAM3_EXPERIMENT_ROOT=str(tmp / "exp"),
+            ROBOFLOW_VL_100_ROOT=str(tmp / "rf"),
+        )
         started = run([ROOT / "scripts" / "slurm-local", "start"], env)
         if started.returncode != 0:
             print(started.stdout + started.stderr)
@@ -76,8 +81,18 @@ def main() -> int:
             # SAM3's gated weights (env.weights) before submitting.
             (tmp / "sam3.pt").write_bytes(b"")
             values = ",".join(f"{0.1 * (i + 1):.1f}" for i in range(args.cells))
-            common = ["--mode", "cluster", "--partition", "long", "--num-gpus", "1", "--datasets", selection,
-                      "--set", f"+trainer.model.checkpoint_path={tmp / 'sam3.pt'}"]  # fmt: skip
+            common = [
+                "--mode",
+                "cluster",
+                "--partition",
+                "long",
+                "--num-gpus",
+                "1",
+                "--datasets",
+                selection,
+                "--set",
+                f"+trainer.model.checkpoint_path={tmp / 'sam3.pt'}",
+            ]
             grid = ["--grid", f"scratch.lr_scale={values}"]
             warm = run([inv, "run.train", "--config", CONFIG, *common, *grid, "--name", "ours", "--dry-run"], env)
             if warm.returncode != 0:
@@ -102,8 +117,22 @@ def main() -> int:
             before = known_jobs(env)
             start = time.perf_counter()
             for _ in range(args.cells):
-                run(["sbatch", "--partition", "long", "--gres", "gpu:1", f"--array=0-{per_cell - 1}",
-                     "--output", "/dev/null", "--wrap", "true"], env, check=True)  # fmt: skip
+                run(
+                    [
+                        "sbatch",
+                        "--partition",
+                        "long",
+                        "--gres",
+                        "gpu:1",
+                        f"--array=0-{per_cell - 1}",
+                        "--output",
+                        "/dev/null",
+                        "--wrap",
+                        "true",
+                    ],
+                    env,
+                    check=True,
+                )
             bare_seconds = time.perf_counter() - start
             bare_count = len(known_jobs(env) - before)
             run(["scancel", "-u", "root"], env)
@@ -132,10 +161,14 @@ def main() -> int:
             print(
                 f"{'inv run.train --grid (render, pre-flight, submit, record)':66} {ours_seconds:8.2f} {ours_count:7d}"
             )
-            print(f"{'for reference: SAM3 train.py, one cell of ' + str(per_cell) + ' tasks':66} {sam3_seconds:8.2f} "
-                  f"{sam3_count:7d}")  # fmt: skip
-            print(f"ratio against bare sbatch = {ours_seconds / bare_seconds:.1f}; {tasks} tasks in {ours_seconds:.1f} s "
-                  f"(goal <= 60 s): {'met' if ours_seconds <= 60 else 'NOT met'}")  # fmt: skip
+            print(
+                f"{'for reference: SAM3 train.py, one cell of ' + str(per_cell) + ' tasks':66} {sam3_seconds:8.2f} "
+                f"{sam3_count:7d}"
+            )
+            print(
+                f"ratio against bare sbatch = {ours_seconds / bare_seconds:.1f}; {tasks} tasks in {ours_seconds:.1f} s "
+                f"(goal <= 60 s): {'met' if ours_seconds <= 60 else 'NOT met'}"
+            )
         finally:
             run(["scancel", "-u", "root"], env)
             run([ROOT / "scripts" / "slurm-local", "stop"], env)

@@ -76,8 +76,10 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "SAM3_", "WANDB_"))}
     env["SAM3_EXPERIMENT_ROOT"] = str(base)
     inv = str(Path(sys.executable).with_name("inv"))
-    sides = {"inv run.results (plot included)": [inv, "run.results", "--name", "bench"],
-             "json alone (every line parsed)": [sys.executable, "-c", JSON_ONLY, str(run), PREFIX + "AP"]}  # fmt: skip
+    sides = {
+        "inv run.results (plot included)": [inv, "run.results", "--name", "bench"],
+        "json alone (every line parsed)": [sys.executable, "-c", JSON_ONLY, str(run), PREFIX + "AP"],
+    }
     timed(sides["inv run.results (plot included)"], env)  # warm the page cache and matplotlib's font cache
     medians = {}
     for label, argv in sides.items():

@@ -125,8 +125,10 @@ def main() -> int:
     have_baseline = ensure_pycocotools()
     pairs = annotation_files(root)
     json_mb = sum(os.path.getsize(path) for path, _ in pairs) / 1e6
-    print(f"{len(pairs)} annotation files, {json_mb:,.0f} MB of json; {args.workers} processes; "
-          f"CPUs: {os.cpu_count()}\n", flush=True)  # fmt: skip
+    print(
+        f"{len(pairs)} annotation files, {json_mb:,.0f} MB of json; {args.workers} processes; CPUs: {os.cpu_count()}\n",
+        flush=True,
+    )
 
     floor(pairs[:3], "json", args.workers)  # warm the page cache and the pool start-up path
     results = {}
@@ -135,8 +137,9 @@ def main() -> int:
             results[f"floor ({name} + stat)"] = floor(pairs, name, args.workers)
         except ImportError:
             print(f"{name} is not installed; its floor is skipped")
-    results["data.validate cold"], reports = timed(coco.validate_root, "rf100vl", root, workers=args.workers,
-                                                   use_cache=False)  # fmt: skip
+    results["data.validate cold"], reports = timed(
+        coco.validate_root, "rf100vl", root, workers=args.workers, use_cache=False
+    )
     results["data.validate cached"], cached = timed(coco.validate_root, "rf100vl", root, workers=args.workers)
     if have_baseline:
         results["baseline (pycocotools + exists)"] = baseline(pairs)

@@ -27,9 +27,14 @@ DATASET = "actions"
 STEP = re.compile(
     r"Train Epoch: \[(\d+)\]\[(\d+)/\d+\] \| Batch Time: ([\d.]+) .*?\| Mem \(GB\): [\d.]+ \([\d.]+/([\d.]+)\)"
 )
-FULL_SIZE = ["--set", "+trainer.model.load_from_HF=false",
-             "--set", "+trainer.checkpoint.model_weight_initializer._target_=sam3_cpu.init_text_encoder",
-             "--set", "+trainer.checkpoint.model_weight_initializer._partial_=true"]  # fmt: skip
+FULL_SIZE = [
+    "--set",
+    "+trainer.model.load_from_HF=false",
+    "--set",
+    "+trainer.checkpoint.model_weight_initializer._target_=sam3_cpu.init_text_encoder",
+    "--set",
+    "+trainer.checkpoint.model_weight_initializer._partial_=true",
+]
 
 
 def has_gpu() -> bool:
@@ -43,18 +48,34 @@ def main() -> int:
     args = parser.parse_args()
     inv = str(Path(sys.executable).with_name("inv"))
     base = Path(args.keep or tempfile.mkdtemp(prefix="gpu-check-"))
-    env = dict(os.environ, SAM3_EXPERIMENT_ROOT=str(base / "exp"), ROBOFLOW_VL_100_ROOT=str(base / "rf"),
-               PYTHONUNBUFFERED="1")  # fmt: skip
+    env = dict(
+        os.environ, SAM3_EXPERIMENT_ROOT=str(base / "exp"), ROBOFLOW_VL_100_ROOT=str(base / "rf"), PYTHONUNBUFFERED="1"
+    )
     gpu = has_gpu()
     print(f"== inv hw.check{'' if gpu else ' --allow-no-gpu'}", flush=True)
     hw = subprocess.run([inv, "hw.check", *([] if gpu else ["--allow-no-gpu"])], cwd=ROOT, env=env)
-    made = subprocess.run([inv, "data.synth", "--root", str(base / "rf"), "--datasets", DATASET], cwd=ROOT, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+    made = subprocess.run(
+        [inv, "data.synth", "--root", str(base / "rf"), "--datasets", DATASET],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if made.returncode != 0:
         print(made.stderr, file=sys.stderr)
         return 1
-    argv = [inv, "run.train", "--config", "roboflow_v100_full_ft_100_images", "--smoke", "--datasets", DATASET,
-            "--name", "gpu-check", *(FULL_SIZE if gpu else [])]  # fmt: skip
+    argv = [
+        inv,
+        "run.train",
+        "--config",
+        "roboflow_v100_full_ft_100_images",
+        "--smoke",
+        "--datasets",
+        DATASET,
+        "--name",
+        "gpu-check",
+        *(FULL_SIZE if gpu else []),
+    ]
     if gpu:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), env.get("PYTHONPATH")]))
     print(f"== {' '.join(argv[1:])}", flush=True)

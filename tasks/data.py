@@ -19,20 +19,23 @@ def _workers(value) -> int | None:
     return int(value)
 
 
-@task(default=True, help={
-    "kind": VALIDATE_KIND_HELP,
-    "root": "Data root (default: paths.roboflow_vl_100_root or paths.odinw_data_root). With --kind coco (no "
-            "default): one dataset folder (train/, test/, valid/ with _annotations.coco.json) or a folder of them.",
-    "datasets": DATASETS_HELP,
-    "train": "--kind coco: the training split's COCO annotation json, instead of --root.",
-    "val": "--kind coco: the evaluation split's COCO annotation json, instead of --root.",
-    "train_images": "Folder the --train json's file_name paths are relative to (default: the json's folder).",
-    "val_images": "Folder the --val json's file_name paths are relative to (default: the json's folder).",
-    "deep": "Also walk every byte of each image's structure (slower).",
-    "workers": WORKERS_HELP,
-    "no_cache": "Re-read everything instead of reusing verdicts on unchanged files.",
-    "json": "Print JSON instead of tables.",
-})  # fmt: skip
+@task(
+    default=True,
+    help={
+        "kind": VALIDATE_KIND_HELP,
+        "root": "Data root (default: paths.roboflow_vl_100_root or paths.odinw_data_root). With --kind coco (no "
+        "default): one dataset folder (train/, test/, valid/ with _annotations.coco.json) or a folder of them.",
+        "datasets": DATASETS_HELP,
+        "train": "--kind coco: the training split's COCO annotation json, instead of --root.",
+        "val": "--kind coco: the evaluation split's COCO annotation json, instead of --root.",
+        "train_images": "Folder the --train json's file_name paths are relative to (default: the json's folder).",
+        "val_images": "Folder the --val json's file_name paths are relative to (default: the json's folder).",
+        "deep": "Also walk every byte of each image's structure (slower).",
+        "workers": WORKERS_HELP,
+        "no_cache": "Re-read everything instead of reusing verdicts on unchanged files.",
+        "json": "Print JSON instead of tables.",
+    },
+)
 def validate(
     c,
     kind=None,
@@ -77,19 +80,22 @@ def validate(
         raise ToolError(f"{len(failed)} dataset(s) have errors ({shown}); see the fix column above")
 
 
-@task(help={
-    "root": "Folder to write into (required; datasets not made by data.synth are never replaced).",
-    "kind": KIND_HELP,
-    "datasets": "How many datasets (e.g. 3), 'all', or comma-separated names (default: all).",
-    "images": "Images per dataset, split like the real data, at least 6 (default: 9).",
-    "defects": "Inject problems data.validate must catch: 'all' or comma-separated names.",
-    "seed": "Random seed; the same seed writes the same files (default: 0).",
-    "full": "RF100-VL at full count (164,149 tiny images, 1,355,491 boxes) for benchmarks.",
-    "workers": WORKERS_HELP,
-    "dry_run": "Print what would be written, write nothing.",
-})  # fmt: skip
-def synth(c, root=None, kind="rf100vl", datasets=None, images=9, defects=None, seed=0, full=False, workers=None,
-          dry_run=False):  # fmt: skip
+@task(
+    help={
+        "root": "Folder to write into (required; datasets not made by data.synth are never replaced).",
+        "kind": KIND_HELP,
+        "datasets": "How many datasets (e.g. 3), 'all', or comma-separated names (default: all).",
+        "images": "Images per dataset, split like the real data, at least 6 (default: 9).",
+        "defects": "Inject problems data.validate must catch: 'all' or comma-separated names.",
+        "seed": "Random seed; the same seed writes the same files (default: 0).",
+        "full": "RF100-VL at full count (164,149 tiny images, 1,355,491 boxes) for benchmarks.",
+        "workers": WORKERS_HELP,
+        "dry_run": "Print what would be written, write nothing.",
+    }
+)
+def synth(
+    c, root=None, kind="rf100vl", datasets=None, images=9, defects=None, seed=0, full=False, workers=None, dry_run=False
+):
     """Write fake RF100-VL/ODinW-13 data in SAM3's exact layout."""
     import time
 
@@ -108,28 +114,44 @@ def synth(c, root=None, kind="rf100vl", datasets=None, images=9, defects=None, s
     started = time.perf_counter()
     written = synth_lib.write(plan, _workers(workers))
     print(f"{title} written under {plan.root} in {time.perf_counter() - started:.1f} s")
-    injected = [(defect, synth_lib.DEFECTS[defect].what, w.name, where, synth_lib.DEFECTS[defect].code)
-                for w in written for defect, where in w.defects]  # fmt: skip
+    injected = [
+        (defect, synth_lib.DEFECTS[defect].what, w.name, where, synth_lib.DEFECTS[defect].code)
+        for w in written
+        for defect, where in w.defects
+    ]
     if injected:
         columns = ("defect", "what", "dataset", "where", "data.validate reports")
         report_lib.print_table("defects injected", columns, injected)
 
 
-@task(help={
-    "dataset": "rf100vl (through the rf100vl package; needs ROBOFLOW_API_KEY) or odinw (GLIP's zips).",
-    "root": "Data root (default: paths.roboflow_vl_100_root or paths.odinw_data_root).",
-    "datasets": "Comma-separated names (default: all 100 RF100-VL datasets, or the ODinW zips --odinw picks).",
-    "odinw": "13 (SAM3's set, 13 zips; default) or 35 (32 zips).",
-    "base_url": "Where the ODinW <Name>.zip files live "
-                "(default: https://huggingface.co/GLIPModel/GLIP/resolve/main/odinw_35).",
-    "jobs": "Datasets fetched at the same time (default: 4).",
-    "max_extract_gb": "Refuse an ODinW zip that unpacks to more than this many GB (default: 30).",
-    "force": "Fetch again and replace datasets that are complete, or present but not valid.",
-    "dry_run": "Print the plan (URLs without secrets, target folders) and touch nothing.",
-    "json": "Print JSON instead of tables (progress goes to stderr).",
-})  # fmt: skip
-def fetch(c, dataset="rf100vl", root=None, datasets=None, odinw=None, base_url=None, jobs=None, max_extract_gb=None,
-          force=False, dry_run=False, json=False):  # fmt: skip
+@task(
+    help={
+        "dataset": "rf100vl (through the rf100vl package; needs ROBOFLOW_API_KEY) or odinw (GLIP's zips).",
+        "root": "Data root (default: paths.roboflow_vl_100_root or paths.odinw_data_root).",
+        "datasets": "Comma-separated names (default: all 100 RF100-VL datasets, or the ODinW zips --odinw picks).",
+        "odinw": "13 (SAM3's set, 13 zips; default) or 35 (32 zips).",
+        "base_url": "Where the ODinW <Name>.zip files live "
+        "(default: https://huggingface.co/GLIPModel/GLIP/resolve/main/odinw_35).",
+        "jobs": "Datasets fetched at the same time (default: 4).",
+        "max_extract_gb": "Refuse an ODinW zip that unpacks to more than this many GB (default: 30).",
+        "force": "Fetch again and replace datasets that are complete, or present but not valid.",
+        "dry_run": "Print the plan (URLs without secrets, target folders) and touch nothing.",
+        "json": "Print JSON instead of tables (progress goes to stderr).",
+    }
+)
+def fetch(
+    c,
+    dataset="rf100vl",
+    root=None,
+    datasets=None,
+    odinw=None,
+    base_url=None,
+    jobs=None,
+    max_extract_gb=None,
+    force=False,
+    dry_run=False,
+    json=False,
+):
     """Download RF100-VL or ODinW into the data root: resumable, verified, never half-installed."""
     import sys
 
@@ -139,15 +161,25 @@ def fetch(c, dataset="rf100vl", root=None, datasets=None, odinw=None, base_url=N
         raise ConfigError(f"--dataset {dataset!r} is not one of {', '.join(ROOT_KEYS)}; pick one of those")
     key = ROOT_KEYS[dataset]
     settings = load_settings(c, **{key: ("--root", root)})
-    options = fetch_lib.options(dataset, settings.path(key), datasets, odinw, base_url, jobs, max_extract_gb, force,
-                                settings[f"hw.disk_{dataset}_gb"])  # fmt: skip
+    options = fetch_lib.options(
+        dataset,
+        settings.path(key),
+        datasets,
+        odinw,
+        base_url,
+        jobs,
+        max_extract_gb,
+        force,
+        settings[f"hw.disk_{dataset}_gb"],
+    )
     outcome = fetch_lib.run(options, dry_run, sys.stderr if json else sys.stdout)
     if json:
         print(report_lib.to_json(outcome.as_dict()))
     elif dry_run:
         columns = ("dataset", "action", "why", "source", "target")
-        report_lib.print_table(f"data.fetch {dataset}: {options.root} (dry run)", columns,
-                               fetch_lib.plan_rows(outcome.items))  # fmt: skip
+        report_lib.print_table(
+            f"data.fetch {dataset}: {options.root} (dry run)", columns, fetch_lib.plan_rows(outcome.items)
+        )
         print("\n".join(fetch_lib.notes(options, outcome)))
     else:
         title = f"data.fetch {dataset}: {options.root} ({outcome.seconds:.1f} s)"
@@ -155,5 +187,7 @@ def fetch(c, dataset="rf100vl", root=None, datasets=None, odinw=None, base_url=N
         report_lib.print_table(title, columns, fetch_lib.result_rows(outcome.results))
     if outcome.failed:
         shown = ", ".join(outcome.failed[:5]) + (", ..." if len(outcome.failed) > 5 else "")
-        raise ToolError(f"{len(outcome.failed)} dataset(s) not fetched ({shown}); see the detail column, then re-run: "
-                        "finished datasets are skipped and partial downloads resume")  # fmt: skip
+        raise ToolError(
+            f"{len(outcome.failed)} dataset(s) not fetched ({shown}); see the detail column, then re-run: "
+            "finished datasets are skipped and partial downloads resume"
+        )

@@ -21,16 +21,21 @@ def test(c, args="", dry_run=False):
     from .lib.core.errors import ToolError
 
     if importlib.util.find_spec("pytest") is None:
-        raise ToolError("pytest is not in this venv (scripts/bootstrap installs only what inv needs to run); "
-                        "install the development tools: scripts/setup-tests")  # fmt: skip
+        raise ToolError(
+            "pytest is not in this venv (scripts/bootstrap installs only what inv needs to run); "
+            "install the development tools: scripts/setup-tests"
+        )
     import os
     import shutil
 
     missing = [tool for tool in ("slurmctld", "sshd") if not (shutil.which(tool) or Path("/usr/sbin", tool).exists())]
     if missing or os.geteuid() != 0:
         why = f"{', '.join(missing)} not installed" if missing else "not root (SLURM's daemons need it)"
-        print(f"note: {why}: the tests that start a real SLURM cluster or sshd (about 40) will be skipped; to run "
-              "them: sudo scripts/install-system-deps, then the tests as root", flush=True)  # fmt: skip
+        print(
+            f"note: {why}: the tests that start a real SLURM cluster or sshd (about 40) will be skipped; to run "
+            "them: sudo scripts/install-system-deps, then the tests as root",
+            flush=True,
+        )
     command = _python_tool("pytest") + (" " + args if args else "")
     c.run(command, dry=dry_run, pty=sys.stdout.isatty())
 
@@ -68,8 +73,16 @@ def clean(c, dry_run=False):
     from .lib.dev import clean as clean_lib
 
     settings = load_settings(c)
-    keep = [settings.path(key) for key in ("paths.roboflow_vl_100_root", "paths.odinw_data_root",
-                                           "paths.experiment_root", "paths.demo_data_root", "paths.hf_home")]  # fmt: skip
+    keep = [
+        settings.path(key)
+        for key in (
+            "paths.roboflow_vl_100_root",
+            "paths.odinw_data_root",
+            "paths.experiment_root",
+            "paths.demo_data_root",
+            "paths.hf_home",
+        )
+    ]
     found = clean_lib.targets(PROJECT_ROOT, keep)
     legacy = clean_lib.legacy_config_folders(PROJECT_ROOT, settings.path("sam3.train_venv"))
     readers = clean_lib.legacy_readers(legacy, settings.path("paths.experiment_root")) if legacy else []

@@ -40,12 +40,14 @@ def _show(outcome, dry_run: bool, as_json: bool) -> None:
         raise ToolError(f"env.{outcome.step}: {failed} check(s) failed; see the fix column above")
 
 
-@task(help={
-    "only": "Comma-separated submodules to handle (sam3, GLIP, rf100-vl; default: all).",
-    "force": "Move submodules that are off their pin to it (discards local changes to their tracked files).",
-    "dry_run": DRY_HELP,
-    "json": JSON_HELP,
-})  # fmt: skip
+@task(
+    help={
+        "only": "Comma-separated submodules to handle (sam3, GLIP, rf100-vl; default: all).",
+        "force": "Move submodules that are off their pin to it (discards local changes to their tracked files).",
+        "dry_run": DRY_HELP,
+        "json": JSON_HELP,
+    }
+)
 def submodules(c, only=None, force=False, dry_run=False, json=False):
     """Check out sam3/, GLIP/ and rf100-vl/ at their pinned commits; say which differ and how to fix."""
     from .lib.core.paths import PROJECT_ROOT
@@ -78,14 +80,16 @@ def submodules(c, only=None, force=False, dry_run=False, json=False):
         raise ToolError(f"{len(failed)} submodule(s) not at their pins ({', '.join(failed)}); see the fix column above")
 
 
-@task(help={
-    "venv": VENV_HELP,
-    "python": "Python for a new venv: a version (3.12) or an interpreter path (default: the launcher's).",
-    "torch_version": "torch release the Python version is judged against (default: 2.9 and newer).",
-    "force": "Recreate the venv (everything installed in it is installed again by env.torch and env.sam3).",
-    "dry_run": DRY_HELP,
-    "json": JSON_HELP,
-})  # fmt: skip
+@task(
+    help={
+        "venv": VENV_HELP,
+        "python": "Python for a new venv: a version (3.12) or an interpreter path (default: the launcher's).",
+        "torch_version": "torch release the Python version is judged against (default: 2.9 and newer).",
+        "force": "Recreate the venv (everything installed in it is installed again by env.torch and env.sam3).",
+        "dry_run": DRY_HELP,
+        "json": JSON_HELP,
+    }
+)
 def venv(c, venv=None, python=None, torch_version=None, force=False, dry_run=False, json=False):
     """Create the training venv with uv (pip seeded), on a Python that SAM3 and torch both support."""
     from .lib.env import trainenv
@@ -97,22 +101,30 @@ def venv(c, venv=None, python=None, torch_version=None, force=False, dry_run=Fal
     _show(outcome, dry_run, json)
 
 
-@task(help={
-    "venv": VENV_HELP,
-    "torch_version": TORCH_VERSION_HELP,
-    "torch_index": "Wheel index: a URL, a build tag (cpu, cu126, cu128, cu130) or 'pypi' "
-                   "(default: sam3.torch_index, else the build hw.cuda names for this driver; CPU without a GPU).",
-    "force": "Install again even when the torch there fits.",
-    "dry_run": DRY_HELP,
-    "json": JSON_HELP,
-})  # fmt: skip
+@task(
+    help={
+        "venv": VENV_HELP,
+        "torch_version": TORCH_VERSION_HELP,
+        "torch_index": "Wheel index: a URL, a build tag (cpu, cu126, cu128, cu130) or 'pypi' "
+        "(default: sam3.torch_index, else the build hw.cuda names for this driver; CPU without a GPU).",
+        "force": "Install again even when the torch there fits.",
+        "dry_run": DRY_HELP,
+        "json": JSON_HELP,
+    }
+)
 def torch(c, venv=None, torch_version=None, torch_index=None, force=False, dry_run=False, json=False):
     """Install the PyTorch build that fits the driver's CUDA into the training venv, and verify it."""
     from .lib.env import trainenv
     from .lib.hw import gpu
 
-    settings = load_settings(c, **{"sam3.train_venv": ("--venv", venv), "sam3.torch_version": ("--torch-version", torch_version),
-                                   "sam3.torch_index": ("--torch-index", torch_index)})  # fmt: skip
+    settings = load_settings(
+        c,
+        **{
+            "sam3.train_venv": ("--venv", venv),
+            "sam3.torch_version": ("--torch-version", torch_version),
+            "sam3.torch_index": ("--torch-index", torch_index),
+        },
+    )
     path = settings.path("sam3.train_venv")
     inventory = gpu.read_inventory()
     target = trainenv.choose_torch(
@@ -124,15 +136,17 @@ def torch(c, venv=None, torch_version=None, torch_index=None, force=False, dry_r
     _show(outcome, dry_run, json)
 
 
-@task(help={
-    "venv": VENV_HELP,
-    "checkout": "The sam3 checkout to install in editable mode (default: sam3.checkout).",
-    "source": "auto (the checkout when it is there, else PyPI), checkout or pypi.",
-    "sam3_version": "sam3 release from PyPI when there is no checkout (default: 0.1.4).",
-    "force": "Install again even when it is already installed from there.",
-    "dry_run": DRY_HELP,
-    "json": JSON_HELP,
-})  # fmt: skip
+@task(
+    help={
+        "venv": VENV_HELP,
+        "checkout": "The sam3 checkout to install in editable mode (default: sam3.checkout).",
+        "source": "auto (the checkout when it is there, else PyPI), checkout or pypi.",
+        "sam3_version": "sam3 release from PyPI when there is no checkout (default: 0.1.4).",
+        "force": "Install again even when it is already installed from there.",
+        "dry_run": DRY_HELP,
+        "json": JSON_HELP,
+    }
+)
 def sam3(c, venv=None, checkout=None, source="auto", sam3_version=None, force=False, dry_run=False, json=False):
     """Install SAM3 with its [train] extra (and what training needs beyond it) into the training venv."""
     from .lib.env import trainenv
@@ -147,12 +161,14 @@ def sam3(c, venv=None, checkout=None, source="auto", sam3_version=None, force=Fa
     _show(outcome, dry_run, json)
 
 
-@task(help={
-    "revision": "Branch, tag or commit of facebook/sam3 (default: main); the commit it resolves to is recorded.",
-    "verify": "Re-hash every cached file even when it is unchanged since it was last verified.",
-    "dry_run": "Check token, access, revision and disk, and print what would be downloaded; write nothing.",
-    "json": JSON_HELP,
-})  # fmt: skip
+@task(
+    help={
+        "revision": "Branch, tag or commit of facebook/sam3 (default: main); the commit it resolves to is recorded.",
+        "verify": "Re-hash every cached file even when it is unchanged since it was last verified.",
+        "dry_run": "Check token, access, revision and disk, and print what would be downloaded; write nothing.",
+        "json": JSON_HELP,
+    }
+)
 def weights(c, revision=None, verify=False, dry_run=False, json=False):
     """Download SAM3's checkpoint (facebook/sam3, gated) into the HF cache once, verified; print its path."""
     from .lib.env import weights as weights_lib
@@ -187,12 +203,14 @@ def weights(c, revision=None, verify=False, dry_run=False, json=False):
         print(f"SAM3 checkpoint: {outcome.checkpoint}")
 
 
-@task(help={
-    "offline": "Check for offline logging (WANDB_MODE=offline): no network; a real offline run is started "
-               "and removed. Runs log offline when tracking.wandb_mode is offline.",
-    "dry_run": "Check the key's form and the settings only; contact nothing, start nothing.",
-    "json": JSON_HELP,
-})  # fmt: skip
+@task(
+    help={
+        "offline": "Check for offline logging (WANDB_MODE=offline): no network; a real offline run is started "
+        "and removed. Runs log offline when tracking.wandb_mode is offline.",
+        "dry_run": "Check the key's form and the settings only; contact nothing, start nothing.",
+        "json": JSON_HELP,
+    }
+)
 def wandb(c, offline=False, dry_run=False, json=False):
     """Check WANDB_API_KEY and log in to W&B (or prove offline mode); show where SAM3 runs will log."""
     from .lib.env import tracking
@@ -208,36 +226,49 @@ def wandb(c, offline=False, dry_run=False, json=False):
         raise ToolError(f"{len(failed)} W&B check(s) failed; see the fix column above")
 
 
-@task(iterable=["track"], help={
-    "repo": "Folder to set DVC up in (default: the project folder).",
-    "remote": "Remote URL: s3://bucket/path, gs://..., azure://container/path, ssh://[user@]host[:port]/path "
-              "or a folder (default: tracking.dvc_remote_url). SSH: user and port go to .dvc/config.local, with "
-              "SAM3_DVC_SSH_KEYFILE/_PASSPHRASE/_PASSWORD when set; the host key must be in known_hosts.",
-    "name": "Remote name (default: tracking.dvc_remote_name).",
-    "endpoint_url": "S3-compatible endpoint, e.g. http://minio:9000 (default: tracking.dvc_endpoint_url).",
-    "track": "Dataset root or checkpoint folder to track with `dvc add` (repeatable; inside the repository).",
-    "push": "After the round trip, push what --track added.",
-    "dry_run": "Print the commands (secrets as $NAMES) and the plugin install; change nothing.",
-    "json": JSON_HELP,
-})  # fmt: skip
+@task(
+    iterable=["track"],
+    help={
+        "repo": "Folder to set DVC up in (default: the project folder).",
+        "remote": "Remote URL: s3://bucket/path, gs://..., azure://container/path, ssh://[user@]host[:port]/path "
+        "or a folder (default: tracking.dvc_remote_url). SSH: user and port go to .dvc/config.local, with "
+        "SAM3_DVC_SSH_KEYFILE/_PASSPHRASE/_PASSWORD when set; the host key must be in known_hosts.",
+        "name": "Remote name (default: tracking.dvc_remote_name).",
+        "endpoint_url": "S3-compatible endpoint, e.g. http://minio:9000 (default: tracking.dvc_endpoint_url).",
+        "track": "Dataset root or checkpoint folder to track with `dvc add` (repeatable; inside the repository).",
+        "push": "After the round trip, push what --track added.",
+        "dry_run": "Print the commands (secrets as $NAMES) and the plugin install; change nothing.",
+        "json": JSON_HELP,
+    },
+)
 def dvc(c, repo=None, remote=None, name=None, endpoint_url=None, track=None, push=False, dry_run=False, json=False):
     """Set up DVC: init, track paths, a verified remote with local-only credentials, proven by a round trip."""
     from .lib.core.paths import PROJECT_ROOT, resolve_path
     from .lib.env import dvc_setup
 
-    settings = load_settings(c, **{"tracking.dvc_remote_url": ("--remote", remote), "tracking.dvc_remote_name": ("--name", name),
-                                   "tracking.dvc_endpoint_url": ("--endpoint-url", endpoint_url)})  # fmt: skip
+    settings = load_settings(
+        c,
+        **{
+            "tracking.dvc_remote_url": ("--remote", remote),
+            "tracking.dvc_remote_name": ("--name", name),
+            "tracking.dvc_endpoint_url": ("--endpoint-url", endpoint_url),
+        },
+    )
     url = settings["tracking.dvc_remote_url"]
-    parsed = dvc_setup.parse_remote(url, settings["tracking.dvc_remote_name"],
-                                    settings["tracking.dvc_endpoint_url"]) if url else None  # fmt: skip
+    parsed = (
+        dvc_setup.parse_remote(url, settings["tracking.dvc_remote_name"], settings["tracking.dvc_endpoint_url"])
+        if url
+        else None
+    )
     root = resolve_path(repo) if repo else PROJECT_ROOT
     runner = dvc_setup.Runner(log=lambda line: print(line, file=sys.stderr if json else sys.stdout, flush=True))
     result = dvc_setup.setup(root, parsed, track or (), push, dry_run, runner)
     if json:
         print(report_lib.to_json(result.as_dict()))
     else:
-        report_lib.print_checks(f"env.dvc {result.repo}{' (dry run: nothing changed)' if dry_run else ''}",
-                                result.checks)  # fmt: skip
+        report_lib.print_checks(
+            f"env.dvc {result.repo}{' (dry run: nothing changed)' if dry_run else ''}", result.checks
+        )
         if dry_run and result.commands:
             print("would run:\n" + "\n".join(f"  {command}" for command in result.commands))
     if len(result.failed) == 1:
@@ -272,8 +303,10 @@ def setup_summary(settings, project_root=None) -> list[tuple[str, str, str]]:
     return rows
 
 
-@task(pre=[call(hw.check, allow_no_gpu=True), submodules, venv, torch, sam3, weights],
-      help={"dry_run": "Every step prints what it would do (they all run with --dry-run); nothing changes."})  # fmt: skip
+@task(
+    pre=[call(hw.check, allow_no_gpu=True), submodules, venv, torch, sam3, weights],
+    help={"dry_run": "Every step prints what it would do (they all run with --dry-run); nothing changes."},
+)
 def setup(c, dry_run=False):
     """Build everything, in order after hw.check; a summary table at the end."""
     settings = load_settings(c)
@@ -282,7 +315,8 @@ def setup(c, dry_run=False):
     if settings["tracking.dvc_remote_url"]:
         dvc(c, dry_run=dry_run)
     rows = setup_summary(settings)
-    report_lib.print_table(f"env.setup{' (dry run: as things are now)' if dry_run else ''}", ("step", "status", "state"),
-                           rows)  # fmt: skip
+    report_lib.print_table(
+        f"env.setup{' (dry run: as things are now)' if dry_run else ''}", ("step", "status", "state"), rows
+    )
     if not dry_run and any(status == "fail" for _, status, _ in rows):
         raise ToolError("env.setup: a step is not done; see the table")

@@ -59,6 +59,9 @@ def test_the_runtime_set_is_pinned_and_has_no_torch_and_no_development_tool():
 
 def test_both_sets_install_together():
     runtime, dev = locked("requirements"), locked("requirements-dev")
-    clashes = {name: (runtime[name][0], dev[name][0]) for name in runtime.keys() & dev.keys()
-               if runtime[name][0] != dev[name][0]}  # fmt: skip
+    clashes = {
+        name: (runtime[name][0], dev[name][0])
+        for name in runtime.keys() & dev.keys()
+        if runtime[name][0] != dev[name][0]
+    }
     assert clashes == {}, f"{clashes}: run inv dev.lock (requirements-dev.in is constrained by requirements.txt)"

@@ -192,10 +192,21 @@ def test_ctrl_c_keeps_the_partial_download_and_the_next_run_resumes(clean_env, t
     server.add("/odinw_35/AerialMaritimeDrone.zip", body, rate=len(body) // 3)  # about 3 s
     root = tmp_path / "odinw"
     part = root / transfer.STAGING / "AerialMaritimeDrone.zip.part"
-    command = [str(Path(sys.executable).with_name("inv")), "data.fetch", "--dataset", "odinw", "--datasets",
-               "AerialMaritimeDrone", "--base-url", server.url + "/odinw_35", "--root", str(root)]  # fmt: skip
-    running = subprocess.Popen(command, cwd=ROOT, env=dict(clean_env, **NO_PROXY), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    command = [
+        str(Path(sys.executable).with_name("inv")),
+        "data.fetch",
+        "--dataset",
+        "odinw",
+        "--datasets",
+        "AerialMaritimeDrone",
+        "--base-url",
+        server.url + "/odinw_35",
+        "--root",
+        str(root),
+    ]
+    running = subprocess.Popen(
+        command, cwd=ROOT, env=dict(clean_env, **NO_PROXY), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 20
     while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -389,14 +400,33 @@ class FakeRoboflowApi:
         server.routes["/"] = self.answer
 
     def project(self, slug: str) -> dict:
-        return {"annotation": "things", "classes": {}, "colors": {}, "created": 1700000000, "id": f"rf100-vl/{slug}",
-                "images": 18, "name": slug, "public": True, "splits": {"train": 6, "valid": 6, "test": 6},
-                "type": "object-detection", "unannotated": 0, "updated": 1700000000}  # fmt: skip
+        return {
+            "annotation": "things",
+            "classes": {},
+            "colors": {},
+            "created": 1700000000,
+            "id": f"rf100-vl/{slug}",
+            "images": 18,
+            "name": slug,
+            "public": True,
+            "splits": {"train": 6, "valid": 6, "test": 6},
+            "type": "object-detection",
+            "unannotated": 0,
+            "updated": 1700000000,
+        }
 
     def version(self, slug: str) -> dict:
-        return {"augmentation": {}, "created": 1700000000, "id": f"rf100-vl/{slug}/2", "images": 18,
-                "preprocessing": {}, "splits": {"train": 6, "valid": 6, "test": 6}, "exports": ["coco"],
-                "generating": False, "progress": 1.0}  # fmt: skip
+        return {
+            "augmentation": {},
+            "created": 1700000000,
+            "id": f"rf100-vl/{slug}/2",
+            "images": 18,
+            "preprocessing": {},
+            "splits": {"train": 6, "valid": 6, "test": 6},
+            "exports": ["coco"],
+            "generating": False,
+            "progress": 1.0,
+        }
 
     def answer(self, method, path, query, headers, body):
         if query.get("api_key") != KEY:
@@ -514,8 +544,10 @@ def test_rf100vl_key_is_required_up_front_and_checked_package(monkeypatch, tmp_p
 
 def test_scrub_hides_keys_query_secrets_and_url_credentials(monkeypatch):
     monkeypatch.setenv("ROBOFLOW_API_KEY", KEY)
-    text = (f"GET https://api.roboflow.com/x?api_key={KEY}&nocache=true failed; link "
-            "https://storage.example/ds.zip?X-Goog-Signature=abc123&key=zzz; https://user:pw@host/p")  # fmt: skip
+    text = (
+        f"GET https://api.roboflow.com/x?api_key={KEY}&nocache=true failed; link "
+        "https://storage.example/ds.zip?X-Goog-Signature=abc123&key=zzz; https://user:pw@host/p"
+    )
     shown = transfer.scrub(text)
     assert KEY not in shown and "abc123" not in shown and "zzz" not in shown and "pw@" not in shown
     assert "api_key=***" in shown and "nocache=true" in shown

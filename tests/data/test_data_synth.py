@@ -143,8 +143,9 @@ def test_bad_requests_are_one_line_config_errors(tmp_path, kwargs, message):
 
 
 def test_cli_dry_run_writes_nothing_and_bad_flags_exit_2(clean_env, tmp_path):
-    done = run_inv(["data.synth", "--root", str(tmp_path / "d"), "--kind", "odinw", "--defects", "all", "--dry-run"],
-                   clean_env)  # fmt: skip
+    done = run_inv(
+        ["data.synth", "--root", str(tmp_path / "d"), "--kind", "odinw", "--defects", "all", "--dry-run"], clean_env
+    )
     assert done.returncode == 0, done.stderr
     assert "dry run: nothing written" in done.stdout and "PascalVOC" in done.stdout
     assert not (tmp_path / "d").exists()
@@ -156,8 +157,9 @@ def test_cli_dry_run_writes_nothing_and_bad_flags_exit_2(clean_env, tmp_path):
 
 def test_cli_writes_and_lists_injected_defects(clean_env, tmp_path):
     root = tmp_path / "d"
-    done = run_inv(["data.synth", "--root", str(root), "--datasets", "3", "--defects", "truncated_image,null_json"],
-                   clean_env)  # fmt: skip
+    done = run_inv(
+        ["data.synth", "--root", str(root), "--datasets", "3", "--defects", "truncated_image,null_json"], clean_env
+    )
     assert done.returncode == 0, done.stderr
     assert "3 datasets" in done.stdout and "truncated_image" in done.stdout and "null_json" in done.stdout
     assert sorted(os.listdir(root)) == ["-grccs", "13-lkc01", "train"]

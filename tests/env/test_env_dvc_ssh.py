@@ -48,8 +48,16 @@ def one_line_error(done) -> str:
 
 def test_round_trip_over_ssh_keeps_the_login_local_and_verify_refuses_a_corrupted_object(ssh_env, tmp_path, ssh_server):
     repo, store = git_repo(tmp_path / "repo"), tmp_path / "store"
-    args = ["env.dvc", "--repo", str(repo), "--remote", remote_url(ssh_server, store),
-            "--track", str(repo / "data" / "ds"), "--push"]  # fmt: skip
+    args = [
+        "env.dvc",
+        "--repo",
+        str(repo),
+        "--remote",
+        remote_url(ssh_server, store),
+        "--track",
+        str(repo / "data" / "ds"),
+        "--push",
+    ]
     done = run_env(args, ssh_env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "pushed and pulled a" in done.stdout and "pushed data/ds.dvc" in done.stdout
@@ -58,8 +66,17 @@ def test_round_trip_over_ssh_keeps_the_login_local_and_verify_refuses_a_corrupte
     assert f"url = ssh://127.0.0.1{store}\n" in tracked and "verify = true" in tracked
     assert "port" not in tracked and "user" not in tracked and "keyfile" not in tracked
     local = repo / ".dvc" / "config.local"
-    assert local.read_text().split("\n", 1)[1].split() == ["user", "=", ssh_server.user, "port", "=",
-                                                           str(ssh_server.port), "keyfile", "=", str(ssh_server.key)]  # fmt: skip
+    assert local.read_text().split("\n", 1)[1].split() == [
+        "user",
+        "=",
+        ssh_server.user,
+        "port",
+        "=",
+        str(ssh_server.port),
+        "keyfile",
+        "=",
+        str(ssh_server.key),
+    ]
     assert oct(local.stat().st_mode & 0o777) == "0o600"
     subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", ".dvc/config.local"], check=True)
     assert len(list((store / "files" / "md5").rglob("*"))) >= 4  # the dataset (dir + file) and the canary
@@ -84,8 +101,9 @@ def test_round_trip_over_ssh_keeps_the_login_local_and_verify_refuses_a_corrupte
 def test_a_key_the_server_refuses_is_named_as_the_credentials(ssh_env, tmp_path, ssh_server):
     repo = git_repo(tmp_path / "repo")
     env = dict(ssh_env, SAM3_DVC_SSH_KEYFILE=str(ssh_server.unauthorized_key))
-    error = one_line_error(run_env(["env.dvc", "--repo", str(repo), "--remote",
-                                    remote_url(ssh_server, tmp_path / "store")], env))  # fmt: skip
+    error = one_line_error(
+        run_env(["env.dvc", "--repo", str(repo), "--remote", remote_url(ssh_server, tmp_path / "store")], env)
+    )
     assert "refused the credentials on push" in error and "Permission denied" in error, error
     assert "SAM3_DVC_SSH_KEYFILE" in error and "authorized_keys" in error
     assert not (tmp_path / "store").exists()
@@ -94,8 +112,11 @@ def test_a_key_the_server_refuses_is_named_as_the_credentials(ssh_env, tmp_path,
 def test_an_unreachable_port_is_named_as_connectivity(ssh_env, tmp_path, ssh_server):
     repo = git_repo(tmp_path / "repo")
     closed = free_port()
-    error = one_line_error(run_env(["env.dvc", "--repo", str(repo), "--remote",
-                                    remote_url(ssh_server, tmp_path / "store", closed)], ssh_env))  # fmt: skip
+    error = one_line_error(
+        run_env(
+            ["env.dvc", "--repo", str(repo), "--remote", remote_url(ssh_server, tmp_path / "store", closed)], ssh_env
+        )
+    )
     assert error.startswith("error: cannot reach remote 'storage' at ssh://") and f":{closed}/" in error, error
     assert "Connect call failed" in error and "check the network and the URL" in error
 
@@ -108,8 +129,9 @@ def test_an_unknown_or_changed_host_key_stops_before_anything_is_sent(ssh_env, t
     impostor = f"[127.0.0.1]:{ssh_server.port} {' '.join(Path(f'{other}.pub').read_text().split()[:2])}\n"
     for content in ("", impostor):  # not there; there with another key (what a man in the middle looks like)
         known_hosts.write_text(content)
-        error = one_line_error(run_env(["env.dvc", "--repo", str(repo), "--remote",
-                                        remote_url(ssh_server, store)], ssh_env))  # fmt: skip
+        error = one_line_error(
+            run_env(["env.dvc", "--repo", str(repo), "--remote", remote_url(ssh_server, store)], ssh_env)
+        )
         assert "the SSH host key of remote 'storage' (ssh-ed25519 SHA256:" in error, error
         assert f"ssh -p {ssh_server.port} {ssh_server.user}@127.0.0.1" in error
         assert not store.exists()
@@ -132,8 +154,9 @@ def test_an_encrypted_key_works_with_its_passphrase_which_stays_in_config_local(
     assert files_holding(PASSPHRASE, tmp_path, allow={local}) == []
 
     wrong = "wrong" + PASSPHRASE
-    error = one_line_error(run_env(["env.dvc", "--repo", str(repo), "--remote", url],
-                                   dict(env, SAM3_DVC_SSH_PASSPHRASE=wrong)))  # fmt: skip
+    error = one_line_error(
+        run_env(["env.dvc", "--repo", str(repo), "--remote", url], dict(env, SAM3_DVC_SSH_PASSPHRASE=wrong))
+    )
     assert "refused the credentials on push" in error and "SAM3_DVC_SSH_PASSPHRASE" in error, error
     assert files_holding(wrong, tmp_path, allow={local}) == []
     for output in (done.stdout + done.stderr, error):
@@ -144,18 +167,22 @@ def test_dry_run_shows_the_local_options_and_no_secret(tool_env, tmp_path):
     repo, key = git_repo(tmp_path / "repo"), tmp_path / "id_test"
     key.write_text("not read in a dry run\n")
     env = dict(tool_env, SAM3_DVC_SSH_KEYFILE=str(key), SAM3_DVC_SSH_PASSPHRASE=PASSWORD)
-    done = run_env(["env.dvc", "--repo", str(repo), "--remote", "ssh://alice@login.example:2222/scratch/dvc",
-                    "--dry-run"], env)  # fmt: skip
+    done = run_env(
+        ["env.dvc", "--repo", str(repo), "--remote", "ssh://alice@login.example:2222/scratch/dvc", "--dry-run"], env
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout.replace("\n", " ")
     assert "dvc remote add -d storage ssh://login.example/scratch/dvc" in out
-    assert (f"dvc remote modify --local storage user alice port 2222 keyfile {key} "
-            "passphrase $SAM3_DVC_SSH_PASSPHRASE") in out  # fmt: skip
+    assert (
+        f"dvc remote modify --local storage user alice port 2222 keyfile {key} passphrase $SAM3_DVC_SSH_PASSPHRASE"
+    ) in out
     assert PASSWORD not in done.stdout + done.stderr
     assert sorted(p.name for p in repo.iterdir()) == [".git", "data"]
 
-    missing = run_env(["env.dvc", "--repo", str(repo), "--remote", "ssh://h/p", "--dry-run"],
-                      dict(env, SAM3_DVC_SSH_KEYFILE=str(tmp_path / "nope")))  # fmt: skip
+    missing = run_env(
+        ["env.dvc", "--repo", str(repo), "--remote", "ssh://h/p", "--dry-run"],
+        dict(env, SAM3_DVC_SSH_KEYFILE=str(tmp_path / "nope")),
+    )
     assert missing.returncode == 2 and "$SAM3_DVC_SSH_KEYFILE is" in missing.stderr, missing.stderr
 
 
@@ -176,8 +203,10 @@ def test_ssh_urls_split_into_the_tracked_url_and_the_local_login():
 def test_a_password_for_an_ssh_remote_is_refused_since_dvc_never_checks_the_host_key(tool_env, tmp_path):
     """DVC's own push and pull do not check the server's host key: a stored password could go to anyone."""
     repo = git_repo(tmp_path / "repo")
-    done = run_env(["env.dvc", "--repo", str(repo), "--remote", "ssh://alice@login.example/scratch/dvc", "--dry-run"],
-                   dict(tool_env, SAM3_DVC_SSH_PASSWORD=PASSWORD))  # fmt: skip
+    done = run_env(
+        ["env.dvc", "--repo", str(repo), "--remote", "ssh://alice@login.example/scratch/dvc", "--dry-run"],
+        dict(tool_env, SAM3_DVC_SSH_PASSWORD=PASSWORD),
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "does not check the server's host key on push and pull" in done.stderr
     assert "SAM3_DVC_SSH_KEYFILE" in done.stderr and PASSWORD not in done.stdout + done.stderr

@@ -114,8 +114,15 @@ def test_env_setup_dry_run_runs_every_step_dry_and_changes_nothing(clean_env, tm
         downloads = hub.downloads()
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     out = done.stdout
-    order = ["hw.check", "env.submodules (dry run, nothing done)", "env.venv (dry run", "env.torch (dry run",
-             "env.sam3 (dry run", "dry run: nothing written; the checkpoint would be", "env.setup (dry run"]  # fmt: skip
+    order = [
+        "hw.check",
+        "env.submodules (dry run, nothing done)",
+        "env.venv (dry run",
+        "env.torch (dry run",
+        "env.sam3 (dry run",
+        "dry run: nothing written; the checkpoint would be",
+        "env.setup (dry run",
+    ]
     positions = [out.index(words) for words in order]
     assert positions == sorted(positions)
     assert downloads == [] and not venv.exists() and not (hf_home / "hub").exists()
@@ -127,14 +134,23 @@ def test_env_setup_dry_run_runs_every_step_dry_and_changes_nothing(clean_env, tm
 def test_run_train_alone_builds_the_training_env_from_nothing_then_finds_it_done(clean_env, tmp_path):
     """The Makefile promise: no step to remember. About two minutes (torch is a 900 MB wheel)."""
     venv = tmp_path / "train-venv"
-    env = dict(clean_env, INVOKE_SAM3_TRAIN_VENV=str(venv), INVOKE_SAM3_TORCH_VERSION="2.14.1",
-               INVOKE_SAM3_TORCH_INDEX="pypi", SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
-               INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"))  # fmt: skip
+    env = dict(
+        clean_env,
+        INVOKE_SAM3_TRAIN_VENV=str(venv),
+        INVOKE_SAM3_TORCH_VERSION="2.14.1",
+        INVOKE_SAM3_TORCH_INDEX="pypi",
+        SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
+        INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"),
+    )
     first = run_inv(["run.train", "--check-only"], env, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = first.stdout
-    steps = [out.index("env.venv: created"), out.index("env.torch: installed"), out.index("env.sam3: installed"),
-             out.index("pre-flight passed")]  # fmt: skip
+    steps = [
+        out.index("env.venv: created"),
+        out.index("env.torch: installed"),
+        out.index("env.sam3: installed"),
+        out.index("pre-flight passed"),
+    ]
     assert steps == sorted(steps)
     assert "4x4 matrix product on cpu is right" in out
     assert (venv / "bin" / "python").exists()
@@ -149,11 +165,17 @@ def test_env_setup_dry_run_without_the_hub_still_plans_and_exits_0(clean_env, tm
     port = closed_port()
     gitconfig = tmp_path / "gitconfig"
     gitconfig.write_text(f'[url "file://{tmp_path}/nowhere/"]\n\tinsteadOf = https://github.com/\n')
-    env = dict(clean_env, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", HF_TOKEN=TOKEN,
-               HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"),
-               INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "train-venv"),
-               **{f"INVOKE_HW_DISK_{name}_GB": "0" for name in ("RF100VL", "ODINW", "CHECKPOINTS", "TRAIN_VENV")},
-               INVOKE_HW_DISK_WEIGHTS_GB="0.001")  # fmt: skip
+    env = dict(
+        clean_env,
+        GIT_CONFIG_GLOBAL=str(gitconfig),
+        GIT_TERMINAL_PROMPT="0",
+        HF_TOKEN=TOKEN,
+        HF_ENDPOINT=f"http://127.0.0.1:{port}",
+        HF_HOME=str(tmp_path / "hf"),
+        INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "train-venv"),
+        **{f"INVOKE_HW_DISK_{name}_GB": "0" for name in ("RF100VL", "ODINW", "CHECKPOINTS", "TRAIN_VENV")},
+        INVOKE_HW_DISK_WEIGHTS_GB="0.001",
+    )
     done = run_inv(["env.setup", "--dry-run"], env, cwd=project_copy(tmp_path))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     assert "size unknown (hub not reachable)" in done.stdout and "env.setup (dry run" in done.stdout

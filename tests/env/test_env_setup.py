@@ -12,8 +12,13 @@ def test_setup_checks_hardware_first_and_stops_at_the_first_step_that_fails(clea
     gitconfig.write_text(
         f'[url "file://{tmp_path}/nowhere/"]\n\tinsteadOf = https://github.com/\n[protocol "file"]\n\tallow = always\n'
     )
-    env = dict(clean_env, GIT_CONFIG_GLOBAL=str(gitconfig), GIT_TERMINAL_PROMPT="0", SAM3_EXPERIMENT_ROOT=str(tmp_path),
-               INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "train-venv"))  # fmt: skip
+    env = dict(
+        clean_env,
+        GIT_CONFIG_GLOBAL=str(gitconfig),
+        GIT_TERMINAL_PROMPT="0",
+        SAM3_EXPERIMENT_ROOT=str(tmp_path),
+        INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "train-venv"),
+    )
     for name in ("RF100VL", "ODINW", "WEIGHTS", "CHECKPOINTS", "TRAIN_VENV"):
         env[f"INVOKE_HW_DISK_{name}_GB"] = "0"
     project = project_copy(tmp_path)  # whatever state this checkout's submodules are in
@@ -28,8 +33,12 @@ def test_setup_checks_hardware_first_and_stops_at_the_first_step_that_fails(clea
 def test_summary_reads_the_training_env_and_the_optional_steps(tmp_path):
     from tasks.env import setup_summary
 
-    settings = {"sam3.train_venv": TRAIN_VENV, "paths.hf_home": tmp_path, "tracking.wandb_project": "sam3-ft",
-                "tracking.dvc_remote_url": ""}  # fmt: skip
+    settings = {
+        "sam3.train_venv": TRAIN_VENV,
+        "paths.hf_home": tmp_path,
+        "tracking.wandb_project": "sam3-ft",
+        "tracking.dvc_remote_url": "",
+    }
 
     class Settings(dict):
         def path(self, key):

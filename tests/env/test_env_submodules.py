@@ -71,8 +71,12 @@ class World:
 def world(tmp_path, monkeypatch, clean_env):
     environ = {k: v for k, v in clean_env.items() if not k.startswith("GIT_")}
     environ.update(GIT_CONFIG_GLOBAL=str(tmp_path / "gitconfig"), GIT_CONFIG_NOSYSTEM="1")
-    for key, value in (("user.name", "test"), ("user.email", "test@example.com"), ("init.defaultBranch", "main"),
-                       ("protocol.file.allow", "always")):  # fmt: skip
+    for key, value in (
+        ("user.name", "test"),
+        ("user.email", "test@example.com"),
+        ("init.defaultBranch", "main"),
+        ("protocol.file.allow", "always"),
+    ):
         git("config", "--file", environ["GIT_CONFIG_GLOBAL"], key, value)
     result = World(tmp_path, environ)
     result.rewrite_to(f"file://{result.remotes}/")

@@ -25,8 +25,14 @@ AWS_CANARY = "awsCanarySecret0123456789abcdefABCDEFGHIJ"
 
 
 def run_env(args, env, cwd=ROOT, timeout=180):
-    return subprocess.run([str(Path(sys.executable).with_name("inv")), "--search-root", str(ROOT), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("inv")), "--search-root", str(ROOT), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -72,8 +78,12 @@ def test_a_malformed_key_is_refused_without_showing_it(env):
 
 
 def test_offline_check_runs_a_real_offline_run_and_the_key_goes_nowhere(env, tmp_path):
-    env = dict(env, WANDB_API_KEY=WANDB_KEY, INVOKE_TRACKING_WANDB_PROJECT="sam3-ft",
-               INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "no-venv"))  # fmt: skip
+    env = dict(
+        env,
+        WANDB_API_KEY=WANDB_KEY,
+        INVOKE_TRACKING_WANDB_PROJECT="sam3-ft",
+        INVOKE_SAM3_TRAIN_VENV=str(tmp_path / "no-venv"),
+    )
     done = run_env(["env.wandb", "--offline", "--json"], env)
     assert done.returncode == 0, done.stderr
     checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
@@ -118,8 +128,13 @@ def git_repo(path: Path) -> Path:
 
 
 def dvc(args, repo, env, check=True):
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=dict(env, DVC_NO_ANALYTICS="1"),
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=repo,
+        env=dict(env, DVC_NO_ANALYTICS="1"),
+        capture_output=True,
+        text=True,
+    )
     assert not check or done.returncode == 0, done.stderr
     return done
 
@@ -131,12 +146,27 @@ def test_dry_run_changes_nothing_and_shows_the_plugin_install(env, tmp_path):
     if importlib.util.find_spec("dvc_gs") is None:
         version = importlib.metadata.version("dvc")
         assert f"-m pip install --quiet 'dvc[gs]=={version}'" in gs.stdout.replace("\n", " ")
-    s3 = run_env(["env.dvc", "--repo", str(repo), "--remote", "s3://bucket/dvc", "--track", str(repo / "data" / "ds"),
-                  "--dry-run"], dict(env, AWS_ACCESS_KEY_ID="AKIACANARY", AWS_SECRET_ACCESS_KEY=AWS_CANARY))  # fmt: skip
+    s3 = run_env(
+        [
+            "env.dvc",
+            "--repo",
+            str(repo),
+            "--remote",
+            "s3://bucket/dvc",
+            "--track",
+            str(repo / "data" / "ds"),
+            "--dry-run",
+        ],
+        dict(env, AWS_ACCESS_KEY_ID="AKIACANARY", AWS_SECRET_ACCESS_KEY=AWS_CANARY),
+    )
     assert s3.returncode == 0, s3.stderr
-    for command in ("dvc init -q", "dvc remote add -d storage s3://bucket/dvc", "dvc remote modify storage verify true",
-                    "dvc remote modify --local storage access_key_id $AWS_ACCESS_KEY_ID secret_access_key "
-                    "$AWS_SECRET_ACCESS_KEY", "dvc add -q data/ds"):  # fmt: skip
+    for command in (
+        "dvc init -q",
+        "dvc remote add -d storage s3://bucket/dvc",
+        "dvc remote modify storage verify true",
+        "dvc remote modify --local storage access_key_id $AWS_ACCESS_KEY_ID secret_access_key $AWS_SECRET_ACCESS_KEY",
+        "dvc add -q data/ds",
+    ):
         assert command in s3.stdout, command
     assert AWS_CANARY not in s3.stdout + s3.stderr and "AKIACANARY" not in s3.stdout
     assert sorted(p.name for p in repo.iterdir()) == [".git", "data"]
@@ -199,8 +229,13 @@ def moto_s3():
     python = _moto_python()
     if python is None:
         pytest.skip("needs moto[server]>=5.2.5 in the launcher venv (older moto rejects aiobotocore 3's signatures)")
-    process = subprocess.Popen([python, str(ROOT / "tests" / "support" / "moto_s3.py")], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [python, str(ROOT / "tests" / "support" / "moto_s3.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         yield json.loads(process.stdout.readline())
     finally:
@@ -212,17 +247,30 @@ def s3_client(server, secret=None):
     import botocore.session
 
     return botocore.session.get_session().create_client(
-        "s3", endpoint_url=server["endpoint"], region_name="us-east-1",
-        aws_access_key_id=server["key_id"], aws_secret_access_key=secret or server["secret"],
-    )  # fmt: skip
+        "s3",
+        endpoint_url=server["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id=server["key_id"],
+        aws_secret_access_key=secret or server["secret"],
+    )
 
 
 def test_s3_remote_on_moto_keeps_credentials_local_and_verify_refuses_a_corrupted_object(env, tmp_path, moto_s3):
     repo = git_repo(tmp_path / "repo")
     secret = moto_s3["secret"]
     env = dict(env, AWS_ACCESS_KEY_ID=moto_s3["key_id"], AWS_SECRET_ACCESS_KEY=secret)
-    args = ["env.dvc", "--repo", str(repo), "--remote", "s3://dvc/store", "--endpoint-url", moto_s3["endpoint"],
-            "--track", str(repo / "data" / "ds"), "--push"]  # fmt: skip
+    args = [
+        "env.dvc",
+        "--repo",
+        str(repo),
+        "--remote",
+        "s3://dvc/store",
+        "--endpoint-url",
+        moto_s3["endpoint"],
+        "--track",
+        str(repo / "data" / "ds"),
+        "--push",
+    ]
     done = run_env(args, env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "pushed and pulled a" in done.stdout and "pushed data/ds.dvc" in done.stdout
@@ -255,8 +303,9 @@ def test_s3_wrong_credentials_are_named_as_such(env, tmp_path, moto_s3):
     repo = git_repo(tmp_path / "repo")
     wrong = "wrongSecret" + AWS_CANARY
     env = dict(env, AWS_ACCESS_KEY_ID=moto_s3["key_id"], AWS_SECRET_ACCESS_KEY=wrong)
-    done = run_env(["env.dvc", "--repo", str(repo), "--remote", "s3://dvc/wrong", "--endpoint-url",
-                    moto_s3["endpoint"]], env)  # fmt: skip
+    done = run_env(
+        ["env.dvc", "--repo", str(repo), "--remote", "s3://dvc/wrong", "--endpoint-url", moto_s3["endpoint"]], env
+    )
     assert done.returncode == 1
     assert "refused the credentials on push" in done.stderr and "AWS_SECRET_ACCESS_KEY" in done.stderr
     assert done.stderr.strip().count("\n") == 0, done.stderr

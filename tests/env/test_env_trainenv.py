@@ -123,8 +123,11 @@ def test_torch_again_is_a_quick_no_op_with_or_without_the_stamp(built, environ):
 @pytest.mark.slow
 def test_torch_that_does_not_fit_is_replaced_dry_run_shows_how(built, environ):
     venv, _ = built
-    done = inv(["env.torch", "--venv", str(venv), "--torch-version", "2.13.0", "--dry-run"], environ,
-               nvml_scenario={"cuda": 12080, "gpus": [h100()]})  # fmt: skip
+    done = inv(
+        ["env.torch", "--venv", str(venv), "--torch-version", "2.13.0", "--dry-run"],
+        environ,
+        nvml_scenario={"cuda": 12080, "gpus": [h100()]},
+    )
     assert done.returncode == 0, done.stderr
     python = venv / "bin" / "python"
     assert f"  {python} -m pip uninstall --yes torch torchvision\n" in done.stdout
@@ -144,8 +147,11 @@ def test_no_network_is_one_line_and_the_torch_there_stays(built, environ):
     port = closed_port()
     offline = {k: v for k, v in environ.items() if not k.startswith("PIP_")}
     offline.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=f"http://127.0.0.1:{port}/simple", PIP_RETRIES="0")
-    done = inv(["env.torch", "--venv", str(venv), "--torch-version", "2.13.0", "--torch-index", "pypi"], offline,
-               nvml_scenario=NO_GPU)  # fmt: skip
+    done = inv(
+        ["env.torch", "--venv", str(venv), "--torch-version", "2.13.0", "--torch-index", "pypi"],
+        offline,
+        nvml_scenario=NO_GPU,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     error = done.stderr.strip().splitlines()[-1]  # pip's own lines stream above ours
     assert error.startswith("error: pip could not install torch==2.13.0") and "reaches the index" in error
@@ -203,8 +209,12 @@ def test_sam3_editable_from_a_checkout_is_recorded_by_commit(with_sam3, tmp_path
 
     done = inv(args, env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import sam3; print(sam3.WHERE, sam3.__file__)"],
-                           capture_output=True, text=True, cwd=venv).stdout  # fmt: skip
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sam3; print(sam3.WHERE, sam3.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=venv,
+    ).stdout
     assert where.startswith("fake checkout") and str(checkout) in where
     assert dist_version(venv, "fake-train-extra") == "1.0" and dist_version(venv, "torch") == TORCH
     commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
@@ -216,8 +226,9 @@ def test_sam3_editable_from_a_checkout_is_recorded_by_commit(with_sam3, tmp_path
 
     (checkout / "README").write_text("a new commit\n")
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(checkout), "add", "."], check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(checkout), "commit", "-qm", "2"],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(checkout), "commit", "-qm", "2"], check=True
+    )
     moved = inv([*args, "--dry-run"], env)
     assert "would install sam3 (editable) from" in moved.stdout and "-e '.[train]'" in moved.stdout
 
@@ -251,8 +262,11 @@ def test_the_wheel_index_follows_the_driver(scenario, index, environ, tmp_path):
 
 
 def test_a_driver_too_old_for_any_sam3_torch_says_which_driver_to_install(environ, tmp_path):
-    done = inv(["env.torch", "--venv", str(tmp_path / "v"), "--dry-run"], environ,
-               nvml_scenario={"cuda": 11080, "gpus": [h100(cc=[8, 0])]})  # fmt: skip
+    done = inv(
+        ["env.torch", "--venv", str(tmp_path / "v"), "--dry-run"],
+        environ,
+        nvml_scenario={"cuda": 11080, "gpus": [h100(cc=[8, 0])]},
+    )
     assert done.returncode == 1
     assert done.stderr.strip().endswith("upgrade the NVIDIA driver to 525.60.13 or newer")
 

@@ -29,8 +29,14 @@ WEIGHTS = random.Random(5).randbytes(2_000_000)
 
 
 def run_env(args, env, timeout=120):
-    return subprocess.run([str(Path(sys.executable).with_name("inv")), "--search-root", str(ROOT), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("inv")), "--search-root", str(ROOT), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -44,8 +50,13 @@ def hub():
 @pytest.fixture
 def env(clean_env, tmp_path, hub):
     """HF_HOME in a temp folder, the fake hub as HF_ENDPOINT, no token unless a test adds one."""
-    return dict(clean_env, HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), INVOKE_HW_DISK_WEIGHTS_GB="0.001",
-                SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"))  # fmt: skip
+    return dict(
+        clean_env,
+        HF_ENDPOINT=hub.url,
+        HF_HOME=str(tmp_path / "hf"),
+        INVOKE_HW_DISK_WEIGHTS_GB="0.001",
+        SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
+    )
 
 
 def folder(env) -> Path:
@@ -268,8 +279,11 @@ def test_run_train_fetches_the_weights_first_when_its_config_loads_sam3(env, hub
     import yaml
 
     config = yaml.safe_load((ROOT / "demo" / "demo_rf100vl_cpu.yaml").read_text())
-    config["trainer"] = {"_target_": "checkpoint_probe.CheckpointProbe", "data": config["trainer"]["data"],
-                         "model": {"_target_": "sam3.model_builder.build_sam3_image_model", "eval_mode": False}}  # fmt: skip
+    config["trainer"] = {
+        "_target_": "checkpoint_probe.CheckpointProbe",
+        "data": config["trainer"]["data"],
+        "model": {"_target_": "sam3.model_builder.build_sam3_image_model", "eval_mode": False},
+    }
     path = tmp_path / "demo-with-sam3-model.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     env = dict(
@@ -303,8 +317,13 @@ def test_run_train_fetches_the_weights_first_when_its_config_loads_sam3(env, hub
 def test_a_dry_run_without_the_hub_plans_and_exits_0(clean_env, tmp_path):
     """Offline, a dry run says what it would download, that sizes are unknown, and succeeds; a real run
     fails in one line. Credentials in HF_ENDPOINT's URL are never shown."""
-    env = dict(clean_env, HF_ENDPOINT=f"http://me:hubpass@127.0.0.1:{closed_port()}", HF_HOME=str(tmp_path / "hf"),
-               HF_TOKEN=GOOD, INVOKE_HW_DISK_WEIGHTS_GB="0.001")  # fmt: skip
+    env = dict(
+        clean_env,
+        HF_ENDPOINT=f"http://me:hubpass@127.0.0.1:{closed_port()}",
+        HF_HOME=str(tmp_path / "hf"),
+        HF_TOKEN=GOOD,
+        INVOKE_HW_DISK_WEIGHTS_GB="0.001",
+    )
     dry = run_env(["env.weights", "--dry-run"], env)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "would download" in dry.stdout and "size unknown (hub not reachable)" in dry.stdout

@@ -9,12 +9,19 @@ from tasks.lib.run import sam3_config
 
 SHIPPED = "roboflow_v100_full_ft_100_images"
 DEMO_KEYS = {  # what the demo changes, and to what
-    "roboflow_train.num_images": 4, "trainer.skip_saving_ckpts": False, "trainer.skip_first_val": False,
-    "trainer.max_epochs": 2, "trainer.val_epoch_freq": 1, "trainer.logging.log_freq": 1,
-    "launcher.gpus_per_node": 1, "submitit.timeout_hour": 1, "submitit.use_cluster": False,
-    "submitit.cpus_per_task": 1, "submitit.job_array.num_tasks": 3,
+    "roboflow_train.num_images": 4,
+    "trainer.skip_saving_ckpts": False,
+    "trainer.skip_first_val": False,
+    "trainer.max_epochs": 2,
+    "trainer.val_epoch_freq": 1,
+    "trainer.logging.log_freq": 1,
+    "launcher.gpus_per_node": 1,
+    "submitit.timeout_hour": 1,
+    "submitit.use_cluster": False,
+    "submitit.cpus_per_task": 1,
+    "submitit.job_array.num_tasks": 3,
     "all_roboflow_supercategories": ["13-lkc01", "-grccs", "actions"],
-}  # fmt: skip
+}
 
 
 def flat(node, prefix=""):

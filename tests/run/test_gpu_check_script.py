@@ -13,8 +13,13 @@ def test_the_gpu_check_runs_its_cpu_half_and_reports_seconds_per_step(clean_env,
         f"INVOKE_HW_DISK_{kind}_GB": "0.01" for kind in ("RF100VL", "ODINW", "WEIGHTS", "CHECKPOINTS", "TRAIN_VENV")
     }
     environ = dict(clean_env, SAM3_CONFIGS_DIR=str(require_configs()), **small)  # this disk's room
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--keep", str(tmp_path / "run")],
-                          env=environ, capture_output=True, text=True, timeout=900)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--keep", str(tmp_path / "run")],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "== inv hw.check --allow-no-gpu" in done.stdout
     assert "smoke: SAM3's Trainer with SAM3's model classes at a reduced size" in done.stdout

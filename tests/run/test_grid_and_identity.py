@@ -8,10 +8,11 @@ import pytest
 from tasks.lib.core.errors import ConfigError
 from tasks.lib.run import grid, identity, slurm
 
-CONFIG = {"trainer": {"max_epochs": 20, "optim": {"lr": 0.0001}, "amp": True, "mode": "train",
-                      "logging": {"log_freq": 10}},
-          "scratch": {"resolution": "${x}", "train_file": "fewshot_train_shot10_seed300", "sizes": [1, 2]},
-          "submitit": {"partition": "a"}}  # fmt: skip
+CONFIG = {
+    "trainer": {"max_epochs": 20, "optim": {"lr": 0.0001}, "amp": True, "mode": "train", "logging": {"log_freq": 10}},
+    "scratch": {"resolution": "${x}", "train_file": "fewshot_train_shot10_seed300", "sizes": [1, 2]},
+    "submitit": {"partition": "a"},
+}
 
 
 def test_axes_take_the_type_of_the_key_they_replace():
@@ -22,30 +23,37 @@ def test_axes_take_the_type_of_the_key_they_replace():
 
 
 def test_cells_cross_the_axes_in_order_with_readable_folder_names():
-    axes = grid.parse_axes(["trainer.optim.lr=1e-4,5e-5", "scratch.train_file=fewshot_train_shot10_seed300,"
-                            "fewshot_train_shot10_seed3"], CONFIG)  # fmt: skip
+    axes = grid.parse_axes(
+        ["trainer.optim.lr=1e-4,5e-5", "scratch.train_file=fewshot_train_shot10_seed300,fewshot_train_shot10_seed3"],
+        CONFIG,
+    )
     cells = grid.cells(axes)
     assert [cell.name for cell in cells] == [
-        "lr=1e-4,train_file=fewshot_train_shot10_seed300", "lr=1e-4,train_file=fewshot_train_shot10_seed3",
-        "lr=5e-5,train_file=fewshot_train_shot10_seed300", "lr=5e-5,train_file=fewshot_train_shot10_seed3",
-    ]  # fmt: skip
+        "lr=1e-4,train_file=fewshot_train_shot10_seed300",
+        "lr=1e-4,train_file=fewshot_train_shot10_seed3",
+        "lr=5e-5,train_file=fewshot_train_shot10_seed300",
+        "lr=5e-5,train_file=fewshot_train_shot10_seed3",
+    ]
     assert cells[1].values == {"trainer.optim.lr": 0.0001, "scratch.train_file": "fewshot_train_shot10_seed3"}
     assert grid.cells([]) == []
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("trainer.nosuch=1,2", "--grid trainer.nosuch: unknown key (no 'nosuch' under trainer)"),
-    ("trainer.max_epoch=1,2", "did you mean 'trainer.max_epochs'?"),
-    ("trainer.max_epochs=", "--grid trainer.max_epochs= has no values"),
-    ("trainer.max_epochs=1,,2", "an empty value between commas"),
-    ("trainer.max_epochs=1,1", "a value is given twice"),
-    ("trainer.max_epochs", "is not KEY=v1,v2,..."),
-    ("trainer.max_epochs=2,x", "'x' is not a whole number (the config has trainer.max_epochs: 20)"),
-    ("trainer.max_epochs=2.5", "'2.5' is not a whole number"),
-    ("trainer.optim.lr=fast", "'fast' is not a number"),
-    ("trainer.amp=maybe", "'maybe' is not true or false"),
-    ("scratch.sizes=3", "'3' is not a list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("trainer.nosuch=1,2", "--grid trainer.nosuch: unknown key (no 'nosuch' under trainer)"),
+        ("trainer.max_epoch=1,2", "did you mean 'trainer.max_epochs'?"),
+        ("trainer.max_epochs=", "--grid trainer.max_epochs= has no values"),
+        ("trainer.max_epochs=1,,2", "an empty value between commas"),
+        ("trainer.max_epochs=1,1", "a value is given twice"),
+        ("trainer.max_epochs", "is not KEY=v1,v2,..."),
+        ("trainer.max_epochs=2,x", "'x' is not a whole number (the config has trainer.max_epochs: 20)"),
+        ("trainer.max_epochs=2.5", "'2.5' is not a whole number"),
+        ("trainer.optim.lr=fast", "'fast' is not a number"),
+        ("trainer.amp=maybe", "'maybe' is not true or false"),
+        ("scratch.sizes=3", "'3' is not a list"),
+    ],
+)
 def test_a_bad_grid_is_one_line_naming_the_fix(spec, message):
     with pytest.raises(ConfigError, match=None) as caught:
         grid.parse_axes([spec], CONFIG)
@@ -91,14 +99,17 @@ def test_a_final_evaluation_is_the_last_complete_line_of_the_last_epoch(tmp_path
     assert not identity.final_evaluation_done(tmp_path, "-grccs", "train", 2)
 
 
-@pytest.mark.parametrize(("sizes", "limit", "expected"), [
-    ([3, 3], None, [(3, None), (3, None)]),
-    ([2, 1], 1, [(1, None), (1, 0)]),  # more arrays than the limit: lanes, one task at a time
-    ([2, 2, 2], 2, [(1, None), (1, None), (1, 0)]),
-    ([100, 100], 10, [(5, None), (5, None)]),  # the limit shared out
-    ([100, 2], 10, [(8, None), (2, None)]),  # a small array takes no more than it has
-    ([3], 5, [(3, None)]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("sizes", "limit", "expected"),
+    [
+        ([3, 3], None, [(3, None), (3, None)]),
+        ([2, 1], 1, [(1, None), (1, 0)]),  # more arrays than the limit: lanes, one task at a time
+        ([2, 2, 2], 2, [(1, None), (1, None), (1, 0)]),
+        ([100, 100], 10, [(5, None), (5, None)]),  # the limit shared out
+        ([100, 2], 10, [(8, None), (2, None)]),  # a small array takes no more than it has
+        ([3], 5, [(3, None)]),
+    ],
+)
 def test_max_parallel_holds_across_all_arrays_of_a_run(sizes, limit, expected):
     throttles = slurm.array_throttles(sizes, limit)
     assert throttles == expected
@@ -117,9 +128,16 @@ def test_a_launch_cut_off_after_every_job_id_was_recorded_is_marked_done(tmp_pat
     """Only the closing "done" was lost (the session died after the last array reported): nothing to look
     up in squeue, and the launch reads as done, not interrupted."""
     monkeypatch.setenv("PATH", str(tmp_path))  # no squeue here: it must not be needed
-    record = {"name": "cut", "mode": "cluster", "run_dir": str(tmp_path), "launches": [{"submission": "started"}],
-              "tasks": [{"dataset": d, "cell": None, "state": "submitted", "job_id": f"7_{i}", "job_name": "n"}
-                        for i, d in enumerate(("a", "b"))]}  # fmt: skip
+    record = {
+        "name": "cut",
+        "mode": "cluster",
+        "run_dir": str(tmp_path),
+        "launches": [{"submission": "started"}],
+        "tasks": [
+            {"dataset": d, "cell": None, "state": "submitted", "job_id": f"7_{i}", "job_name": "n"}
+            for i, d in enumerate(("a", "b"))
+        ],
+    }
     assert slurm.adopt_lost_jobs(record) == []
     saved = json.loads((tmp_path / "launch.json").read_text())
     assert saved["launches"][-1]["submission"] == "done"

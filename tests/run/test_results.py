@@ -153,8 +153,14 @@ def sam3_extract_averages(experiment_dir: Path) -> tuple[float, float]:
 def test_our_mean_over_datasets_is_sam3s_true_average_not_its_weighted_average(tmp_path):
     """A folder SAM3's train.py wrote (one experiment_log_dir, logs/<dataset>/ per array task), read by path."""
     folder = tmp_path / "sam3-exp"
-    aps = {"-grccs": [0.1, 0.3], "13-lkc01": [0.2, 0.25, 0.4], "2024-frc": [0.6], "actions": [0.05, 0.5],
-           "aerial-cows": [0.7, 0.72], "activity-diagrams": [0.33]}  # fmt: skip
+    aps = {
+        "-grccs": [0.1, 0.3],
+        "13-lkc01": [0.2, 0.25, 0.4],
+        "2024-frc": [0.6],
+        "actions": [0.05, 0.5],
+        "aerial-cows": [0.7, 0.72],
+        "activity-diagrams": [0.33],
+    }
     for dataset, values in aps.items():
         write_task(folder, dataset, values, max_epochs=len(values), AP_small=-1.0)
     listed = [*aps, "aerial-sheep"]  # the config lists one more: its array task never wrote anything
@@ -193,8 +199,10 @@ def odinw_grid(run: Path, lrs=("0.0001", "0.001"), seeds=("3", "30", "300"), ap=
             for i, dataset in enumerate(ODINW):
                 write_task(run / cell / dataset, dataset, [ap(lr, seed, i)])
                 tasks.append({"dataset": dataset, "cell": cell, "cell_values": values})
-    grid = [{"key": "trainer.optim.lr", "values": list(lrs)},
-            {"key": "odinw_train.train_file", "values": [f"fewshot_train_shot10_seed{s}" for s in seeds]}]  # fmt: skip
+    grid = [
+        {"key": "trainer.optim.lr", "values": list(lrs)},
+        {"key": "odinw_train.train_file", "values": [f"fewshot_train_shot10_seed{s}" for s in seeds]},
+    ]
     return write_record(run, tasks, grid=grid)
 
 
@@ -219,8 +227,12 @@ def test_a_grid_shows_its_cells_side_by_side_and_averages_its_seed_axis_as_mean_
     columns, rows = results.cells_table(summary)
     assert columns == ["dataset", f"{low['label']} (3 seeds)", f"{high['label']} (3 seeds)", "SAM3 published (10-shot)"]
     assert rows[0][0] == "Aquarium" and " ± " in rows[0][1] and rows[0][3] == "54.1 ± 0.7"
-    assert rows[-1] == ["mean over datasets", results.fmt(low["mean"], low["mean_std"]),
-                        results.fmt(high["mean"], high["mean_std"]), "71.8 ± 0.4"]  # fmt: skip
+    assert rows[-1] == [
+        "mean over datasets",
+        results.fmt(low["mean"], low["mean_std"]),
+        results.fmt(high["mean"], high["mean_std"]),
+        "71.8 ± 0.4",
+    ]
 
 
 @pytest.mark.parametrize("with_values", [True, False], ids=["cell_values", "cell name only"])
@@ -242,16 +254,19 @@ def test_a_seed_key_is_a_seed_axis_and_other_keys_are_cells(tmp_path, with_value
 # --- which published figure -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("config", "request_", "expected"), [
-    ({"trainer": {"mode": "val"}}, {}, "zero-shot"),
-    ({"trainer": {"mode": "train"}}, {"evaluate": True}, "zero-shot"),
-    ({"trainer": {"mode": "train"}, "odinw_train": {"train_file": "fewshot_train_shot5_seed30"}}, {}, "5-shot"),
-    ({"trainer": {"mode": "train"}, "odinw_train": {"train_file": "fewshot_train_shot2_seed3"}}, {}, None),
-    ({"trainer": {"mode": "train"}, "odinw_train": {"train_file": "train"}}, {}, "full-ft"),
-    ({"trainer": {"mode": "train"}, "roboflow_train": {"num_images": None}}, {}, "full-ft"),
-    ({"trainer": {"mode": "train"}, "roboflow_train": {"num_images": 100}}, {}, None),
-    ({"trainer": {"mode": "val"}}, {"smoke": True}, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("config", "request_", "expected"),
+    [
+        ({"trainer": {"mode": "val"}}, {}, "zero-shot"),
+        ({"trainer": {"mode": "train"}}, {"evaluate": True}, "zero-shot"),
+        ({"trainer": {"mode": "train"}, "odinw_train": {"train_file": "fewshot_train_shot5_seed30"}}, {}, "5-shot"),
+        ({"trainer": {"mode": "train"}, "odinw_train": {"train_file": "fewshot_train_shot2_seed3"}}, {}, None),
+        ({"trainer": {"mode": "train"}, "odinw_train": {"train_file": "train"}}, {}, "full-ft"),
+        ({"trainer": {"mode": "train"}, "roboflow_train": {"num_images": None}}, {}, "full-ft"),
+        ({"trainer": {"mode": "train"}, "roboflow_train": {"num_images": 100}}, {}, None),
+        ({"trainer": {"mode": "val"}}, {"smoke": True}, None),
+    ],
+)
 def test_the_setting_a_config_stands_for(config, request_, expected):
     setting = published.setting_of(config, request_)
     assert setting.name == expected and setting.note
@@ -274,7 +289,10 @@ def test_the_published_figures_are_sam3s_with_their_source():
     assert published.figure("rf100vl", "mean", "10-shot")["AP"] == 36.5
     assert published.figure("rf100vl", "domain:sports", "full-ft")["AP"] == 61.5
     assert published.figure("odinw13", "pothole", "3-shot") == {
-        "AP": 40.5, "std": 0.9, "source": published.figure("odinw13", "pothole", "3-shot")["source"]}  # fmt: skip
+        "AP": 40.5,
+        "std": 0.9,
+        "source": published.figure("odinw13", "pothole", "3-shot")["source"],
+    }
     assert "arXiv:2511.16719" in published.figure("odinw13", "mean", "zero-shot")["source"]
     assert published.figure("rf100vl", "actions", "zero-shot") is None  # no per-dataset RF100-VL figure exists
     domain_sizes = {}
@@ -290,8 +308,10 @@ def test_the_published_figures_are_sam3s_with_their_source():
 def test_compare_gives_deltas_largest_first_and_counts_better_and_worse(tmp_path):
     before = tmp_path / "exp" / "before"
     after = tmp_path / "exp" / "after"
-    for run, aps in ((before, {"-grccs": 0.1, "actions": 0.5, "aerial-cows": 0.3}),
-                     (after, {"-grccs": 0.4, "actions": 0.45, "aerial-cows": 0.3, "13-lkc01": 0.2})):  # fmt: skip
+    for run, aps in (
+        (before, {"-grccs": 0.1, "actions": 0.5, "aerial-cows": 0.3}),
+        (after, {"-grccs": 0.4, "actions": 0.45, "aerial-cows": 0.3, "13-lkc01": 0.2}),
+    ):
         for dataset, ap in aps.items():
             write_task(run / dataset, dataset, [ap])
         write_record(run, [{"dataset": d} for d in aps])
@@ -344,12 +364,15 @@ def test_inv_run_results_compare_and_a_folder_by_path(env, rf_run, tmp_path):
     assert json.loads(by_path.stdout)["tasks"][0]["dataset"] == "actions"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--name", "nope"], "no run named 'nope'"),
-    (["--name", "/nonexistent/x"], "is not a folder"),
-    (["--setting", "7-shot"], "--setting '7-shot' is not one SAM3 published"),
-    (["--json", "--csv"], "pass one of them"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "nope"], "no run named 'nope'"),
+        (["--name", "/nonexistent/x"], "is not a folder"),
+        (["--setting", "7-shot"], "--setting '7-shot' is not one SAM3 published"),
+        (["--json", "--csv"], "pass one of them"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(env, args, message):
     done = run_inv(["run.results", *args], env)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1

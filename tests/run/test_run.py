@@ -17,20 +17,26 @@ from support.canaries import CANARIES, leaked
 from support.sam3_configs import config_files, require_configs
 
 TRAIN_VENV = ROOT / ".venv-train"
-pytestmark = pytest.mark.skipif(not (TRAIN_VENV / "bin" / "python").exists(),
-                                reason="no training env: scripts/setup-tests builds .venv-train")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    not (TRAIN_VENV / "bin" / "python").exists(), reason="no training env: scripts/setup-tests builds .venv-train"
+)
 
 
 @pytest.fixture
 def env(clean_env, tmp_path):
-    return dict(clean_env, SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
-                INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"),
-                INVOKE_PATHS_ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"))  # fmt: skip
+    return dict(
+        clean_env,
+        SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
+        INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"),
+        INVOKE_PATHS_ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"),
+    )
 
 
 SAM3_LOSSES = ("loss_bbox", "loss_giou", "loss_ce", "presence_loss", "loss_bbox_o2m", "loss_ce_aux_0")
-SAM3_METERS = [f"Meters_train/val_roboflow100/detection/coco_eval_bbox_{m}" for m in
-               ("AP", "AP_50", "AP_75", "AP_small", "AP_medium", "AP_large", "AR_maxDets@1", "AR_maxDets@100")]  # fmt: skip
+SAM3_METERS = [
+    f"Meters_train/val_roboflow100/detection/coco_eval_bbox_{m}"
+    for m in ("AP", "AP_50", "AP_75", "AP_small", "AP_medium", "AP_large", "AR_maxDets@1", "AR_maxDets@100")
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,12 @@ def demo_run(tmp_path_factory, request):
     home = base / "home"
     home.mkdir()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "SAM3_", "HF_"))}
-    environ.update(HOME=str(home), SAM3_EXPERIMENT_ROOT=str(base / "exp"),
-                   INVOKE_PATHS_DEMO_DATA_ROOT=str(base / "demo-data"), **CANARIES)  # fmt: skip
+    environ.update(
+        HOME=str(home),
+        SAM3_EXPERIMENT_ROOT=str(base / "exp"),
+        INVOKE_PATHS_DEMO_DATA_ROOT=str(base / "demo-data"),
+        **CANARIES,
+    )
     done = run_inv(["run.train", "--name", "demo-test"], environ, timeout=900)
     return done, base / "exp" / "demo-test", environ
 
@@ -111,8 +121,10 @@ def test_results_table_what_sam3s_trainer_wrote_and_say_the_demo_has_no_publishe
     assert f"plot: {run_dir / 'results.png'}" in done.stdout and "no published counterpart" in done.stdout
     assert (run_dir / "results.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads(run_inv(["run.results", "--name", "demo-test", "--json", "--no-plot"], environ).stdout)
-    last = {d: json.loads((run_dir / d / "logs" / d / "val_stats.json").read_text().splitlines()[-1])
-            for d in ("13-lkc01", "-grccs", "actions")}  # fmt: skip
+    last = {
+        d: json.loads((run_dir / d / "logs" / d / "val_stats.json").read_text().splitlines()[-1])
+        for d in ("13-lkc01", "-grccs", "actions")
+    }
     for task in summary["tasks"]:
         assert task["status"] == "done" and task["domain"] in ("industrial", "sports")
         for key, value in last[task["dataset"]].items():
@@ -136,8 +148,7 @@ def test_the_same_run_again_skips_what_finished_and_other_settings_are_refused(d
     assert "demo-test: nothing to launch" in again.stdout and "Train Epoch" not in again.stdout
     other = run_inv(["run.train", "--name", "demo-test", "--set", "trainer.max_epochs=3"], environ)
     assert other.returncode == 2
-    assert ("error: run 'demo-test' exists with other settings (trainer.max_epochs: 2 -> 3)"
-            in other.stderr)  # fmt: skip
+    assert "error: run 'demo-test' exists with other settings (trainer.max_epochs: 2 -> 3)" in other.stderr
     assert (run_dir / "launch.json").read_text() == before
     assert leaked([again.stdout, again.stderr, other.stdout, other.stderr], run_dir) == []
 
@@ -147,8 +158,9 @@ def test_cancel_stops_a_running_local_run_and_the_same_command_resumes_it(env, t
     first epoch's checkpoint is written; the same command again resumes SAM3 from that checkpoint."""
     inv = Path(sys.executable).with_name("inv")
     args = ["run.train", "--datasets", "actions", "--name", "long", "--set", "trainer.max_epochs=3"]
-    launcher = subprocess.Popen([str(inv), *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+    launcher = subprocess.Popen(
+        [str(inv), *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     checkpoint = tmp_path / "exp" / "long" / "actions" / "checkpoints" / "checkpoint.pt"
     try:
         deadline = time.monotonic() + 120
@@ -159,8 +171,14 @@ def test_cancel_stops_a_running_local_run_and_the_same_command_resumes_it(env, t
             time.sleep(1)
         else:
             raise AssertionError("the run never showed as running")
-        follow = subprocess.Popen([str(inv), "run.logs", "--name", "long", "--follow"], cwd=ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        follow = subprocess.Popen(
+            [str(inv), "run.logs", "--name", "long", "--follow"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         seen, deadline = [], time.monotonic() + 120
         while time.monotonic() < deadline and not any("Train Epoch" in line for line in seen):
             seen.append(follow.stdout.readline())  # lines arrive while SAM3 trains
@@ -196,8 +214,10 @@ def test_cancel_stops_a_running_local_run_and_the_same_command_resumes_it(env, t
 def test_checkpoints_off_for_a_run_of_many_epochs_is_a_warning(env, tmp_path):
     done = run_inv(["run.train", "--dry-run", "--datasets", "actions", "--set", "trainer.skip_saving_ckpts=true"], env)
     assert done.returncode == 0, done.stderr
-    assert ("warning: trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or crashed job "
-            "restarts from zero (--set trainer.skip_saving_ckpts=false)") in done.stdout  # fmt: skip
+    assert (
+        "warning: trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or crashed job "
+        "restarts from zero (--set trainer.skip_saving_ckpts=false)"
+    ) in done.stdout
     quiet = run_inv(["run.train", "--dry-run", "--datasets", "actions"], env)
     assert "skip_saving_ckpts" not in quiet.stdout.split("source config:")[0]
 
@@ -299,8 +319,9 @@ def test_eval_runs_an_evaluation_config_once_per_dataset(env, tmp_path):
     own = tmp_path / "eval.yaml"
     own.write_text(yaml.safe_dump(source))
     assert run_inv(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], env).returncode == 0
-    done = run_inv(["run.eval", "--config", str(own), "--datasets", "actions", "--name", "ev", "--smoke"], env,
-                   timeout=300)  # fmt: skip
+    done = run_inv(
+        ["run.eval", "--config", str(own), "--datasets", "actions", "--name", "ev", "--smoke"], env, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "smoke: SAM3's Trainer with SAM3's model classes at a reduced size" in done.stdout
     lines = (tmp_path / "exp" / "ev" / "actions" / "logs" / "actions" / "val_stats.json").read_text().splitlines()
@@ -326,8 +347,13 @@ def contract_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("contract")
     (base / "home").mkdir()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("INVOKE_", "SAM3_", "HF_"))}
-    environ.update(HOME=str(base / "home"), SAM3_EXPERIMENT_ROOT=str(base / "exp"), ROBOFLOW_VL_100_ROOT=str(base / "rf"),
-                   ODINW_DATA_ROOT=str(base / "odinw"), SAM3_CONFIGS_DIR=str(require_configs()))  # fmt: skip
+    environ.update(
+        HOME=str(base / "home"),
+        SAM3_EXPERIMENT_ROOT=str(base / "exp"),
+        ROBOFLOW_VL_100_ROOT=str(base / "rf"),
+        ODINW_DATA_ROOT=str(base / "odinw"),
+        SAM3_CONFIGS_DIR=str(require_configs()),
+    )
     for kind, root, names in (
         ("rf100vl", "rf", "actions,-grccs"),
         ("odinw", "odinw", "AerialMaritimeDrone_large,pistols"),
@@ -366,8 +392,11 @@ def test_smoke_runs_sam3s_trainer_with_a_shipped_config_on_the_users_data_on_the
     """--smoke without a GPU: SAM3's Trainer, its data pipeline, losses and COCO evaluation meet the data
     with the reduced model, no token and no download."""
     environ, base = contract_env
-    done = run_inv(["run.train", "--config", config, "--smoke", "--datasets", dataset, "--name", f"smoke-{config}"],
-                   environ, timeout=600)  # fmt: skip
+    done = run_inv(
+        ["run.train", "--config", config, "--smoke", "--datasets", dataset, "--name", f"smoke-{config}"],
+        environ,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "smoke: SAM3's Trainer with SAM3's model classes at a reduced size" in done.stdout
     assert "no verified SAM3 weights" not in done.stdout  # the reduced model needs no checkpoint

@@ -20,8 +20,12 @@ pytestmark = [
 
 @pytest.fixture
 def cluster_env(clean_env, tmp_path, slurm_cluster):
-    return dict(clean_env, SLURM_CONF=str(slurm_cluster.conf), SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
-                INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"))  # fmt: skip
+    return dict(
+        clean_env,
+        SLURM_CONF=str(slurm_cluster.conf),
+        SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
+        INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"),
+    )
 
 
 def wait_for(env, name, done_states=("completed", "failed", "cancelled", "finished"), limit=240):
@@ -43,8 +47,23 @@ def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tm
     SAM3's Trainer prints its environment) or any file of the run. The test cluster's MaxArraySize of 2
     splits the 3 datasets into two arrays; --max-parallel 1 holds across both (the second waits)."""
     cluster_env = dict(cluster_env, **CANARIES)
-    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2", "--name", "arr", "--max-parallel", "1"],
-                   cluster_env, timeout=300)  # fmt: skip
+    done = run_inv(
+        [
+            "run.train",
+            "--mode",
+            "cluster",
+            "--partition",
+            "debug",
+            "--num-gpus",
+            "2",
+            "--name",
+            "arr",
+            "--max-parallel",
+            "1",
+        ],
+        cluster_env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     saved = [path.read_text(errors="replace") for path in saved_job_environments(slurm_cluster)]
     assert any(f"SAM3_EXPERIMENT_ROOT={tmp_path / 'exp'}" in text for text in saved)  # SLURM did keep one
@@ -83,8 +102,9 @@ def test_three_dataset_array_runs_each_dataset_in_its_own_folder(cluster_env, tm
 
 
 def test_partition_slurm_rejects_is_reported_in_slurms_words(cluster_env, tmp_path):
-    done = run_inv(["run.train", "--mode", "cluster", "--partition", "nosuch", "--datasets", "actions", "--name", "p"],
-                   cluster_env)  # fmt: skip
+    done = run_inv(
+        ["run.train", "--mode", "cluster", "--partition", "nosuch", "--datasets", "actions", "--name", "p"], cluster_env
+    )
     assert done.returncode == 1
     assert "fail: slurm partition nosuch: SLURM has no such partition; fix: pick one of: debug, long" in done.stdout
     assert "fail: slurm sbatch --test-only: SLURM says:" in done.stdout
@@ -92,8 +112,22 @@ def test_partition_slurm_rejects_is_reported_in_slurms_words(cluster_env, tmp_pa
 
 
 def test_timeout_longer_than_the_partition_allows_fails_preflight(cluster_env):
-    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--datasets", "actions", "--name", "t",
-                    "--set", "submitit.timeout_hour=5"], cluster_env)  # fmt: skip
+    done = run_inv(
+        [
+            "run.train",
+            "--mode",
+            "cluster",
+            "--partition",
+            "debug",
+            "--datasets",
+            "actions",
+            "--name",
+            "t",
+            "--set",
+            "submitit.timeout_hour=5",
+        ],
+        cluster_env,
+    )
     assert done.returncode == 1
     assert "submitit.timeout_hour 5 h exceeds the partition's 1 h" in done.stdout
 
@@ -104,8 +138,23 @@ def test_cancel_stops_queued_array_tasks(cluster_env, slurm_cluster, tmp_path):
         "--partition", "debug", "--gres", "gpu:4", "--output", str(tmp_path / "hold.out"), "--wrap", "sleep 60"
     )
     try:
-        done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "2",
-                        "--datasets", "actions", "--name", "c"], cluster_env, timeout=300)  # fmt: skip
+        done = run_inv(
+            [
+                "run.train",
+                "--mode",
+                "cluster",
+                "--partition",
+                "debug",
+                "--num-gpus",
+                "2",
+                "--datasets",
+                "actions",
+                "--name",
+                "c",
+            ],
+            cluster_env,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout[-2000:]
         status = json.loads(run_inv(["run.status", "--name", "c", "--json"], cluster_env).stdout)
         assert status["states"] == ["pending"]
@@ -119,9 +168,27 @@ def test_cancel_stops_queued_array_tasks(cluster_env, slurm_cluster, tmp_path):
 def test_a_requeued_array_task_resumes_from_its_own_checkpoint(cluster_env, tmp_path, slurm_cluster):
     """`scontrol requeue` of the second array task in the middle of its training: it starts again and
     SAM3's Trainer resumes it from that dataset's checkpoint; the first task never resumes anything."""
-    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--name", "rq",
-                    "--datasets", "-grccs,actions", "--max-parallel", "1", "--set", "trainer.max_epochs=4"],
-                   cluster_env, timeout=300)  # fmt: skip
+    done = run_inv(
+        [
+            "run.train",
+            "--mode",
+            "cluster",
+            "--partition",
+            "debug",
+            "--num-gpus",
+            "1",
+            "--name",
+            "rq",
+            "--datasets",
+            "-grccs,actions",
+            "--max-parallel",
+            "1",
+            "--set",
+            "trainer.max_epochs=4",
+        ],
+        cluster_env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     run_dir = tmp_path / "exp" / "rq"
     second = json.loads((run_dir / "launch.json").read_text())["tasks"][1]["job_id"]
@@ -145,8 +212,27 @@ def test_account_qos_and_nodes_reach_sbatch(cluster_env, slurm_cluster, tmp_path
     """What the test SLURM can check: the batch script submitit handed sbatch names --account, --qos and
     --nodes, and SLURM records the account (without accounting it drops the QOS); --num-nodes 2 on a
     one-node cluster is refused in SLURM's own words by pre-flight's sbatch --test-only."""
-    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--datasets",
-                    "actions", "--name", "aq", "--account", "acme", "--qos", "normal"], cluster_env, timeout=300)  # fmt: skip
+    done = run_inv(
+        [
+            "run.train",
+            "--mode",
+            "cluster",
+            "--partition",
+            "debug",
+            "--num-gpus",
+            "1",
+            "--datasets",
+            "actions",
+            "--name",
+            "aq",
+            "--account",
+            "acme",
+            "--qos",
+            "normal",
+        ],
+        cluster_env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     job = json.loads((tmp_path / "exp" / "aq" / "launch.json").read_text())["tasks"][0]["job_id"]
     try:
@@ -157,8 +243,24 @@ def test_account_qos_and_nodes_reach_sbatch(cluster_env, slurm_cluster, tmp_path
     (script,) = (tmp_path / "exp" / "aq" / "submitit_logs").glob("*_submission.sh")
     lines = script.read_text().splitlines()
     assert {"#SBATCH --account=acme", "#SBATCH --qos=normal", "#SBATCH --nodes=1"} <= set(lines)
-    nodes = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--datasets", "actions", "--name",
-                     "nn", "--num-nodes", "2", "--check-only"], cluster_env, timeout=300)  # fmt: skip
+    nodes = run_inv(
+        [
+            "run.train",
+            "--mode",
+            "cluster",
+            "--partition",
+            "debug",
+            "--datasets",
+            "actions",
+            "--name",
+            "nn",
+            "--num-nodes",
+            "2",
+            "--check-only",
+        ],
+        cluster_env,
+        timeout=300,
+    )
     assert nodes.returncode == 1
     assert "fail: slurm sbatch --test-only: SLURM says:" in nodes.stdout and "node" in nodes.stdout.lower()
 

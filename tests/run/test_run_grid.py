@@ -22,8 +22,12 @@ DONE = ("completed", "failed", "cancelled", "finished")
 
 @pytest.fixture
 def cluster_env(clean_env, tmp_path, slurm_cluster):
-    return dict(clean_env, SLURM_CONF=str(slurm_cluster.conf), SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
-                INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"))  # fmt: skip
+    return dict(
+        clean_env,
+        SLURM_CONF=str(slurm_cluster.conf),
+        SAM3_EXPERIMENT_ROOT=str(tmp_path / "exp"),
+        INVOKE_PATHS_DEMO_DATA_ROOT=str(tmp_path / "demo-data"),
+    )
 
 
 def states_of(env, name):
@@ -47,8 +51,23 @@ def array_of(job):
 def test_a_2x3_grid_runs_as_split_throttled_arrays_and_rerun_failed_reruns_only_the_cancelled_task(
     cluster_env, tmp_path, slurm_cluster
 ):
-    args = ["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--name", "g",
-            "--grid", "scratch.lr_scale=0.1,0.2", "--set", "trainer.max_epochs=1", "--max-parallel", "2"]  # fmt: skip
+    args = [
+        "run.train",
+        "--mode",
+        "cluster",
+        "--partition",
+        "debug",
+        "--num-gpus",
+        "1",
+        "--name",
+        "g",
+        "--grid",
+        "scratch.lr_scale=0.1,0.2",
+        "--set",
+        "trainer.max_epochs=1",
+        "--max-parallel",
+        "2",
+    ]
     dry = run_inv([*args, "--dry-run"], cluster_env)
     assert dry.returncode == 0, dry.stderr
     assert "grid: 2 cell(s) x 3 dataset(s) = 6 task(s)" in dry.stdout
@@ -141,10 +160,29 @@ def test_odinw_10_shot_protocol_is_one_command_13_datasets_x_3_seed_files(cluste
     seeds = [f"fewshot_train_shot10_seed{s}" for s in (300, 30, 3)]
     env = dict(cluster_env, SAM3_CONFIGS_DIR=str(configs), ODINW_DATA_ROOT=str(root))
     slurm_cluster.take_gpus()  # the 39 tasks stay pending (cancelled with every job of the user below)
-    done = run_inv(["run.train", "--config", "odinw_text_only_train", "--mode", "cluster", "--partition", "long",
-                    "--name", "odinw10", "--grid", f"odinw_train.train_file={','.join(seeds)}",
-                    "--num-gpus", "1", "--set", "submitit.cpus_per_task=1",  # the test node has 2 CPUs
-                    "--set", f"+trainer.model.checkpoint_path={tmp_path / 'sam3.pt'}"], env, timeout=600)  # fmt: skip
+    done = run_inv(
+        [
+            "run.train",
+            "--config",
+            "odinw_text_only_train",
+            "--mode",
+            "cluster",
+            "--partition",
+            "long",
+            "--name",
+            "odinw10",
+            "--grid",
+            f"odinw_train.train_file={','.join(seeds)}",
+            "--num-gpus",
+            "1",
+            "--set",
+            "submitit.cpus_per_task=1",  # the test node has 2 CPUs
+            "--set",
+            f"+trainer.model.checkpoint_path={tmp_path / 'sam3.pt'}",
+        ],
+        env,
+        timeout=600,
+    )
     try:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
         record = json.loads((tmp_path / "exp" / "odinw10" / "launch.json").read_text())
@@ -163,25 +201,32 @@ def test_odinw_10_shot_protocol_is_one_command_13_datasets_x_3_seed_files(cluste
         slurm_cluster.run("scancel", "-u", "root", check=False)
 
 
-@pytest.mark.parametrize(("grid", "message"), [
-    ("trainer.nosuch=1,2", "--grid trainer.nosuch: unknown key"),
-    ("scratch.lr_scale=", "--grid scratch.lr_scale= has no values"),
-    ("trainer.max_epochs=2,two", "'two' is not a whole number"),
-    ("scratch.lr_scale=" + ",".join(str(v / 1000) for v in range(1, 151)),
-     "450 tasks do not fit: SLURM holds at most 400 jobs (MaxJobCount)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("trainer.nosuch=1,2", "--grid trainer.nosuch: unknown key"),
+        ("scratch.lr_scale=", "--grid scratch.lr_scale= has no values"),
+        ("trainer.max_epochs=2,two", "'two' is not a whole number"),
+        (
+            "scratch.lr_scale=" + ",".join(str(v / 1000) for v in range(1, 151)),
+            "450 tasks do not fit: SLURM holds at most 400 jobs (MaxJobCount)",
+        ),
+    ],
+)
 def test_a_bad_grid_is_one_line_exit_2_and_nothing_is_queued(cluster_env, tmp_path, slurm_cluster, grid, message):
     before = set(slurm_cluster.run("squeue", "-h", "-r", "-t", "all", "-o", "%i").stdout.split())
-    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--name", "bad", "--grid", grid],
-                   cluster_env)  # fmt: skip
+    done = run_inv(
+        ["run.train", "--mode", "cluster", "--partition", "debug", "--name", "bad", "--grid", grid], cluster_env
+    )
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert set(slurm_cluster.run("squeue", "-h", "-r", "-t", "all", "-o", "%i").stdout.split()) <= before
     assert not (tmp_path / "exp" / "bad").exists()
 
 
-def test_jobs_queued_by_a_launch_cut_off_during_submission_are_found_not_submitted_again(tmp_path, slurm_cluster,
-                                                                                          monkeypatch):  # fmt: skip
+def test_jobs_queued_by_a_launch_cut_off_during_submission_are_found_not_submitted_again(
+    tmp_path, slurm_cluster, monkeypatch
+):
     """The record says submission started and holds no job ids (the launcher was gone before it heard
     back): the next launch finds the jobs in squeue by their names and records them; not another
     experiment root's run of the same name."""
@@ -197,12 +242,21 @@ def test_jobs_queued_by_a_launch_cut_off_during_submission_are_found_not_submitt
         "--hold", "--job-name", name, "--array=0-1", "--output", "/dev/null", "--chdir", str(tmp_path), "--wrap", "true"
     )
     try:
-        record = {"name": "cut", "mode": "cluster", "run_dir": str(tmp_path), "launches": [{"submission": "started"}],
-                  "tasks": [{"dataset": d, "cell": None, "state": "submitting", "job_id": None, "job_name": name}
-                            for d in ("a", "b")]}  # fmt: skip
+        record = {
+            "name": "cut",
+            "mode": "cluster",
+            "run_dir": str(tmp_path),
+            "launches": [{"submission": "started"}],
+            "tasks": [
+                {"dataset": d, "cell": None, "state": "submitting", "job_id": None, "job_name": name}
+                for d in ("a", "b")
+            ],
+        }
         found = slurm.adopt_lost_jobs(record)
-        assert found == [f"a: SLURM job {array}_0, queued by the interrupted launch",
-                         f"b: SLURM job {array}_1, queued by the interrupted launch"]  # fmt: skip
+        assert found == [
+            f"a: SLURM job {array}_0, queued by the interrupted launch",
+            f"b: SLURM job {array}_1, queued by the interrupted launch",
+        ]
         saved = launch_record.existing(tmp_path)
         assert [t["job_id"] for t in saved["tasks"]] == [f"{array}_0", f"{array}_1"]
         assert saved["launches"][-1]["submission"] == "done (found in squeue)"

@@ -71,8 +71,13 @@ def read_run(path: Path) -> tuple[dict, dict[int, dict]]:
     for record in wandb_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run = {"id": record.run.run_id, "name": record.run.display_name, "group": record.run.run_group,
-                   "job_type": record.run.job_type, "project": record.run.project}  # fmt: skip
+            run = {
+                "id": record.run.run_id,
+                "name": record.run.display_name,
+                "group": record.run.run_group,
+                "job_type": record.run.job_type,
+                "project": record.run.project,
+            }
         elif kind == "history":
             row = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
             history.setdefault(int(row["global_step"]), {}).update(row)  # rows of one step, merged
@@ -94,12 +99,21 @@ def job_environ(base: Path, **extra) -> dict[str, str]:
         (base / folder).mkdir(exist_ok=True)
     drop = ("INVOKE_", "SAM3_", "HF_", "WANDB_", "ROBOFLOW", "ODINW", "FAKE_NVML")
     environ = {k: v for k, v in os.environ.items() if not k.startswith(drop) and k != "PYTHONPATH"}
-    return dict(environ, HOME=str(base / "home"), TMPDIR=str(base / "tmp"), SAM3_EXPERIMENT_ROOT=str(base / "exp"),
-                INVOKE_PATHS_DEMO_DATA_ROOT=str(base / "demo-data"), **extra)  # fmt: skip
+    return dict(
+        environ,
+        HOME=str(base / "home"),
+        TMPDIR=str(base / "tmp"),
+        SAM3_EXPERIMENT_ROOT=str(base / "exp"),
+        INVOKE_PATHS_DEMO_DATA_ROOT=str(base / "demo-data"),
+        **extra,
+    )
 
 
-WANDB_OFFLINE = {"INVOKE_TRACKING_WANDB_PROJECT": "sam3-ft", "INVOKE_TRACKING_WANDB_MODE": "offline",
-                 "WANDB_API_KEY": WANDB_KEY}  # fmt: skip
+WANDB_OFFLINE = {
+    "INVOKE_TRACKING_WANDB_PROJECT": "sam3-ft",
+    "INVOKE_TRACKING_WANDB_MODE": "offline",
+    "WANDB_API_KEY": WANDB_KEY,
+}
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +127,9 @@ def wandb_demo(tmp_path_factory):
     inv = Path(sys.executable).with_name("inv")
     logs = base / "exp" / "wb" / "actions"
     with open(base / "first.log", "w+") as log:
-        launcher = subprocess.Popen([str(inv), *args], cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
-                                    text=True)  # fmt: skip
+        launcher = subprocess.Popen(
+            [str(inv), *args], cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
         deadline = time.monotonic() + 900
         while (
             launcher.poll() is None
@@ -142,8 +157,13 @@ def test_each_dataset_logs_its_tensorboard_scalars_to_its_own_offline_wandb_run(
         run_dir = offline_runs(folder)[0]
         assert run_dir.name.endswith(f"-{expected}") and (run_dir / f"run-{expected}.wandb").is_file(), run_dir
         run, history = read_run(run_dir / f"run-{expected}.wandb")
-        assert run == {"id": expected, "name": f"wb/{dataset}", "group": "wb", "job_type": "train",
-                       "project": "sam3-ft"}  # fmt: skip
+        assert run == {
+            "id": expected,
+            "name": f"wb/{dataset}",
+            "group": "wb",
+            "job_type": "train",
+            "project": "sam3-ft",
+        }
         assert list((folder / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard as before
         train = [json.loads(line) for line in (folder / "logs" / dataset / "train_stats.json").read_text().splitlines()]
         val = [json.loads(line) for line in (folder / "logs" / dataset / "val_stats.json").read_text().splitlines()]
@@ -187,8 +207,9 @@ def test_the_api_key_is_in_no_output_and_no_file(wandb_demo):
 
 
 def test_dry_run_shows_the_wandb_overrides_per_task_and_in_a_job_array(tmp_path):
-    environ = job_environ(tmp_path, INVOKE_TRACKING_WANDB_PROJECT="sam3-ft", INVOKE_TRACKING_WANDB_ENTITY="team",
-                          WANDB_API_KEY=WANDB_KEY)  # fmt: skip
+    environ = job_environ(
+        tmp_path, INVOKE_TRACKING_WANDB_PROJECT="sam3-ft", INVOKE_TRACKING_WANDB_ENTITY="team", WANDB_API_KEY=WANDB_KEY
+    )
     local = run_inv(["run.train", "--datasets", "actions", "--dry-run"], environ)
     assert local.returncode == 0, local.stderr
     experiment = tmp_path / "exp" / "demo" / "actions"
@@ -245,8 +266,10 @@ def test_a_writer_wandb_cannot_mirror_is_a_warning_and_no_override(tmp_path):
     source["trainer"]["logging"]["tensorboard_writer"]["should_log"] = False
     own = tmp_path / "quiet.yaml"
     own.write_text(yaml.safe_dump(source))
-    done = run_inv(["run.train", "--config", str(own), "--datasets", "actions", "--dry-run"],
-                   job_environ(tmp_path, **WANDB_OFFLINE))  # fmt: skip
+    done = run_inv(
+        ["run.train", "--config", str(own), "--datasets", "actions", "--dry-run"],
+        job_environ(tmp_path, **WANDB_OFFLINE),
+    )
     assert done.returncode == 0, done.stderr
     assert "warning: W&B logging is on (tracking.wandb_project), but trainer.logging.tensorboard_writer" in done.stdout
     assert "sam3_wandb" not in done.stdout and "WANDB_PROJECT" not in done.stdout
@@ -254,8 +277,9 @@ def test_a_writer_wandb_cannot_mirror_is_a_warning_and_no_override(tmp_path):
 
 def test_a_real_sam3_config_with_wandb_passes_preflight(tmp_path):
     """SAM3's own RF100-VL config: pre-flight composes it in the training env and imports the plugin target."""
-    environ = job_environ(tmp_path, SAM3_CONFIGS_DIR=str(require_configs()), ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"),
-                          **WANDB_OFFLINE)  # fmt: skip
+    environ = job_environ(
+        tmp_path, SAM3_CONFIGS_DIR=str(require_configs()), ROBOFLOW_VL_100_ROOT=str(tmp_path / "rf"), **WANDB_OFFLINE
+    )
     assert run_inv(["data.synth", "--root", str(tmp_path / "rf"), "--datasets", "actions"], environ).returncode == 0
     args = ["run.train", "--config", "roboflow_v100_full_ft_100_images", "--datasets", "actions", "--name", "real"]
     dry = run_inv([*args, "--dry-run"], environ)
@@ -292,8 +316,11 @@ def test_job_env_holds_no_secret_and_is_empty_when_off():
 @pytest.mark.slow
 def test_array_tasks_on_slurm_each_log_to_their_own_offline_wandb_run(tmp_path, slurm_cluster):
     environ = job_environ(tmp_path, SLURM_CONF=str(slurm_cluster.conf), **WANDB_OFFLINE)
-    done = run_inv(["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--name", "wbarr"],
-                   environ, timeout=300)  # fmt: skip
+    done = run_inv(
+        ["run.train", "--mode", "cluster", "--partition", "debug", "--num-gpus", "1", "--name", "wbarr"],
+        environ,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     run_dir = tmp_path / "exp" / "wbarr"
     jobs = [task["job_id"] for task in json.loads((run_dir / "launch.json").read_text())["tasks"]]
@@ -328,13 +355,20 @@ def test_the_plugin_reads_the_key_file_only_after_sam3_logged_the_environment(tm
     Trainer does after it has logged the environment."""
     key_file = tmp_path / "key"
     key_file.write_text(WANDB_KEY + "\n")
-    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); import sam3_wandb\n"
-            "before = os.environ.get('WANDB_API_KEY')\n"
-            "sam3_wandb.start_run('t/actions', 't', sys.argv[2], 'train')\n"
-            "print(before, os.environ['WANDB_API_KEY'] == sys.argv[3])")  # fmt: skip
+    code = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); import sam3_wandb\n"
+        "before = os.environ.get('WANDB_API_KEY')\n"
+        "sam3_wandb.start_run('t/actions', 't', sys.argv[2], 'train')\n"
+        "print(before, os.environ['WANDB_API_KEY'] == sys.argv[3])"
+    )
     environ = dict(job_environ(tmp_path), WANDB_MODE="offline", SAM3_TASKS_WANDB_KEY_FILE=str(key_file))
-    done = subprocess.run([str(TRAIN_PYTHON), "-c", code, str(tracking.PLUGIN_DIR), str(tmp_path / "w"), WANDB_KEY],
-                          env=environ, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", code, str(tracking.PLUGIN_DIR), str(tmp_path / "w"), WANDB_KEY],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "None True" in done.stdout.splitlines(), done.stdout + done.stderr
 
 

@@ -29,9 +29,13 @@ def roots(tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["configs/roboflow_v100/roboflow_v100_full_ft_100_images.yaml", "roboflow_v100/roboflow_v100_full_ft_100_images",
-     "roboflow_v100_full_ft_100_images", "roboflow_v100_full_ft_100_images.yaml"],
-)  # fmt: skip
+    [
+        "configs/roboflow_v100/roboflow_v100_full_ft_100_images.yaml",
+        "roboflow_v100/roboflow_v100_full_ft_100_images",
+        "roboflow_v100_full_ft_100_images",
+        "roboflow_v100_full_ft_100_images.yaml",
+    ],
+)
 def test_a_config_is_found_by_any_of_its_names(roots, name):
     assert C.find_config(name, roots).name == "roboflow_v100_full_ft_100_images.yaml"
 

@@ -7,8 +7,20 @@ import json
 from pathlib import Path
 
 PREFIX = "Meters_train/val_roboflow100/detection/coco_eval_bbox_"
-METERS = ("AP", "AP_50", "AP_75", "AP_small", "AP_medium", "AP_large", "AR_maxDets@1", "AR_maxDets@10",
-          "AR_maxDets@100", "AR_small", "AR_medium", "AR_large")  # fmt: skip
+METERS = (
+    "AP",
+    "AP_50",
+    "AP_75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "AR_maxDets@1",
+    "AR_maxDets@10",
+    "AR_maxDets@100",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
+)
 
 
 def val_line(ap: float, epoch: int = 0, max_epochs: int = 2, steps: int = 4, **meters: float) -> dict:
@@ -17,15 +29,26 @@ def val_line(ap: float, epoch: int = 0, max_epochs: int = 2, steps: int = 4, **m
     values = {name: round(min(1.0, ap * (1 + i / 20)), 6) for i, name in enumerate(METERS)}
     values.update(AP=ap, **meters)
     line = {PREFIX + name: values[name] for name in METERS}
-    line.update({"Losses/val_all_loss": 0, "Losses/val_default_loss": 0, "Losses/val_roboflow100_core_loss": 0.0,
-                 "Trainer/where": (epoch + (steps - 1) / steps) / max_epochs, "Trainer/epoch": epoch,
-                 "Trainer/steps_val": steps * (epoch + 1)})  # fmt: skip
+    line.update(
+        {
+            "Losses/val_all_loss": 0,
+            "Losses/val_default_loss": 0,
+            "Losses/val_roboflow100_core_loss": 0.0,
+            "Trainer/where": (epoch + (steps - 1) / steps) / max_epochs,
+            "Trainer/epoch": epoch,
+            "Trainer/steps_val": steps * (epoch + 1),
+        }
+    )
     return line
 
 
 def train_line(epoch: int, max_epochs: int, steps: int = 4) -> dict:
-    return {"Losses/train_all_loss": 1.5, "Trainer/where": (epoch + (steps - 1) / steps) / max_epochs,
-            "Trainer/epoch": epoch, "Trainer/steps_train": steps * (epoch + 1)}  # fmt: skip
+    return {
+        "Losses/train_all_loss": 1.5,
+        "Trainer/where": (epoch + (steps - 1) / steps) / max_epochs,
+        "Trainer/epoch": epoch,
+        "Trainer/steps_train": steps * (epoch + 1),
+    }
 
 
 def write_lines(path: Path, lines: list[dict], cut_last: str | None = None) -> Path:
@@ -36,8 +59,9 @@ def write_lines(path: Path, lines: list[dict], cut_last: str | None = None) -> P
     return path
 
 
-def write_task(experiment_dir: Path, dataset: str, aps: list[float], max_epochs: int = 2, cut_last: bool = False,
-               **meters: float) -> None:  # fmt: skip
+def write_task(
+    experiment_dir: Path, dataset: str, aps: list[float], max_epochs: int = 2, cut_last: bool = False, **meters: float
+) -> None:
     """A task's logs/<dataset>/ as SAM3 leaves it: val_stats.json (one line per validation) and train_stats.json."""
     logs = experiment_dir / "logs" / dataset
     lines = [val_line(ap, epoch, max_epochs, **meters) for epoch, ap in enumerate(aps)]
@@ -47,20 +71,46 @@ def write_task(experiment_dir: Path, dataset: str, aps: list[float], max_epochs:
     write_lines(logs / "train_stats.json", [train_line(epoch, max_epochs) for epoch in range(len(aps))])
 
 
-def write_record(run_dir: Path, tasks: list[dict], source_config: str = "/nowhere/config.yaml", mode: str = "local",
-                 request: dict | None = None, grid: list | None = None) -> Path:  # fmt: skip
+def write_record(
+    run_dir: Path,
+    tasks: list[dict],
+    source_config: str = "/nowhere/config.yaml",
+    mode: str = "local",
+    request: dict | None = None,
+    grid: list | None = None,
+) -> Path:
     """<run>/launch.json with the keys run.* read; each task: dataset, state, and optionally cell, cell_values,
     pid, exit_code (its experiment_dir is <run>/[<cell>/]<dataset>)."""
     entries = []
     for task in tasks:
         folder = run_dir / task["cell"] / task["dataset"] if task.get("cell") else run_dir / task["dataset"]
-        entries.append({"dataset": task["dataset"], "experiment_dir": str(folder), "config": str(folder / "c.yaml"),
-                        "argv": [], "state": task.get("state", "done"), "pid": task.get("pid"), "job_id": None,
-                        "exit_code": task.get("exit_code", 0), "cell": task.get("cell"),
-                        "cell_values": task.get("cell_values")})  # fmt: skip
-    record = {"name": run_dir.name, "mode": mode, "command": [], "request": request or {"evaluate": False},
-              "source_config": source_config, "run_dir": str(run_dir), "host": "h", "started": "", "commits": {},
-              "versions": {}, "tasks": entries}  # fmt: skip
+        entries.append(
+            {
+                "dataset": task["dataset"],
+                "experiment_dir": str(folder),
+                "config": str(folder / "c.yaml"),
+                "argv": [],
+                "state": task.get("state", "done"),
+                "pid": task.get("pid"),
+                "job_id": None,
+                "exit_code": task.get("exit_code", 0),
+                "cell": task.get("cell"),
+                "cell_values": task.get("cell_values"),
+            }
+        )
+    record = {
+        "name": run_dir.name,
+        "mode": mode,
+        "command": [],
+        "request": request or {"evaluate": False},
+        "source_config": source_config,
+        "run_dir": str(run_dir),
+        "host": "h",
+        "started": "",
+        "commits": {},
+        "versions": {},
+        "tasks": entries,
+    }
     if grid is not None:
         record["grid"] = grid
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -41,35 +41,133 @@ PARTIAL_SUFFIXES = (".zip", ".part", ".partial", ".tmp", ".download", ".crdownlo
 
 # SAM3's all_roboflow_supercategories, in its task_index order (never map datasets by rf100vl's order).
 RF100VL_NAMES = (
-    "-grccs", "zebrasatasturias", "cod-mw-warzone", "canalstenosis", "label-printing-defect-version-2",
-    "new-defects-in-wood", "orionproducts", "aquarium-combined", "varroa-mites-detection--test-set",
-    "clashroyalechardetector", "stomata-cells", "halo-infinite-angel-videogame", "pig-detection", "urine-analysis1",
-    "aerial-sheep", "orgharvest", "actions", "mahjong", "liver-disease", "needle-base-tip-min-max",
-    "wheel-defect-detection", "aircraft-turnaround-dataset", "xray", "wildfire-smoke", "spinefrxnormalvindr",
-    "ufba-425", "speech-bubbles-detection", "train", "pill", "truck-movement", "car-logo-detection", "inbreast",
-    "sea-cucumbers-new-tiles", "uavdet-small", "penguin-finder-seg", "aerial-airport", "bibdetection",
-    "taco-trash-annotations-in-context", "bees", "recode-waste", "screwdetectclassification", "wine-labels",
-    "aerial-cows", "into-the-vale", "gwhd2021", "lacrosse-object-detection", "defect-detection", "dataconvert",
-    "x-ray-id", "ball", "tube", "2024-frc", "crystal-clean-brain-tumors-mri-dataset", "grapes-5",
-    "human-detection-in-floods", "buoy-onboarding",
-    "apoce-aerial-photographs-for-object-detection-of-construction-equipment", "l10ul502", "floating-waste",
-    "deeppcb", "ism-band-packet-detection", "weeds4", "invoice-processing", "thermal-cheetah", "tomatoes-2",
-    "marine-sharks", "peixos-fish", "sssod", "aerial-pool", "countingpills", "asphaltdistressdetection",
-    "roboflow-trained-dataset", "everdaynew", "underwater-objects", "soda-bottles", "dentalai", "jellyfish",
-    "deepfruits", "activity-diagrams", "circuit-voltages", "all-elements", "macro-segmentation",
-    "exploratorium-daphnia", "signatures", "conveyor-t-shirts", "fruitjes", "grass-weeds",
-    "infraredimageofpowerequipment", "13-lkc01", "wb-prova", "flir-camera-objects", "paper-parts",
-    "football-player-detection", "trail-camera", "smd-components", "water-meter", "nih-xray", "the-dreidel-project",
-    "electric-pylon-detection-in-rsi", "cable-damage",
-)  # fmt: skip
+    "-grccs",
+    "zebrasatasturias",
+    "cod-mw-warzone",
+    "canalstenosis",
+    "label-printing-defect-version-2",
+    "new-defects-in-wood",
+    "orionproducts",
+    "aquarium-combined",
+    "varroa-mites-detection--test-set",
+    "clashroyalechardetector",
+    "stomata-cells",
+    "halo-infinite-angel-videogame",
+    "pig-detection",
+    "urine-analysis1",
+    "aerial-sheep",
+    "orgharvest",
+    "actions",
+    "mahjong",
+    "liver-disease",
+    "needle-base-tip-min-max",
+    "wheel-defect-detection",
+    "aircraft-turnaround-dataset",
+    "xray",
+    "wildfire-smoke",
+    "spinefrxnormalvindr",
+    "ufba-425",
+    "speech-bubbles-detection",
+    "train",
+    "pill",
+    "truck-movement",
+    "car-logo-detection",
+    "inbreast",
+    "sea-cucumbers-new-tiles",
+    "uavdet-small",
+    "penguin-finder-seg",
+    "aerial-airport",
+    "bibdetection",
+    "taco-trash-annotations-in-context",
+    "bees",
+    "recode-waste",
+    "screwdetectclassification",
+    "wine-labels",
+    "aerial-cows",
+    "into-the-vale",
+    "gwhd2021",
+    "lacrosse-object-detection",
+    "defect-detection",
+    "dataconvert",
+    "x-ray-id",
+    "ball",
+    "tube",
+    "2024-frc",
+    "crystal-clean-brain-tumors-mri-dataset",
+    "grapes-5",
+    "human-detection-in-floods",
+    "buoy-onboarding",
+    "apoce-aerial-photographs-for-object-detection-of-construction-equipment",
+    "l10ul502",
+    "floating-waste",
+    "deeppcb",
+    "ism-band-packet-detection",
+    "weeds4",
+    "invoice-processing",
+    "thermal-cheetah",
+    "tomatoes-2",
+    "marine-sharks",
+    "peixos-fish",
+    "sssod",
+    "aerial-pool",
+    "countingpills",
+    "asphaltdistressdetection",
+    "roboflow-trained-dataset",
+    "everdaynew",
+    "underwater-objects",
+    "soda-bottles",
+    "dentalai",
+    "jellyfish",
+    "deepfruits",
+    "activity-diagrams",
+    "circuit-voltages",
+    "all-elements",
+    "macro-segmentation",
+    "exploratorium-daphnia",
+    "signatures",
+    "conveyor-t-shirts",
+    "fruitjes",
+    "grass-weeds",
+    "infraredimageofpowerequipment",
+    "13-lkc01",
+    "wb-prova",
+    "flir-camera-objects",
+    "paper-parts",
+    "football-player-detection",
+    "trail-camera",
+    "smd-components",
+    "water-meter",
+    "nih-xray",
+    "the-dreidel-project",
+    "electric-pylon-detection-in-rsi",
+    "cable-damage",
+)
 RF100VL_SPLITS = ("train", "valid", "test")  # SAM3 reads train and test; valid is optional
 RF100VL_JSON = "_annotations.coco.json"
 ODINW_SEEDS = (3, 30, 300)
 ODINW_JSON = "annotations_without_background.json"
 VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
-    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 @dataclass(frozen=True)
@@ -107,129 +205,277 @@ class OdinwTask:
 
 
 ODINW13 = (
-    OdinwTask("AerialMaritimeDrone_large", "AerialMaritimeDrone/large", "test",
-              ("boat", "car", "dock", "jetski", "lift"), (1, 2, 3, 4, 5)),
-    OdinwTask("Aquarium", "Aquarium/Aquarium Combined.v2-raw-1024.coco", "test",
-              ("fish", "jellyfish", "penguin", "puffin", "shark", "starfish", "stingray")),
+    OdinwTask(
+        "AerialMaritimeDrone_large",
+        "AerialMaritimeDrone/large",
+        "test",
+        ("boat", "car", "dock", "jetski", "lift"),
+        (1, 2, 3, 4, 5),
+    ),
+    OdinwTask(
+        "Aquarium",
+        "Aquarium/Aquarium Combined.v2-raw-1024.coco",
+        "test",
+        ("fish", "jellyfish", "penguin", "puffin", "shark", "starfish", "stingray"),
+    ),
     OdinwTask("CottontailRabbits", "CottontailRabbits", "test", ("Cottontail-Rabbit",)),
     OdinwTask("EgoHands_generic", "EgoHands/generic", "test", ("hand",)),
-    OdinwTask("NorthAmericaMushrooms", "NorthAmericaMushrooms/North American Mushrooms.v1-416x416.coco", "test",
-              ("CoW", "chanterelle"), (1, 2)),
+    OdinwTask(
+        "NorthAmericaMushrooms",
+        "NorthAmericaMushrooms/North American Mushrooms.v1-416x416.coco",
+        "test",
+        ("CoW", "chanterelle"),
+        (1, 2),
+    ),
     OdinwTask("Packages", "Packages/Raw", "test", ("package",)),
     OdinwTask("PascalVOC", "PascalVOC", "valid", VOC_CLASSES),
     OdinwTask("Raccoon", "Raccoon/Raccoon.v2-raw.coco", "test", ("raccoon",)),
     OdinwTask("ShellfishOpenImages", "ShellfishOpenImages/raw", "test", ("Crab", "Lobster", "Shrimp")),
-    OdinwTask("VehiclesOpenImages", "VehiclesOpenImages/416x416", "test",
-              ("Ambulance", "Bus", "Car", "Motorcycle", "Truck")),
+    OdinwTask(
+        "VehiclesOpenImages", "VehiclesOpenImages/416x416", "test", ("Ambulance", "Bus", "Car", "Motorcycle", "Truck")
+    ),
     OdinwTask("pistols", "pistols/export", "", ("pistol",)),
     OdinwTask("pothole", "pothole", "test", ("pothole",)),
     OdinwTask("thermalDogsAndPeople", "thermalDogsAndPeople", "test", ("dog", "person")),
-)  # fmt: skip
+)
 ODINW_BY_NAME = {task.name: task for task in ODINW13}
 # Top-level folders of the 33 GLIP zips (ODinW-35): expected at an ODinW root even though SAM3 reads 13.
 ODINW_ZIPS = (
-    "AerialMaritimeDrone", "AmericanSignLanguageLetters", "Aquarium", "BCCD", "ChessPieces", "CottontailRabbits",
-    "DroneControl", "EgoHands", "HardHatWorkers", "MaskWearing", "MountainDewCommercial", "NorthAmericaMushrooms",
-    "OxfordPets", "PKLot", "Packages", "PascalVOC", "Raccoon", "ShellfishOpenImages", "ThermalCheetah", "UnoCards",
-    "VehiclesOpenImages", "WildfireSmoke", "boggleBoards", "brackishUnderwater", "dice", "openPoetryVision",
-    "pistols", "plantdoc", "pothole", "selfdrivingCar", "thermalDogsAndPeople", "vector", "websiteScreenshots",
-)  # fmt: skip
+    "AerialMaritimeDrone",
+    "AmericanSignLanguageLetters",
+    "Aquarium",
+    "BCCD",
+    "ChessPieces",
+    "CottontailRabbits",
+    "DroneControl",
+    "EgoHands",
+    "HardHatWorkers",
+    "MaskWearing",
+    "MountainDewCommercial",
+    "NorthAmericaMushrooms",
+    "OxfordPets",
+    "PKLot",
+    "Packages",
+    "PascalVOC",
+    "Raccoon",
+    "ShellfishOpenImages",
+    "ThermalCheetah",
+    "UnoCards",
+    "VehiclesOpenImages",
+    "WildfireSmoke",
+    "boggleBoards",
+    "brackishUnderwater",
+    "dice",
+    "openPoetryVision",
+    "pistols",
+    "plantdoc",
+    "pothole",
+    "selfdrivingCar",
+    "thermalDogsAndPeople",
+    "vector",
+    "websiteScreenshots",
+)
 
 # code: (severity, what is wrong and what it does to SAM3, the fix)
 RULES: dict[str, tuple[str, str, str]] = {
     "missing_dataset": (ERROR, "dataset folder is missing", "run `inv data.fetch` for it, or check --root"),
     "missing_file": (ERROR, "an annotation file SAM3 opens is missing", "re-fetch this dataset"),
     "missing_split": (WARNING, "optional split is missing (SAM3 does not read it)", "none needed"),
-    "missing_superset": (WARNING, "the full train json is missing, so few-shot files are not checked against it",
-                         "re-fetch this dataset"),
-    "partial_download": (ERROR, "leftover download file: the download or extraction did not finish",
-                         "delete the dataset folder and re-run `inv data.fetch` for it"),
+    "missing_superset": (
+        WARNING,
+        "the full train json is missing, so few-shot files are not checked against it",
+        "re-fetch this dataset",
+    ),
+    "partial_download": (
+        ERROR,
+        "leftover download file: the download or extraction did not finish",
+        "delete the dataset folder and re-run `inv data.fetch` for it",
+    ),
     "leftover_zip": (WARNING, "archive left at the data root", "delete it once its dataset validates"),
     "unknown_folder": (WARNING, "folder is not a dataset SAM3 reads", "move it out of the data root, or check --root"),
     "synthetic": (WARNING, "dataset was made by data.synth (fake data)", "fetch the real data with `inv data.fetch`"),
     "invalid_json": (ERROR, "file is not valid JSON", "re-fetch this dataset"),
-    "null_json": (ERROR, "file holds null (rf100vl 1.0.0 re-clean bug); SAM3 fails with KeyError",
-                  "re-fetch with rf100vl>=1.1.2"),
-    "top_level": (ERROR, "top level must be an object with 'images', 'annotations' and 'categories' lists",
-                  "re-fetch this dataset"),
-    "no_images": (ERROR, "'images' is empty: 0 datapoints, and evaluation fails with IndexError",
-                  "re-fetch this dataset"),
-    "no_categories": (ERROR, "'categories' is empty: SAM3 fails with ValueError (chunk size 0)",
-                      "re-fetch this dataset"),
-    "image_field": (ERROR, "image entry lacks a key or has a wrong type (id int, file_name str, width/height int > 0)",
-                    "fix the image entry; SAM3 fails with KeyError or skips every image"),
-    "duplicate_image_id": (ERROR, "duplicate image id: SAM3 silently keeps only one of the images",
-                           "give every image a unique id"),
+    "null_json": (
+        ERROR,
+        "file holds null (rf100vl 1.0.0 re-clean bug); SAM3 fails with KeyError",
+        "re-fetch with rf100vl>=1.1.2",
+    ),
+    "top_level": (
+        ERROR,
+        "top level must be an object with 'images', 'annotations' and 'categories' lists",
+        "re-fetch this dataset",
+    ),
+    "no_images": (
+        ERROR,
+        "'images' is empty: 0 datapoints, and evaluation fails with IndexError",
+        "re-fetch this dataset",
+    ),
+    "no_categories": (
+        ERROR,
+        "'categories' is empty: SAM3 fails with ValueError (chunk size 0)",
+        "re-fetch this dataset",
+    ),
+    "image_field": (
+        ERROR,
+        "image entry lacks a key or has a wrong type (id int, file_name str, width/height int > 0)",
+        "fix the image entry; SAM3 fails with KeyError or skips every image",
+    ),
+    "duplicate_image_id": (
+        ERROR,
+        "duplicate image id: SAM3 silently keeps only one of the images",
+        "give every image a unique id",
+    ),
     "absolute_file_name": (WARNING, "file_name is absolute and overrides the image folder", "use a relative name"),
-    "ann_field": (ERROR, "annotation lacks a key or has a wrong type (id, image_id, category_id int; "
-                  "iscrowd 0/1; area number >= 0)", "fix the annotation; SAM3 or pycocotools fail with KeyError"),
-    "duplicate_ann_id": (ERROR, "duplicate annotation id: pycocotools silently drops a ground truth",
-                         "give every annotation a unique id"),
-    "unknown_image": (ERROR, "annotation points at an image id not in 'images' (SAM3 silently ignores it)",
-                      "fix image_id or add the image"),
-    "unknown_category": (ERROR, "annotation points at a category id not in 'categories' (silently ignored)",
-                         "fix category_id or add the category"),
+    "ann_field": (
+        ERROR,
+        "annotation lacks a key or has a wrong type (id, image_id, category_id int; iscrowd 0/1; area number >= 0)",
+        "fix the annotation; SAM3 or pycocotools fail with KeyError",
+    ),
+    "duplicate_ann_id": (
+        ERROR,
+        "duplicate annotation id: pycocotools silently drops a ground truth",
+        "give every annotation a unique id",
+    ),
+    "unknown_image": (
+        ERROR,
+        "annotation points at an image id not in 'images' (SAM3 silently ignores it)",
+        "fix image_id or add the image",
+    ),
+    "unknown_category": (
+        ERROR,
+        "annotation points at a category id not in 'categories' (silently ignored)",
+        "fix category_id or add the category",
+    ),
     "bbox_format": (ERROR, "bbox is not a list of 4 finite numbers (SAM3 fails with IndexError)", "fix the bbox"),
     "bbox_size": (ERROR, "bbox width or height is <= 0: an unmatchable ground truth", "fix or drop the box"),
     "bbox_outside": (ERROR, "bbox lies entirely outside its image", "fix or drop the box"),
     "bbox_clipped": (WARNING, "bbox extends past the image border (SAM3 clamps it)", "none needed"),
-    "segmentation": (ERROR, "malformed segmentation: a polygon needs >= 6 numbers in pairs, an RLE needs 'counts' "
-                     "and size [height, width]; crashes SAM3 even for boxes", "fix or empty the segmentation"),
+    "segmentation": (
+        ERROR,
+        "malformed segmentation: a polygon needs >= 6 numbers in pairs, an RLE needs 'counts' "
+        "and size [height, width]; crashes SAM3 even for boxes",
+        "fix or empty the segmentation",
+    ),
     "odd_polygon": (WARNING, "polygon has an odd number of coordinates", "fix the polygon"),
-    "category_field": (ERROR, "category lacks an integer id or a non-blank name (used as the text prompt)",
-                       "fix the category"),
+    "category_field": (
+        ERROR,
+        "category lacks an integer id or a non-blank name (used as the text prompt)",
+        "fix the category",
+    ),
     "duplicate_category_id": (ERROR, "duplicate category id", "give every category a unique id"),
-    "duplicate_category_name": (WARNING, "two categories share a name: the same text prompt twice",
-                                "rename one of them"),
-    "category_mismatch": (WARNING, "this split lists other categories than the train split",
-                          "re-fetch this dataset"),
-    "root_class": (ERROR, "Roboflow root class present (supercategory 'none', no boxes, parent of the others): "
-                   "an extra negative query in every image", "re-fetch with rf100vl, whose cleaner drops it"),
-    "empty_eval": (ERROR, "evaluation split has no annotations: AP is -1 and pollutes averages",
-                   "re-fetch this dataset"),
-    "category_missing_in_eval": (WARNING, "categories without boxes in the evaluation split get AP -1",
-                                 "none needed; pycocotools skips them"),
-    "many_boxes": (WARNING, f"more than {MAX_BOXES_PER_IMAGE} boxes in one image: evaluation keeps the top "
-                   f"{MAX_BOXES_PER_IMAGE}", "none needed; AP is capped for this image"),
-    "crowded_query": (WARNING, f"more than {MAX_BOXES_PER_QUERY} boxes of one category in one image: "
-                      "training drops that query", "none needed"),
+    "duplicate_category_name": (
+        WARNING,
+        "two categories share a name: the same text prompt twice",
+        "rename one of them",
+    ),
+    "category_mismatch": (WARNING, "this split lists other categories than the train split", "re-fetch this dataset"),
+    "root_class": (
+        ERROR,
+        "Roboflow root class present (supercategory 'none', no boxes, parent of the others): "
+        "an extra negative query in every image",
+        "re-fetch with rf100vl, whose cleaner drops it",
+    ),
+    "empty_eval": (
+        ERROR,
+        "evaluation split has no annotations: AP is -1 and pollutes averages",
+        "re-fetch this dataset",
+    ),
+    "category_missing_in_eval": (
+        WARNING,
+        "categories without boxes in the evaluation split get AP -1",
+        "none needed; pycocotools skips them",
+    ),
+    "many_boxes": (
+        WARNING,
+        f"more than {MAX_BOXES_PER_IMAGE} boxes in one image: evaluation keeps the top {MAX_BOXES_PER_IMAGE}",
+        "none needed; AP is capped for this image",
+    ),
+    "crowded_query": (
+        WARNING,
+        f"more than {MAX_BOXES_PER_QUERY} boxes of one category in one image: training drops that query",
+        "none needed",
+    ),
     "many_negatives": (WARNING, "more than half of the images have no annotations", "check the export"),
-    "prompt_ids": (ERROR, "category ids after SAM3's reindex differ from the ids of its prompts for this dataset",
-                   "use GLIP's annotations_without_background.json files (ids 1..K)"),
-    "category_zero": (WARNING, "category id 0 in an ODinW file: SAM3's reindex shifts every category id",
-                      "use GLIP's files (ids 1..K)"),
-    "fewshot_not_subset": (ERROR, "few-shot file is not a subset of the train split (images or categories differ)",
-                           "re-fetch this dataset"),
+    "prompt_ids": (
+        ERROR,
+        "category ids after SAM3's reindex differ from the ids of its prompts for this dataset",
+        "use GLIP's annotations_without_background.json files (ids 1..K)",
+    ),
+    "category_zero": (
+        WARNING,
+        "category id 0 in an ODinW file: SAM3's reindex shifts every category id",
+        "use GLIP's files (ids 1..K)",
+    ),
+    "fewshot_not_subset": (
+        ERROR,
+        "few-shot file is not a subset of the train split (images or categories differ)",
+        "re-fetch this dataset",
+    ),
     "missing_image": (ERROR, "image file is missing (SAM3 silently skips it)", "re-fetch this dataset"),
     "unreadable_image": (ERROR, "image file cannot be read", "fix its permissions or re-fetch"),
     "empty_image": (ERROR, "image file is empty", "re-fetch this dataset"),
-    "not_an_image": (ERROR, "file is not an image (no JPEG, PNG, GIF, BMP, WebP or TIFF signature)",
-                     "re-fetch this dataset"),
+    "not_an_image": (
+        ERROR,
+        "file is not an image (no JPEG, PNG, GIF, BMP, WebP or TIFF signature)",
+        "re-fetch this dataset",
+    ),
     "truncated_image": (ERROR, "image file is truncated (SAM3 silently skips it)", "re-fetch this dataset"),
     "corrupt_image": (ERROR, "image file structure is corrupt (SAM3 silently skips it)", "re-fetch this dataset"),
-    "size_mismatch": (ERROR, "json width/height differ from the image file: boxes are silently misplaced",
-                      "fix width/height in the json"),
-    "exif_rotated": (WARNING, "EXIF orientation asks for a rotation that SAM3 does not apply",
-                     "re-export the images upright"),
+    "size_mismatch": (
+        ERROR,
+        "json width/height differ from the image file: boxes are silently misplaced",
+        "fix width/height in the json",
+    ),
+    "exif_rotated": (
+        WARNING,
+        "EXIF orientation asks for a rotation that SAM3 does not apply",
+        "re-export the images upright",
+    ),
     # own data (kind coco): what SAM3 needs of a dataset it has never seen
-    "eval_on_valid": (WARNING, "no test/: SAM3 evaluates on valid/, run.train points the config there",
-                      "none needed; add a test/ split to keep valid/ apart from the final evaluation"),
-    "no_train_split": (WARNING, "data has no train/: it cannot be fine-tuned on; run.eval still works",
-                       "export a train split (train/_annotations.coco.json) to fine-tune"),
-    "no_eval_split": (ERROR, "no test/ or valid/: SAM3's config validates and evaluates on one, and fails at "
-                      "start-up without it", "export a test (or valid) split beside train/"),
-    "numeric_prompt": (WARNING, "category name is only a number: a number is a poor text prompt",
-                       "rename the category, or pass run.train --prompts FILE"),
-    "background_category": (WARNING, "Roboflow background category (supercategory 'none', no boxes): it becomes "
-                            "a negative prompt on every image", "none for run.train --data, which drops it; for other tools, "
-                            "delete it from the json's 'categories'"),
-    "split_categories": (WARNING, "the evaluation split lists other categories than train/: evaluation asks "
-                         "prompts training never saw, or misses some", "export every split with the same classes"),
-    "partial_masks": (WARNING, "annotations without segmentation while others have one: segm training gives "
-                      "them an empty mask, marked invalid", "add their masks, or train boxes only"),
-}  # fmt: skip
-_IMAGE_PROBLEMS = {"empty": "empty_image", "not_an_image": "not_an_image", "truncated": "truncated_image",
-                   "corrupt": "corrupt_image"}  # fmt: skip
+    "eval_on_valid": (
+        WARNING,
+        "no test/: SAM3 evaluates on valid/, run.train points the config there",
+        "none needed; add a test/ split to keep valid/ apart from the final evaluation",
+    ),
+    "no_train_split": (
+        WARNING,
+        "data has no train/: it cannot be fine-tuned on; run.eval still works",
+        "export a train split (train/_annotations.coco.json) to fine-tune",
+    ),
+    "no_eval_split": (
+        ERROR,
+        "no test/ or valid/: SAM3's config validates and evaluates on one, and fails at start-up without it",
+        "export a test (or valid) split beside train/",
+    ),
+    "numeric_prompt": (
+        WARNING,
+        "category name is only a number: a number is a poor text prompt",
+        "rename the category, or pass run.train --prompts FILE",
+    ),
+    "background_category": (
+        WARNING,
+        "Roboflow background category (supercategory 'none', no boxes): it becomes a negative prompt on every image",
+        "none for run.train --data, which drops it; for other tools, delete it from the json's 'categories'",
+    ),
+    "split_categories": (
+        WARNING,
+        "the evaluation split lists other categories than train/: evaluation asks "
+        "prompts training never saw, or misses some",
+        "export every split with the same classes",
+    ),
+    "partial_masks": (
+        WARNING,
+        "annotations without segmentation while others have one: segm training gives "
+        "them an empty mask, marked invalid",
+        "add their masks, or train boxes only",
+    ),
+}
+_IMAGE_PROBLEMS = {
+    "empty": "empty_image",
+    "not_an_image": "not_an_image",
+    "truncated": "truncated_image",
+    "corrupt": "corrupt_image",
+}
 _NUMBER = {int, float}
 _ANN_KEYS = ("id", "image_id", "category_id", "bbox", "iscrowd", "area")
 
@@ -361,16 +607,25 @@ def pick_datasets(kind: str, names: Iterable[str] | None, known: Iterable[str] |
 def dataset_spec(kind: str, name: str) -> DatasetSpec:
     """The folders and files SAM3's configs open for one dataset (data-layout §1.2, §2.4)."""
     if kind == "rf100vl":
-        files = tuple(FileSpec(f"{name}/{split}/{RF100VL_JSON}", f"{name}/{split}", split,
-                               required=split != "valid", read_by_sam3=split != "valid")
-                      for split in RF100VL_SPLITS)  # fmt: skip
+        files = tuple(
+            FileSpec(
+                f"{name}/{split}/{RF100VL_JSON}",
+                f"{name}/{split}",
+                split,
+                required=split != "valid",
+                read_by_sam3=split != "valid",
+            )
+            for split in RF100VL_SPLITS
+        )
         return DatasetSpec(name, kind, name, name, files)
     task = ODINW_BY_NAME[name]
     train_dir = task.base if task.flat else f"{task.base}/train"
     eval_dir = task.base if task.flat else f"{task.base}/{task.eval_split}"
-    files = (FileSpec(task.eval_json, eval_dir, "eval"),
-             *(FileSpec(task.fewshot_json(seed), train_dir, "fewshot") for seed in ODINW_SEEDS),
-             FileSpec(task.split_json("train"), train_dir, "superset", required=False, read_by_sam3=False))  # fmt: skip
+    files = (
+        FileSpec(task.eval_json, eval_dir, "eval"),
+        *(FileSpec(task.fewshot_json(seed), train_dir, "fewshot") for seed in ODINW_SEEDS),
+        FileSpec(task.split_json("train"), train_dir, "superset", required=False, read_by_sam3=False),
+    )
     return DatasetSpec(name, kind, task.base, task.top, files, task.prompt_ids)
 
 
@@ -482,8 +737,11 @@ def _check_images(entries: list, where: str, add) -> dict[int, tuple[str, Any, A
             add("duplicate_image_id", f"{label} ({table[image_id][0]} and {name})")
             continue
         good = type(width) is int and type(height) is int and width > 0 and height > 0
-        table[image_id] = (name if isinstance(name, str) and name else "", width if good else None,
-                           height if good else None)  # fmt: skip
+        table[image_id] = (
+            name if isinstance(name, str) and name else "",
+            width if good else None,
+            height if good else None,
+        )
     return table
 
 
@@ -780,8 +1038,16 @@ def _check_file(root: str, file: FileSpec, spec: DatasetSpec, found: Collector) 
     return check_coco(data, where, add)
 
 
-def _check_image_files(root: str, file: FileSpec, spec: DatasetSpec, summary: Summary, listings: dict,
-                       headers: dict, found: Collector, deep: bool) -> None:  # fmt: skip
+def _check_image_files(
+    root: str,
+    file: FileSpec,
+    spec: DatasetSpec,
+    summary: Summary,
+    listings: dict,
+    headers: dict,
+    found: Collector,
+    deep: bool,
+) -> None:
     """Every image the file lists: present, a sound JPEG/PNG whose header size equals the json's.
     An image listed by several files is read and reported once, for the first file that lists it."""
     folder = os.path.join(root, file.image_dir)
@@ -818,8 +1084,9 @@ def _check_image_files(root: str, file: FileSpec, spec: DatasetSpec, summary: Su
         elif header.problem:
             found.add(_IMAGE_PROBLEMS[header.problem], where, 1, downgrade)
         elif header.format != "other" and width is not None and (header.width, header.height) != (width, height):
-            found.add("size_mismatch", f"{where}: json {width}x{height}, file {header.width}x{header.height}",
-                      1, downgrade)  # fmt: skip
+            found.add(
+                "size_mismatch", f"{where}: json {width}x{height}, file {header.width}x{header.height}", 1, downgrade
+            )
         elif header.orientation > 1:
             found.add("exif_rotated", f"{where}: orientation {header.orientation}", 1, downgrade)
 
@@ -874,13 +1141,16 @@ def _check_odinw_rules(spec: DatasetSpec, summaries: dict[FileSpec, Summary], fo
         if spec.prompt_ids and file.read_by_sam3:
             reindexed = {cid + 1 for cid in ids} if 0 in ids else ids
             if reindexed != set(spec.prompt_ids):
-                found.add("prompt_ids", f"{where}: ids {sorted(ids)} become {sorted(reindexed)}, "
-                                        f"prompts need {list(spec.prompt_ids)}")  # fmt: skip
+                found.add(
+                    "prompt_ids",
+                    f"{where}: ids {sorted(ids)} become {sorted(reindexed)}, prompts need {list(spec.prompt_ids)}",
+                )
         if file.role == "fewshot" and superset is not None:
             strangers = [i for i, entry in summary.images.items() if superset.images.get(i, (None,))[0] != entry[0]]
             if strangers:
-                found.add("fewshot_not_subset", f"{where}: image id {strangers[0]} is not in the train split",
-                          len(strangers))  # fmt: skip
+                found.add(
+                    "fewshot_not_subset", f"{where}: image id {strangers[0]} is not in the train split", len(strangers)
+                )
             if {c: n for c, (n, _) in summary.categories.items()} != {
                 c: n for c, (n, _) in superset.categories.items()
             }:
@@ -891,8 +1161,14 @@ def _check_odinw_rules(spec: DatasetSpec, summaries: dict[FileSpec, Summary], fo
 # A whole root, with the cache and the worker pool
 
 
-def validate_root(kind: str, root: str | os.PathLike, datasets: Iterable[str] | None = None, deep: bool = False,
-                  workers: int | None = None, use_cache: bool = True) -> list[DatasetReport]:  # fmt: skip
+def validate_root(
+    kind: str,
+    root: str | os.PathLike,
+    datasets: Iterable[str] | None = None,
+    deep: bool = False,
+    workers: int | None = None,
+    use_cache: bool = True,
+) -> list[DatasetReport]:
     """Check every dataset of a kind under root (or the named ones); the pre-flight entry point.
 
     Results are cached in <root>/.sam3-validate-cache.json, keyed on the size and mtime of each json
@@ -1090,8 +1366,18 @@ def summary_rows(reports: list[DatasetReport], kind: str = "") -> list[tuple]:
     for r in reports:
         first = (r.errors or r.warnings or [None])[0]
         note = f"{first.message} ({first.count})" if first else ""
-        rows.append((r.name, r.status, r.images, r.annotations, sum(i.count for i in r.errors),
-                     sum(i.count for i in r.warnings), "cache" if r.cached else f"{r.seconds:.2f}s", note))  # fmt: skip
+        rows.append(
+            (
+                r.name,
+                r.status,
+                r.images,
+                r.annotations,
+                sum(i.count for i in r.errors),
+                sum(i.count for i in r.warnings),
+                "cache" if r.cached else f"{r.seconds:.2f}s",
+                note,
+            )
+        )
         if kind == OWN:
             rows[-1] = rows[-1][:4] + _own_cells(r.stats) + rows[-1][4:]
     return rows
@@ -1113,14 +1399,21 @@ def issue_rows(reports: list[DatasetReport]) -> list[tuple]:
     for r in reports:
         for issue in r.errors + r.warnings:
             status = "fail" if issue.severity == ERROR else "warn"
-            rows.append((r.name, status, issue.count, issue.message, issue.examples[0] if issue.examples else "",
-                         issue.fix))  # fmt: skip
+            rows.append(
+                (r.name, status, issue.count, issue.message, issue.examples[0] if issue.examples else "", issue.fix)
+            )
     return sorted(rows, key=lambda row: row[1] != "fail")
 
 
 def as_dict(kind: str, root: str, reports: list[DatasetReport], deep: bool, seconds: float) -> dict[str, Any]:
     """The --json payload."""
     failed = [r.name for r in reports if r.errors]
-    return {"kind": kind, "root": str(root), "deep": deep, "seconds": round(seconds, 3),
-            "status": "fail" if failed else "warn" if any(r.warnings for r in reports) else "pass",
-            "failed": failed, "datasets": [{**asdict(r), "status": r.status} for r in reports]}  # fmt: skip
+    return {
+        "kind": kind,
+        "root": str(root),
+        "deep": deep,
+        "seconds": round(seconds, 3),
+        "status": "fail" if failed else "warn" if any(r.warnings for r in reports) else "pass",
+        "failed": failed,
+        "datasets": [{**asdict(r), "status": r.status} for r in reports],
+    }

@@ -30,13 +30,30 @@ def plan_rows(items: Iterable[Item]) -> list[tuple]:
 
 
 def result_rows(results: Iterable[Result]) -> list[tuple]:
-    return [(r.dataset, r.status, human_bytes(r.bytes) if r.bytes else "", f"{r.seconds:.1f}s" if r.seconds else "",
-             r.detail) for r in results]  # fmt: skip
+    return [
+        (
+            r.dataset,
+            r.status,
+            human_bytes(r.bytes) if r.bytes else "",
+            f"{r.seconds:.1f}s" if r.seconds else "",
+            r.detail,
+        )
+        for r in results
+    ]
 
 
-def options(kind: str, root: Path, datasets: str | None, odinw: Any = None, base_url: str | None = None,
-            jobs: Any = None, max_extract_gb: Any = None, force: bool = False, disk_gb: float = 0.0,
-            environ: Mapping[str, str] | None = None) -> Options:  # fmt: skip
+def options(
+    kind: str,
+    root: Path,
+    datasets: str | None,
+    odinw: Any = None,
+    base_url: str | None = None,
+    jobs: Any = None,
+    max_extract_gb: Any = None,
+    force: bool = False,
+    disk_gb: float = 0.0,
+    environ: Mapping[str, str] | None = None,
+) -> Options:
     """Check the flags of data.fetch; for rf100vl, ROBOFLOW_API_KEY first (ConfigError, before anything else)."""
     if kind not in coco.KINDS:
         raise ConfigError(f"--dataset {kind!r} is not one of {', '.join(coco.KINDS)}; pick one of those")
@@ -55,8 +72,16 @@ def options(kind: str, root: Path, datasets: str | None, odinw: Any = None, base
 
     names = odinw_fetch.zip_names(odinw, split_names(datasets))
     max_gb = parse_gb(max_extract_gb, "--max-extract-gb", DEFAULT_MAX_EXTRACT_GB)
-    return Options(kind, Path(root), names, odinw_fetch.check_base_url(base_url), parse_jobs(jobs),
-                   int(max_gb * 1e9), force, disk_gb)  # fmt: skip
+    return Options(
+        kind,
+        Path(root),
+        names,
+        odinw_fetch.check_base_url(base_url),
+        parse_jobs(jobs),
+        int(max_gb * 1e9),
+        force,
+        disk_gb,
+    )
 
 
 def run(opts: Options, dry_run: bool = False, stream=None) -> Outcome:
@@ -82,7 +107,8 @@ def notes(opts: Options, outcome: Outcome) -> list[str]:
 
     module = rf100vl_fetch if opts.kind == "rf100vl" else odinw_fetch
     todo = sum(1 for item in outcome.items if item.action in ("fetch", "replace"))
-    return [f"dry run: nothing written; {todo} of {len(outcome.items)} dataset(s) would be fetched, "
-            f"{opts.jobs} at a time",
-            f"staging: {opts.root / STAGING} (download and extract there, check, then rename into {opts.root})",
-            *module.notes(opts)]  # fmt: skip
+    return [
+        f"dry run: nothing written; {todo} of {len(outcome.items)} dataset(s) would be fetched, {opts.jobs} at a time",
+        f"staging: {opts.root / STAGING} (download and extract there, check, then rename into {opts.root})",
+        *module.notes(opts),
+    ]

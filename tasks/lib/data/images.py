@@ -228,9 +228,11 @@ def _segment(marker: int, payload: bytes) -> bytes:
 def jpeg_bytes(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     """A valid baseline JPEG of the given size, filled with one colour."""
     r, g, b = rgb
-    levels = (0.299 * r + 0.587 * g + 0.114 * b,
-              128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
-              128 + 0.5 * r - 0.418688 * g - 0.081312 * b)  # fmt: skip
+    levels = (
+        0.299 * r + 0.587 * g + 0.114 * b,
+        128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
+        128 + 0.5 * r - 0.418688 * g - 0.081312 * b,
+    )
     dc_codes = _huffman_codes(_DC_BITS, _DC_VALUES)
     eob = "{:0{}b}".format(*_huffman_codes(_AC_BITS, _AC_VALUES)[0])
     bits = []
@@ -246,13 +248,15 @@ def jpeg_bytes(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     stream += "1" * (-len(stream) % 8)
     scan = int(stream, 2).to_bytes(len(stream) // 8, "big").replace(b"\xff", b"\xff\x00")
     components = b"".join(struct.pack(">BBB", cid, 0x11, 0) for cid in (1, 2, 3))
-    return b"".join((
-        b"\xff\xd8",
-        _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"),
-        _segment(0xDB, b"\x00" + bytes([_QUANT]) * 64),
-        _segment(0xC0, struct.pack(">BHHB", 8, height, width, 3) + components),
-        _segment(0xC4, b"\x00" + _DC_BITS + _DC_VALUES + b"\x10" + _AC_BITS + _AC_VALUES),
-        _segment(0xDA, b"\x03" + b"".join(struct.pack(">BB", cid, 0) for cid in (1, 2, 3)) + b"\x00\x3f\x00"),
-        scan,
-        b"\xff\xd9",
-    ))  # fmt: skip
+    return b"".join(
+        (
+            b"\xff\xd8",
+            _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"),
+            _segment(0xDB, b"\x00" + bytes([_QUANT]) * 64),
+            _segment(0xC0, struct.pack(">BHHB", 8, height, width, 3) + components),
+            _segment(0xC4, b"\x00" + _DC_BITS + _DC_VALUES + b"\x10" + _AC_BITS + _AC_VALUES),
+            _segment(0xDA, b"\x03" + b"".join(struct.pack(">BB", cid, 0) for cid in (1, 2, 3)) + b"\x00\x3f\x00"),
+            scan,
+            b"\xff\xd9",
+        )
+    )

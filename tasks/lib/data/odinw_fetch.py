@@ -62,9 +62,11 @@ def source(opts: transfer.Options, name: str) -> str:
 
 
 def notes(opts: transfer.Options) -> list[str]:
-    return ["checks: size against Content-Length, sha256 against the one Hugging Face states for the stored "
-            f"object (X-Linked-Etag) where it states one; every entry vetted; at most {opts.max_bytes / 1e9:g} GB "
-            "unpacked per zip"]  # fmt: skip
+    return [
+        "checks: size against Content-Length, sha256 against the one Hugging Face states for the stored "
+        f"object (X-Linked-Etag) where it states one; every entry vetted; at most {opts.max_bytes / 1e9:g} GB "
+        "unpacked per zip"
+    ]
 
 
 def execute(opts: transfer.Options, items: list[transfer.Item], progress: transfer.Progress) -> list[transfer.Result]:
@@ -122,16 +124,24 @@ def _check_disk(opts: transfer.Options, todo: list[transfer.Item], remotes: dict
     transfer.check_disk(opts.root, need, f"{len(remotes)} ODinW zip(s), downloaded and unpacked")
 
 
-def _fetch_zip(opts: transfer.Options, item: transfer.Item, remote: transfer.Remote, staging: Path,
-               progress: transfer.Progress, cancel: threading.Event) -> transfer.Result:  # fmt: skip
+def _fetch_zip(
+    opts: transfer.Options,
+    item: transfer.Item,
+    remote: transfer.Remote,
+    staging: Path,
+    progress: transfer.Progress,
+    cancel: threading.Event,
+) -> transfer.Result:
     part = staging / f"{item.name}.zip.part"
     got = transfer.download(remote, part, progress, item.name, cancel, opts.retries, opts.timeout)
     digest = transfer.sha256_file(part)
     expected, origin = remote.sha256, "the sha256 Hugging Face states for the stored object"
     if expected and digest != expected:
         transfer.discard(part)
-        raise transfer.FetchFailed(f"sha256 mismatch (got {digest[:16]}..., expected {expected[:16]}... {origin}); "
-                                "the download was deleted: re-run to fetch it again")  # fmt: skip
+        raise transfer.FetchFailed(
+            f"sha256 mismatch (got {digest[:16]}..., expected {expected[:16]}... {origin}); "
+            "the download was deleted: re-run to fetch it again"
+        )
     stage = transfer.new_stage(staging, item.name)
     try:
         try:
@@ -140,8 +150,13 @@ def _fetch_zip(opts: transfer.Options, item: transfer.Item, remote: transfer.Rem
         except transfer.FetchFailed:
             transfer.discard(part)  # a bad archive is not kept: the next run downloads it afresh
             raise
-        record = {"source": transfer.scrub(remote.url), "zip_bytes": got.size, "sha256": digest,
-                  "sha256_checked": origin if expected else "", "bytes": unpacked}  # fmt: skip
+        record = {
+            "source": transfer.scrub(remote.url),
+            "zip_bytes": got.size,
+            "sha256": digest,
+            "sha256_checked": origin if expected else "",
+            "bytes": unpacked,
+        }
         transfer.write_marker(stage / item.name, record)
         transfer.swap_in(stage / item.name, Path(item.target))
     finally:

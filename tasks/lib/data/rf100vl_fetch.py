@@ -20,8 +20,10 @@ from . import transfer
 
 MIN_VERSION = (1, 1, 2)  # 1.0.0 writes `null` annotation files on a re-clean and skips existing folders
 WORKSPACE = "rf100-vl"
-KEY_HELP = ("create a free account at https://app.roboflow.com, copy the private API key from "
-            "https://app.roboflow.com/settings/api, then `export ROBOFLOW_API_KEY=...`")  # fmt: skip
+KEY_HELP = (
+    "create a free account at https://app.roboflow.com, copy the private API key from "
+    "https://app.roboflow.com/settings/api, then `export ROBOFLOW_API_KEY=...`"
+)
 
 
 def require_key(environ: Mapping[str, str]) -> str:
@@ -45,12 +47,16 @@ def check_package() -> str:
     version = installed_version()
     pin = ".".join(map(str, MIN_VERSION))
     if version is None:
-        raise ConfigError(f"the rf100vl package is not installed in {sys.prefix}; "
-                          f"run scripts/bootstrap, or pip install 'rf100vl>={pin}'")  # fmt: skip
+        raise ConfigError(
+            f"the rf100vl package is not installed in {sys.prefix}; "
+            f"run scripts/bootstrap, or pip install 'rf100vl>={pin}'"
+        )
     numbers = tuple(int(part) if part.isdigit() else 0 for part in version.split(".")[:3])
     if numbers < MIN_VERSION:
-        raise ConfigError(f"rf100vl {version} is installed; data.fetch needs {pin} or newer (older ones write null "
-                          f"annotation files on re-runs): pip install 'rf100vl>={pin}'")  # fmt: skip
+        raise ConfigError(
+            f"rf100vl {version} is installed; data.fetch needs {pin} or newer (older ones write null "
+            f"annotation files on re-runs): pip install 'rf100vl>={pin}'"
+        )
     return version
 
 
@@ -59,8 +65,10 @@ def source(opts: transfer.Options, name: str) -> str:
 
 
 def notes(opts: transfer.Options) -> list[str]:
-    return ["API key: ROBOFLOW_API_KEY (set, never shown); the roboflow SDK downloads and unpacks each zip, "
-            "rf100vl cleans the annotations; each dataset is checked before it is renamed into place"]  # fmt: skip
+    return [
+        "API key: ROBOFLOW_API_KEY (set, never shown); the roboflow SDK downloads and unpacks each zip, "
+        "rf100vl cleans the annotations; each dataset is checked before it is renamed into place"
+    ]
 
 
 def execute(opts: transfer.Options, items: list[transfer.Item], progress: transfer.Progress) -> list[transfer.Result]:
@@ -127,8 +135,10 @@ def _fetch_one(
                 raise transfer.FetchFailed("the Roboflow download did not finish (roboflow.zip left behind); re-run")
             status, note = transfer.verify("rf100vl", stage, item.name)
             size = transfer.folder_bytes(location)
-            transfer.write_marker(location, {"source": f"roboflow {latest.id}", "version": str(latest.id),
-                                          "rf100vl": version, "bytes": size})  # fmt: skip
+            transfer.write_marker(
+                location,
+                {"source": f"roboflow {latest.id}", "version": str(latest.id), "rf100vl": version, "bytes": size},
+            )
             transfer.swap_in(location, Path(item.target))
             progress.finish(bar, f"installed {transfer.human_bytes(size)}")
     finally:

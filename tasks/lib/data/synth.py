@@ -31,8 +31,14 @@ SMALL_SIZES = ((64, 48), (48, 64), (80, 60), (96, 72))
 TINY_SIZES = ((16, 16), (24, 16), (16, 24), (32, 24))  # full-count mode: many files, little disk
 PALETTE = ((200, 30, 30), (30, 160, 60), (40, 60, 200), (230, 200, 40), (20, 20, 20), (240, 240, 240))
 DATE = "2024-04-03T14:35:24+00:00"
-INFO = {"year": "2024", "version": "1", "description": "Exported from roboflow.com", "contributor": "",
-        "url": "https://public.roboflow.com/object-detection/undefined", "date_created": DATE}  # fmt: skip
+INFO = {
+    "year": "2024",
+    "version": "1",
+    "description": "Exported from roboflow.com",
+    "contributor": "",
+    "url": "https://public.roboflow.com/object-detection/undefined",
+    "date_created": DATE,
+}
 LICENSES = [{"id": 1, "url": "https://creativecommons.org/licenses/by/4.0/", "name": "CC BY 4.0"}]
 
 
@@ -88,8 +94,16 @@ class Written:
 # Planning
 
 
-def plan(kind: str, root: str, datasets: str | None = None, images: int = 9, defects: str | None = None,
-         seed: int = 0, full: bool = False, scale: float = 1.0) -> Plan:  # fmt: skip
+def plan(
+    kind: str,
+    root: str,
+    datasets: str | None = None,
+    images: int = 9,
+    defects: str | None = None,
+    seed: int = 0,
+    full: bool = False,
+    scale: float = 1.0,
+) -> Plan:
     """What to write: datasets by count ("3"), "all" or names ("a,b"); full = RF100-VL's real counts x scale."""
     if kind not in coco.KINDS:
         raise ConfigError(f"--kind {kind!r} is not one of {', '.join(coco.KINDS)}; pick one of those")
@@ -195,8 +209,10 @@ def _full_plans(names: list[str], seed: int, scale: float) -> list[DatasetPlan]:
         categories = local.randint(1, 11)
         split_images = _split_counts(count, RF100VL_SHARES)
         shares = _apportion(box_total, [split_images[s] for s in RF100VL_SHARES], 0)
-        split_boxes = {s: max(b, _min_boxes(s, split_images[s], categories, "rf100vl", name))
-                       for s, b in zip(RF100VL_SHARES, shares, strict=True)}  # fmt: skip
+        split_boxes = {
+            s: max(b, _min_boxes(s, split_images[s], categories, "rf100vl", name))
+            for s, b in zip(RF100VL_SHARES, shares, strict=True)
+        }
         sizes = (local.choice(TINY_SIZES), local.choice(TINY_SIZES))
         plans.append(DatasetPlan("rf100vl", name, name, split_images, split_boxes, categories, sizes, True))
     return plans
@@ -209,8 +225,9 @@ def _assign_defects(kind: str, plans: list[DatasetPlan], wanted: list[str]) -> l
     for index, defect in enumerate(wanted):
         if defect == "prompt_ids":
             if not prompted:
-                raise ConfigError("defect prompt_ids needs AerialMaritimeDrone_large or NorthAmericaMushrooms "
-                                  "in --datasets")  # fmt: skip
+                raise ConfigError(
+                    "defect prompt_ids needs AerialMaritimeDrone_large or NorthAmericaMushrooms in --datasets"
+                )
             chosen[prompted[0]].append(defect)
         else:
             chosen[plans[index % len(plans)].name].append(defect)
@@ -219,8 +236,18 @@ def _assign_defects(kind: str, plans: list[DatasetPlan], wanted: list[str]) -> l
 
 def plan_rows(the_plan: Plan) -> list[tuple]:
     """One row per dataset for the --dry-run table."""
-    return [(d.name, d.top, "/".join(str(n) for n in d.images.values()), sum(d.boxes.values()), d.categories,
-             "x".join(map(str, d.sizes[0])), ", ".join(d.defects) or "-") for d in the_plan.datasets]  # fmt: skip
+    return [
+        (
+            d.name,
+            d.top,
+            "/".join(str(n) for n in d.images.values()),
+            sum(d.boxes.values()),
+            d.categories,
+            "x".join(map(str, d.sizes[0])),
+            ", ".join(d.defects) or "-",
+        )
+        for d in the_plan.datasets
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,15 +269,27 @@ def _image_name(name: str, split: str, index: int) -> str:
     return f"img{index:04d}_jpg.rf.{digest}.jpg"
 
 
-def _split(name: str, split: str, count: int, boxes: int, categories: list[dict], sizes: tuple, polygons: bool,
-           rng: random.Random, first_ann_id: int, folder: str, model: Model) -> dict:  # fmt: skip
+def _split(
+    name: str,
+    split: str,
+    count: int,
+    boxes: int,
+    categories: list[dict],
+    sizes: tuple,
+    polygons: bool,
+    rng: random.Random,
+    first_ann_id: int,
+    folder: str,
+    model: Model,
+) -> dict:
     """One split as a COCO dict; its images go into model.blobs under folder. The last image stays negative."""
     image_entries, annotations = [], []
     for index in range(count):
         width, height = sizes[index % len(sizes)]
         file_name = _image_name(name, split, index)
-        image_entries.append({"id": index, "license": 1, "file_name": file_name, "height": height, "width": width,
-                              "date_captured": DATE})  # fmt: skip
+        image_entries.append(
+            {"id": index, "license": 1, "file_name": file_name, "height": height, "width": width, "date_captured": DATE}
+        )
         model.blobs[f"{folder}/{file_name}"] = images.jpeg_bytes(width, height, PALETTE[index % len(PALETTE)])
     annotated = max(1, count - 1)
     for j in range(boxes):
@@ -261,12 +300,24 @@ def _split(name: str, split: str, count: int, boxes: int, categories: list[dict]
         x = round(rng.uniform(0, width - w), 1)
         y = round(rng.uniform(0, height - h), 1)
         segmentation = [[x, y, round(x + w, 1), y, round(x + w, 1), round(y + h, 1), x, round(y + h, 1)]]
-        annotations.append({"id": first_ann_id + j, "image_id": image["id"],
-                            "category_id": categories[j % len(categories)]["id"], "bbox": [x, y, w, h],
-                            "area": round(w * h, 2), "segmentation": segmentation if polygons else [],
-                            "iscrowd": 0})  # fmt: skip
-    return {"info": dict(INFO), "licenses": [dict(x) for x in LICENSES], "categories": copy.deepcopy(categories),
-            "images": image_entries, "annotations": annotations}  # fmt: skip
+        annotations.append(
+            {
+                "id": first_ann_id + j,
+                "image_id": image["id"],
+                "category_id": categories[j % len(categories)]["id"],
+                "bbox": [x, y, w, h],
+                "area": round(w * h, 2),
+                "segmentation": segmentation if polygons else [],
+                "iscrowd": 0,
+            }
+        )
+    return {
+        "info": dict(INFO),
+        "licenses": [dict(x) for x in LICENSES],
+        "categories": copy.deepcopy(categories),
+        "images": image_entries,
+        "annotations": annotations,
+    }
 
 
 def _build(p: DatasetPlan, seed: int) -> Model:
@@ -280,11 +331,13 @@ def build_rf100vl(p: DatasetPlan, seed: int) -> Model:
     model.blobs["README.dataset.txt"] = f"{p.name}: synthetic dataset made by `inv data.synth`\n".encode()
     model.blobs["README.roboflow.txt"] = b"Not exported by Roboflow: fake data for tests and benchmarks.\n"
     for split in coco.RF100VL_SPLITS:
-        categories = [{"id": k, "name": f"{p.name}-cls{k}", "supercategory": f"{p.name}-root"}
-                      for k in range(p.categories)]  # fmt: skip
+        categories = [
+            {"id": k, "name": f"{p.name}-cls{k}", "supercategory": f"{p.name}-root"} for k in range(p.categories)
+        ]
         path = f"{split}/{coco.RF100VL_JSON}"
-        model.files[path] = _split(p.name, split, p.images[split], p.boxes[split], categories, p.sizes, p.polygons,
-                                   rng, 1, split, model)  # fmt: skip
+        model.files[path] = _split(
+            p.name, split, p.images[split], p.boxes[split], categories, p.sizes, p.polygons, rng, 1, split, model
+        )
         model.image_dirs[path] = split
     model.targets = [f"test/{coco.RF100VL_JSON}", f"train/{coco.RF100VL_JSON}"]
     return model
@@ -308,9 +361,13 @@ def _fewshot(split_data: dict, shot: int, rng_key: str) -> dict:
         if all(n <= 0 for n in need.values()):
             break
     kept = set(keep)
-    return copy.deepcopy({key: split_data[key] for key in ("info", "licenses", "categories")} | {
-        "images": [i for i in split_data["images"] if i["id"] in kept],
-        "annotations": [a for a in split_data["annotations"] if a["image_id"] in kept]})  # fmt: skip
+    return copy.deepcopy(
+        {key: split_data[key] for key in ("info", "licenses", "categories")}
+        | {
+            "images": [i for i in split_data["images"] if i["id"] in kept],
+            "annotations": [a for a in split_data["annotations"] if a["image_id"] in kept],
+        }
+    )
 
 
 def build_odinw(p: DatasetPlan, seed: int) -> Model:
@@ -320,14 +377,26 @@ def build_odinw(p: DatasetPlan, seed: int) -> Model:
     model = Model()
     base = task.base[len(task.top) :].strip("/")
     first_ann_id = coco.ODINW13.index(task) % 2  # annotation ids from 0 for some tasks, from 1 for others
-    categories = [{"id": k, "name": name, "supercategory": task.top.lower()}
-                  for k, name in enumerate(task.categories, start=1)]  # fmt: skip
+    categories = [
+        {"id": k, "name": name, "supercategory": task.top.lower()} for k, name in enumerate(task.categories, start=1)
+    ]
     splits = {}
     for split in p.images:
         folder = "/".join(x for x in (base, "" if task.flat else split) if x)
         path = task.split_json(split)[len(task.top) + 1 :]
-        data = _split(p.name, split, p.images[split], p.boxes[split], categories, p.sizes, p.polygons, rng,
-                      first_ann_id, folder, model)  # fmt: skip
+        data = _split(
+            p.name,
+            split,
+            p.images[split],
+            p.boxes[split],
+            categories,
+            p.sizes,
+            p.polygons,
+            rng,
+            first_ann_id,
+            folder,
+            model,
+        )
         model.files[path] = splits[split] = data
         model.image_dirs[path] = folder
     if task.name in ("EgoHands_generic", "VehiclesOpenImages"):  # GLIP's mini_val, a copy of part of valid
@@ -486,45 +555,70 @@ DEFECTS: dict[str, Defect] = {
     "null_json": Defect("null_json", BOTH, "annotation file holds null", _null_json),
     "invalid_json": Defect("invalid_json", BOTH, "annotation file cut in half", _invalid_json),
     "missing_key": Defect("top_level", BOTH, "no 'annotations' key", _set(lambda d: d.pop("annotations"))),
-    "missing_field": Defect("ann_field", BOTH, "an annotation without iscrowd",
-                            _set(lambda d: _first_ann(d).pop("iscrowd"))),
-    "string_id": Defect("image_field", BOTH, "an image id that is a string",
-                        _set(lambda d: d["images"][0].update(id=str(d["images"][0]["id"])))),
+    "missing_field": Defect(
+        "ann_field", BOTH, "an annotation without iscrowd", _set(lambda d: _first_ann(d).pop("iscrowd"))
+    ),
+    "string_id": Defect(
+        "image_field",
+        BOTH,
+        "an image id that is a string",
+        _set(lambda d: d["images"][0].update(id=str(d["images"][0]["id"]))),
+    ),
     "duplicate_image_id": Defect("duplicate_image_id", BOTH, "two images share an id", _set(_duplicate_image_id)),
     "duplicate_ann_id": Defect("duplicate_ann_id", BOTH, "two annotations share an id", _set(_duplicate_ann_id)),
-    "unknown_image": Defect("unknown_image", BOTH, "an annotation of an image that is not listed",
-                            _set(lambda d: _first_ann(d).update(image_id=10**6))),
-    "unknown_category": Defect("unknown_category", BOTH, "an annotation of a category that is not listed",
-                               _set(lambda d: _first_ann(d).update(category_id=999))),
+    "unknown_image": Defect(
+        "unknown_image",
+        BOTH,
+        "an annotation of an image that is not listed",
+        _set(lambda d: _first_ann(d).update(image_id=10**6)),
+    ),
+    "unknown_category": Defect(
+        "unknown_category",
+        BOTH,
+        "an annotation of a category that is not listed",
+        _set(lambda d: _first_ann(d).update(category_id=999)),
+    ),
     "bbox_size": Defect("bbox_size", BOTH, "a box of width 0", _set(lambda d: _first_ann(d)["bbox"].__setitem__(2, 0))),
     "bbox_format": Defect("bbox_format", BOTH, "a box of 3 numbers", _set(lambda d: _first_ann(d)["bbox"].pop())),
     "bbox_outside": Defect("bbox_outside", BOTH, "a box right of its image", _set(_outside)),
-    "bad_polygon": Defect("segmentation", BOTH, "a polygon of one point",
-                          _set(lambda d: _first_ann(d).update(segmentation=[[1, 2]]))),
-    "bad_rle": Defect("segmentation", BOTH, "an RLE without counts",
-                      _set(lambda d: _first_ann(d).update(segmentation={"size": [1, 1]}))),
-    "empty_categories": Defect("no_categories", BOTH, "an empty category list",
-                               _set(lambda d: d.update(categories=[]))),
-    "blank_category": Defect("category_field", BOTH, "a category named '  '",
-                             _set(lambda d: d["categories"][0].update(name="  "))),
-    "empty_images": Defect("no_images", BOTH, "no images and no annotations",
-                           _set(lambda d: d.update(images=[], annotations=[]))),
+    "bad_polygon": Defect(
+        "segmentation", BOTH, "a polygon of one point", _set(lambda d: _first_ann(d).update(segmentation=[[1, 2]]))
+    ),
+    "bad_rle": Defect(
+        "segmentation",
+        BOTH,
+        "an RLE without counts",
+        _set(lambda d: _first_ann(d).update(segmentation={"size": [1, 1]})),
+    ),
+    "empty_categories": Defect(
+        "no_categories", BOTH, "an empty category list", _set(lambda d: d.update(categories=[]))
+    ),
+    "blank_category": Defect(
+        "category_field", BOTH, "a category named '  '", _set(lambda d: d["categories"][0].update(name="  "))
+    ),
+    "empty_images": Defect(
+        "no_images", BOTH, "no images and no annotations", _set(lambda d: d.update(images=[], annotations=[]))
+    ),
     "root_class": Defect("root_class", BOTH, "a raw Roboflow export (root class 0)", _set(_root_class)),
-    "empty_eval": Defect("empty_eval", BOTH, "an evaluation split without annotations",
-                         _set(lambda d: d.update(annotations=[])), "eval"),
+    "empty_eval": Defect(
+        "empty_eval", BOTH, "an evaluation split without annotations", _set(lambda d: d.update(annotations=[])), "eval"
+    ),
     "missing_image": Defect("missing_image", BOTH, "an image file deleted", _missing_image),
     "truncated_image": Defect("truncated_image", BOTH, "a JPEG cut in half", _truncated_image),
     "not_an_image": Defect("not_an_image", BOTH, "an HTML error page saved as .jpg", _not_an_image),
     "size_mismatch": Defect("size_mismatch", BOTH, "json width 8 px wider than the file", _size_mismatch),
     "leftover_zip": Defect("partial_download", BOTH, "a partial zip left in the dataset", _leftover_zip),
     "missing_split": Defect("missing_file", BOTH, "the evaluation file removed", _missing_file, "eval"),
-    "prompt_ids": Defect("prompt_ids", ("odinw",), "category ids 2..K+1 where prompts need 1..K",
-                         _set(_shift_categories), "eval"),
-    "missing_seed": Defect("missing_file", ("odinw",), "fewshot_train_shot10_seed30.json removed", _missing_file,
-                           "_seed30.json"),
-    "fewshot_not_subset": Defect("fewshot_not_subset", ("odinw",), "a few-shot image not in the train split",
-                                 _fewshot_stranger, "_seed3.json"),
-}  # fmt: skip
+    "prompt_ids": Defect(
+        "prompt_ids", ("odinw",), "category ids 2..K+1 where prompts need 1..K", _set(_shift_categories), "eval"
+    ),
+    "missing_seed": Defect(
+        "missing_file", ("odinw",), "fewshot_train_shot10_seed30.json removed", _missing_file, "_seed30.json"
+    ),
+    "fewshot_not_subset": Defect(
+        "fewshot_not_subset", ("odinw",), "a few-shot image not in the train split", _fewshot_stranger, "_seed3.json"
+    ),
+}
 
 
 def _inject(model: Model, defects: tuple[str, ...], kind: str, dataset: str) -> list[tuple[str, str]]:
@@ -544,8 +638,10 @@ def _inject(model: Model, defects: tuple[str, ...], kind: str, dataset: str) -> 
         try:
             done.append((name, DEFECTS[name].apply(model, target, kind)))
         except (KeyError, IndexError, StopIteration, TypeError, AttributeError):
-            raise ConfigError(f"defect {name} does not fit into {dataset} after {', '.join(d for d, _ in done)}; "
-                              "give --datasets at least as many datasets as defects") from None  # fmt: skip
+            raise ConfigError(
+                f"defect {name} does not fit into {dataset} after {', '.join(d for d, _ in done)}; "
+                "give --datasets at least as many datasets as defects"
+            ) from None
     return done
 
 
@@ -558,13 +654,17 @@ def check_writable(the_plan: Plan) -> None:
     for d in the_plan.datasets:
         folder = os.path.join(the_plan.root, d.top)
         if os.path.exists(folder) and not os.path.exists(os.path.join(folder, coco.SYNTH_MARKER)):
-            raise ToolError(f"{folder} exists and was not made by data.synth; "
-                            "choose an empty --root (synth never overwrites real data)")  # fmt: skip
+            raise ToolError(
+                f"{folder} exists and was not made by data.synth; "
+                "choose an empty --root (synth never overwrites real data)"
+            )
     free = shutil.disk_usage(nearest_existing(the_plan.root)).free
     need = the_plan.estimated_bytes()
     if free < need:
-        raise ToolError(f"{the_plan.root}: {free / 1e9:.1f} GB free, about {need / 1e9:.1f} GB needed; "
-                        "free space or choose another --root")  # fmt: skip
+        raise ToolError(
+            f"{the_plan.root}: {free / 1e9:.1f} GB free, about {need / 1e9:.1f} GB needed; "
+            "free space or choose another --root"
+        )
 
 
 def write_dataset(root: str, p: DatasetPlan, seed: int) -> Written:
@@ -587,8 +687,11 @@ def write_dataset(root: str, p: DatasetPlan, seed: int) -> Written:
         with open(full, "wb") as handle:
             handle.write(raw)
     _swap_in(staging, target)
-    annotations = sum(len(d["annotations"]) for path, d in model.files.items()
-                      if isinstance(d, dict) and "fewshot" not in path and "annotations" in d)  # fmt: skip
+    annotations = sum(
+        len(d["annotations"])
+        for path, d in model.files.items()
+        if isinstance(d, dict) and "fewshot" not in path and "annotations" in d
+    )
     pictures = sum(1 for path in model.blobs if path.endswith(".jpg"))
     return Written(p.name, p.top, pictures, annotations, injected)
 

@@ -54,8 +54,20 @@ DEFAULT_MAX_EXTRACT_GB = 30.0
 
 # data.validate findings that mean a download or extraction did not finish: the dataset is not installed.
 # Other findings are about the data itself; they are reported, and `inv data.validate` explains them.
-INCOMPLETE = frozenset({"missing_dataset", "missing_file", "invalid_json", "null_json", "top_level", "missing_image",
-                        "unreadable_image", "empty_image", "truncated_image", "partial_download"})  # fmt: skip
+INCOMPLETE = frozenset(
+    {
+        "missing_dataset",
+        "missing_file",
+        "invalid_json",
+        "null_json",
+        "top_level",
+        "missing_image",
+        "unreadable_image",
+        "empty_image",
+        "truncated_image",
+        "partial_download",
+    }
+)
 
 
 class FetchFailed(Exception):
@@ -136,8 +148,12 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         status = "fail" if self.failed else "warn" if any(r.status == "warn" for r in self.results) else "pass"
-        payload: dict[str, Any] = {"kind": self.kind, "root": self.root, "dry_run": self.dry_run,
-                                   "seconds": round(self.seconds, 3)}  # fmt: skip
+        payload: dict[str, Any] = {
+            "kind": self.kind,
+            "root": self.root,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 3),
+        }
         if self.dry_run:
             payload["plan"] = [asdict(item) for item in self.items]
         else:
@@ -251,8 +267,10 @@ def decide(kind: str, root: Path, name: str, force: bool) -> tuple[str, str]:
     if not errors:
         return "skip", "present and validates (not fetched by data.fetch)"
     first = errors[0]
-    return "fail", (f"exists and does not validate ({sum(i.count for i in errors)} errors, first: {first.message}); "
-                    "pass --force to replace it, or move it away")  # fmt: skip
+    return "fail", (
+        f"exists and does not validate ({sum(i.count for i in errors)} errors, first: {first.message}); "
+        "pass --force to replace it, or move it away"
+    )
 
 
 def verify(kind: str, stage_root: Path, name: str) -> tuple[str, str]:
@@ -281,15 +299,19 @@ def _verify_json_files(folder: Path) -> tuple[str, str]:
             raise FetchFailed(f"{path.relative_to(folder.parent)} is not valid JSON ({why}) after extraction")
         found += isinstance(data, dict) and isinstance(data.get("images"), list)
     if not found:
-        raise FetchFailed(f"no COCO annotation file under {folder.name}/ after extraction; the archive holds "
-                          "something else")  # fmt: skip
+        raise FetchFailed(
+            f"no COCO annotation file under {folder.name}/ after extraction; the archive holds something else"
+        )
     return "pass", ""
 
 
 def annotation_sizes(folder: Path) -> dict[str, int]:
     """{relative path: size} of the annotation files in a dataset folder, for its marker."""
-    return {str(path.relative_to(folder)): path.stat().st_size for path in sorted(folder.rglob("*.json"))
-            if path.name != MARKER}  # fmt: skip
+    return {
+        str(path.relative_to(folder)): path.stat().st_size
+        for path in sorted(folder.rglob("*.json"))
+        if path.name != MARKER
+    }
 
 
 def folder_bytes(folder: Path) -> int:
@@ -302,8 +324,12 @@ def folder_bytes(folder: Path) -> int:
 
 
 def write_marker(folder: Path, record: dict) -> None:
-    record = {"fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "made_by": "inv data.fetch", **record,
-              "files": annotation_sizes(folder)}  # fmt: skip
+    record = {
+        "fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "made_by": "inv data.fetch",
+        **record,
+        "files": annotation_sizes(folder),
+    }
     atomic_write_text(folder / MARKER, scrub(json.dumps(record, indent=2, sort_keys=True)) + "\n")
 
 
@@ -334,8 +360,9 @@ def staging_area(root: Path) -> Iterator[Path]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise ToolError(f"another data.fetch is running on {root} (it holds {staging / 'lock'}); "
-                            "wait for it to finish") from None  # fmt: skip
+            raise ToolError(
+                f"another data.fetch is running on {root} (it holds {staging / 'lock'}); wait for it to finish"
+            ) from None
         for entry in staging.iterdir():
             if ".stage-" in entry.name and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)  # a run that was killed; nothing in it is trusted
@@ -354,8 +381,10 @@ def check_disk(root: Path, need: int, what: str) -> None:
     """Refuse before downloading when the data root's filesystem cannot hold what is coming."""
     free = shutil.disk_usage(nearest_existing(root)).free
     if need > free:
-        raise ToolError(f"{root}: {free / 1e9:.1f} GB free, about {need / 1e9:.1f} GB needed for {what}; "
-                        "free space, choose another --root, or fetch fewer with --datasets")  # fmt: skip
+        raise ToolError(
+            f"{root}: {free / 1e9:.1f} GB free, about {need / 1e9:.1f} GB needed for {what}; "
+            "free space, choose another --root, or fetch fewer with --datasets"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,9 +407,16 @@ class Progress:
             from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
             from rich.progress import Progress as Bars
 
-            self.bars = Bars(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                             TimeRemainingColumn(), console=Console(file=self.stream), redirect_stdout=False,
-                             redirect_stderr=False)  # fmt: skip
+            self.bars = Bars(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
 
     def __enter__(self) -> "Progress":
         if self.bars is not None:
@@ -453,8 +489,11 @@ def _request(url: str, method: str = "GET", headers: dict[str, str] | None = Non
 def _http_failure(url: str, error: BaseException) -> FetchFailed:
     shown = scrub(url)
     if isinstance(error, urllib.error.HTTPError):
-        hint = {404: "check --base-url and the dataset name", 401: "the server wants credentials",
-                403: "the server refuses access"}.get(error.code, "retry later")  # fmt: skip
+        hint = {
+            404: "check --base-url and the dataset name",
+            401: "the server wants credentials",
+            403: "the server refuses access",
+        }.get(error.code, "retry later")
         return FetchFailed(f"HTTP {error.code} {error.reason} for {shown}; {hint}")
     reason = getattr(error, "reason", error)
     return FetchFailed(f"cannot download {shown}: {one_line(reason) if isinstance(reason, BaseException) else reason}")
@@ -462,8 +501,9 @@ def _http_failure(url: str, error: BaseException) -> FetchFailed:
 
 def _refuse_html(url: str, content_type: str) -> None:
     if content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml"):
-        raise FetchFailed(f"{scrub(url)} is a web page, not a file (a /tree/ URL instead of /resolve/?); "
-                          "fix --base-url")  # fmt: skip
+        raise FetchFailed(
+            f"{scrub(url)} is a web page, not a file (a /tree/ URL instead of /resolve/?); fix --base-url"
+        )
 
 
 class _StayOnRedirect(urllib.request.HTTPRedirectHandler):
@@ -534,8 +574,15 @@ def discard(part: Path) -> None:
             path.unlink()
 
 
-def download(remote: Remote, part: Path, progress: Progress, label: str, cancel: threading.Event,
-             retries: int = 3, timeout: float = 60.0) -> Downloaded:  # fmt: skip
+def download(
+    remote: Remote,
+    part: Path,
+    progress: Progress,
+    label: str,
+    cancel: threading.Event,
+    retries: int = 3,
+    timeout: float = 60.0,
+) -> Downloaded:
     """Download remote.url into part, resuming what an earlier run left there when it is the same file.
 
     A sidecar (part + '.json') records the URL, size and ETag the part belongs to; a part of another
@@ -559,8 +606,9 @@ def download(remote: Remote, part: Path, progress: Progress, label: str, cancel:
         have = 0
     resumed_from = have
     note = f"download {human_bytes(remote.size)} from {scrub(remote.url)}"
-    with progress.step(label, remote.size, note + (f", resuming at {human_bytes(have)}" if have else ""),
-                       completed=have) as bar:  # fmt: skip
+    with progress.step(
+        label, remote.size, note + (f", resuming at {human_bytes(have)}" if have else ""), completed=have
+    ) as bar:
         attempts, state = 0, {"restarted": False, "unsized": False}
         while True:
             attempts += 1
@@ -582,8 +630,9 @@ def download(remote: Remote, part: Path, progress: Progress, label: str, cancel:
     return Downloaded(part, size, resumed_from, attempts, size_checked=not state["unsized"])
 
 
-def _download_once(remote: Remote, part: Path, progress: Progress, bar: int, cancel: threading.Event,
-                   timeout: float, state: dict) -> int:  # fmt: skip
+def _download_once(
+    remote: Remote, part: Path, progress: Progress, bar: int, cancel: threading.Event, timeout: float, state: dict
+) -> int:
     """One GET for the rest of the file; FetchFailed (to be retried) when the connection ends early.
     Notes in state when the bytes already there were thrown away, or the size could not be checked."""
     have = part.stat().st_size if part.exists() else 0
@@ -639,11 +688,15 @@ def _download_once(remote: Remote, part: Path, progress: Progress, bar: int, can
             except (OSError, ValueError) as error:  # connection reset, timeout, http.client.IncompleteRead
                 if isinstance(error, OSError) and error.errno in (28, 122):  # ENOSPC, EDQUOT
                     raise _Fatal(f"disk full while writing {part}") from None
-                raise FetchFailed(f"connection to {urllib.parse.urlsplit(remote.url).netloc} broke at "
-                                  f"{human_bytes(written)}: {one_line(error)}") from None  # fmt: skip
+                raise FetchFailed(
+                    f"connection to {urllib.parse.urlsplit(remote.url).netloc} broke at "
+                    f"{human_bytes(written)}: {one_line(error)}"
+                ) from None
     if expected_end is not None and written < expected_end:
-        raise FetchFailed(f"connection to {urllib.parse.urlsplit(remote.url).netloc} ended at {human_bytes(written)} "
-                          f"of {human_bytes(expected_end)}")  # fmt: skip
+        raise FetchFailed(
+            f"connection to {urllib.parse.urlsplit(remote.url).netloc} ended at {human_bytes(written)} "
+            f"of {human_bytes(expected_end)}"
+        )
     if expected_end is not None and written > expected_end:
         discard(part)
         raise _Fatal(f"{scrub(remote.url)} sent more bytes than announced; the download was discarded")
@@ -702,19 +755,23 @@ def vet_entries(infos: list, max_bytes: int) -> tuple[list[Entry], int]:
         seen.add(key)
         total += info.file_size
         if total > max_bytes:
-            raise FetchFailed(f"archive unpacks to more than {max_bytes / 1e9:g} GB (--max-extract-gb); "
-                              "refused, nothing extracted")  # fmt: skip
+            raise FetchFailed(
+                f"archive unpacks to more than {max_bytes / 1e9:g} GB (--max-extract-gb); refused, nothing extracted"
+            )
         entries.append(Entry(info, parts))
     ordered = sorted((e.info for e in entries if not e.info.is_dir()), key=lambda i: i.header_offset)
     for before, after in zip(ordered, ordered[1:], strict=False):
         if before.header_offset + 30 + len(before.orig_filename) + before.compress_size > after.header_offset:
-            raise FetchFailed(f"archive entries {before.filename!r} and {after.filename!r} overlap (a zip bomb?); "
-                              "refused, nothing extracted")  # fmt: skip
+            raise FetchFailed(
+                f"archive entries {before.filename!r} and {after.filename!r} overlap (a zip bomb?); "
+                "refused, nothing extracted"
+            )
     return entries, total
 
 
-def safe_extract(archive: Path, dest: Path, top: str, max_bytes: int, progress: Progress, label: str,
-                 cancel: threading.Event) -> tuple[int, int]:  # fmt: skip
+def safe_extract(
+    archive: Path, dest: Path, top: str, max_bytes: int, progress: Progress, label: str, cancel: threading.Event
+) -> tuple[int, int]:
     """Unpack a vetted zip into dest so that its files end up under dest/top; (files, bytes) written.
     A zip without the top folder is unpacked into dest/top. CRCs are checked as each entry is read."""
     import zipfile
@@ -738,8 +795,15 @@ def safe_extract(archive: Path, dest: Path, top: str, max_bytes: int, progress: 
     return files, total
 
 
-def _extract_entries(archive_file, entries: list[Entry], base: Path, real_dest: str, progress: Progress, bar: int,
-                     cancel: threading.Event) -> int:  # fmt: skip
+def _extract_entries(
+    archive_file,
+    entries: list[Entry],
+    base: Path,
+    real_dest: str,
+    progress: Progress,
+    bar: int,
+    cancel: threading.Event,
+) -> int:
     import zipfile
 
     files = 0
@@ -758,8 +822,14 @@ def _extract_entries(archive_file, entries: list[Entry], base: Path, real_dest: 
                         raise Cancelled
                     out.write(block)
                     progress.advance(bar, len(block))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, EOFError, NotImplementedError,
-                ValueError) as error:  # fmt: skip
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            RuntimeError,
+            EOFError,
+            NotImplementedError,
+            ValueError,
+        ) as error:
             raise FetchFailed(f"corrupt archive at {entry.info.filename!r} ({one_line(error)})") from None
         except FileExistsError:
             raise FetchFailed(f"archive entry {entry.info.filename!r} collides with another; refused") from None

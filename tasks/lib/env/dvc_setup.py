@@ -52,29 +52,66 @@ class RemoteKind:
 
 
 KINDS = {
-    "s3": RemoteKind("s3", "dvc_s3", "s3", (
-        ("access_key_id", "AWS_ACCESS_KEY_ID"), ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-        ("session_token", "AWS_SESSION_TOKEN"), ("profile", "AWS_PROFILE"),
-    ), "boto's default chain (~/.aws/credentials, AWS_PROFILE, an instance role)"),
-    "gs": RemoteKind("gs", "dvc_gs", "gs", (("credentialpath", "GOOGLE_APPLICATION_CREDENTIALS"),),
-                     "Google's application default credentials (gcloud auth application-default login)"),
-    "azure": RemoteKind("azure", "dvc_azure", "azure", (
-        ("connection_string", "AZURE_STORAGE_CONNECTION_STRING"), ("account_name", "AZURE_STORAGE_ACCOUNT"),
-        ("account_key", "AZURE_STORAGE_KEY"), ("sas_token", "AZURE_STORAGE_SAS_TOKEN"),
-    ), "Azure's default credential chain (az login, managed identity)"),
-    "ssh": RemoteKind("ssh", "dvc_ssh", "ssh", (
-        ("keyfile", "SAM3_DVC_SSH_KEYFILE"),
-        ("password", "SAM3_DVC_SSH_PASSWORD"),  # refused by local_options; listed so that it is scrubbed
-        ("passphrase", "SAM3_DVC_SSH_PASSPHRASE"),
-    ), "your ssh keys, agent and ~/.ssh/config", "that the key's public half is in the server's "
-       "authorized_keys, the user, and the key: SAM3_DVC_SSH_KEYFILE (else ~/.ssh and the agent), "
-       "SAM3_DVC_SSH_PASSPHRASE if it is encrypted"),
+    "s3": RemoteKind(
+        "s3",
+        "dvc_s3",
+        "s3",
+        (
+            ("access_key_id", "AWS_ACCESS_KEY_ID"),
+            ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+            ("session_token", "AWS_SESSION_TOKEN"),
+            ("profile", "AWS_PROFILE"),
+        ),
+        "boto's default chain (~/.aws/credentials, AWS_PROFILE, an instance role)",
+    ),
+    "gs": RemoteKind(
+        "gs",
+        "dvc_gs",
+        "gs",
+        (("credentialpath", "GOOGLE_APPLICATION_CREDENTIALS"),),
+        "Google's application default credentials (gcloud auth application-default login)",
+    ),
+    "azure": RemoteKind(
+        "azure",
+        "dvc_azure",
+        "azure",
+        (
+            ("connection_string", "AZURE_STORAGE_CONNECTION_STRING"),
+            ("account_name", "AZURE_STORAGE_ACCOUNT"),
+            ("account_key", "AZURE_STORAGE_KEY"),
+            ("sas_token", "AZURE_STORAGE_SAS_TOKEN"),
+        ),
+        "Azure's default credential chain (az login, managed identity)",
+    ),
+    "ssh": RemoteKind(
+        "ssh",
+        "dvc_ssh",
+        "ssh",
+        (
+            ("keyfile", "SAM3_DVC_SSH_KEYFILE"),
+            ("password", "SAM3_DVC_SSH_PASSWORD"),  # refused by local_options; listed so that it is scrubbed
+            ("passphrase", "SAM3_DVC_SSH_PASSPHRASE"),
+        ),
+        "your ssh keys, agent and ~/.ssh/config",
+        "that the key's public half is in the server's "
+        "authorized_keys, the user, and the key: SAM3_DVC_SSH_KEYFILE (else ~/.ssh and the agent), "
+        "SAM3_DVC_SSH_PASSPHRASE if it is encrypted",
+    ),
     "local": RemoteKind("local", None, None),
-}  # fmt: skip
+}
 SCHEMES = {"s3": "s3", "gs": "gs", "azure": "azure", "ssh": "ssh", "file": "local"}
 # Remote options that hold credentials: never in the tracked .dvc/config.
-SECRET_OPTIONS = ("access_key_id", "secret_access_key", "session_token", "connection_string", "account_key",
-                  "sas_token", "password", "passphrase", "gdrive_client_secret")  # fmt: skip
+SECRET_OPTIONS = (
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "connection_string",
+    "account_key",
+    "sas_token",
+    "password",
+    "passphrase",
+    "gdrive_client_secret",
+)
 SSH_PASSWORD_ENV = "SAM3_DVC_SSH_PASSWORD"  # refused: see local_options
 PATH_OPTIONS = ("keyfile", "credentialpath")  # stored as absolute paths, checked to exist
 CANARY_NOTE = "each check leaves one canary object of under 100 bytes on the remote"
@@ -104,13 +141,17 @@ def parse_remote(url: str, name: str, endpoint: str = "") -> Remote:
         return Remote(name, str(resolve_path(url)), KINDS["local"])
     scheme = match.group(1).lower()
     if scheme not in SCHEMES:
-        raise ConfigError(f"DVC remote {url!r}: scheme {scheme}:// is not one env.dvc sets up; use s3://, gs://, "
-                          "azure://, ssh:// or a folder path")  # fmt: skip
+        raise ConfigError(
+            f"DVC remote {url!r}: scheme {scheme}:// is not one env.dvc sets up; use s3://, gs://, "
+            "azure://, ssh:// or a folder path"
+        )
     netloc = url[match.end() :].split("/", 1)[0]
     if ":" in netloc.rsplit("@", 1)[0] and "@" in netloc:
-        raise ConfigError(f"the DVC remote URL holds a password ({scheme}://user:***@...); it would be written to "
-                          "the tracked .dvc/config. Remove it from the URL and provide it through the environment "
-                          "(it then goes to .dvc/config.local only)")  # fmt: skip
+        raise ConfigError(
+            f"the DVC remote URL holds a password ({scheme}://user:***@...); it would be written to "
+            "the tracked .dvc/config. Remove it from the URL and provide it through the environment "
+            "(it then goes to .dvc/config.local only)"
+        )
     if scheme == "file":
         return Remote(name, str(resolve_path(url[len("file://") :])), KINDS["local"])
     if scheme == "s3" and endpoint and not re.match(r"^https?://", endpoint):
@@ -156,21 +197,36 @@ class Runner:
 
     def dvc(self, args: Sequence[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
         self.commands.append(shlex.join(["dvc", *args]))
-        done = subprocess.run([self.python, "-m", "dvc", *args], cwd=cwd, env=self.env(), capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            [self.python, "-m", "dvc", *args],
+            cwd=cwd,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         if check and done.returncode != 0:
             raise ToolError(f"`dvc {shlex.join(args)}` failed in {cwd}: {last_error(done, self.environ)}")
         return done
 
     def python_code(self, code: str, args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([self.python, "-c", code, *args], cwd=cwd, env=self.env(), capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+        return subprocess.run(
+            [self.python, "-c", code, *args],
+            cwd=cwd,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def last_error(done: subprocess.CompletedProcess, environ: Mapping[str, str]) -> str:
     """DVC's own words, the lines that say what went wrong, with secrets masked."""
-    lines = [line.strip() for line in (done.stderr + "\n" + done.stdout).splitlines()
-             if line.strip() and not line.startswith("Having any troubles?")]  # fmt: skip
+    lines = [
+        line.strip()
+        for line in (done.stderr + "\n" + done.stdout).splitlines()
+        if line.strip() and not line.startswith("Having any troubles?")
+    ]
     errors = [line for line in lines if line.startswith(("ERROR", "error"))] or lines[-2:] or ["no output"]
     return secrets.scrub(" ".join(errors)[:600], environ=environ)
 
@@ -196,8 +252,10 @@ def explain_failure(step: str, remote: Remote, detail: str) -> str:
     kind, shown = remote.kind, remote.shown
     names = kind.refused_hint or ", ".join(env for _, env in kind.credentials) or kind.default_chain
     if _CREDENTIALS.search(detail):
-        return (f"remote '{remote.name}' ({shown}) refused the credentials on {step} ({detail}); check {names}"
-                " (stored in .dvc/config.local), then re-run env.dvc")  # fmt: skip
+        return (
+            f"remote '{remote.name}' ({shown}) refused the credentials on {step} ({detail}); check {names}"
+            " (stored in .dvc/config.local), then re-run env.dvc"
+        )
     if _NETWORK.search(detail):
         where = remote.endpoint or shown
         return f"cannot reach remote '{remote.name}' at {where} on {step} ({detail}); check the network and the URL"
@@ -212,8 +270,12 @@ def explain_failure(step: str, remote: Remote, detail: str) -> str:
 def _git_toplevel(repo: Path) -> Path | None:
     if shutil.which("git") is None:
         return None
-    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel"], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    done = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     return Path(done.stdout.strip()).resolve() if done.returncode == 0 else None
 
 
@@ -244,8 +306,10 @@ def plugin_command(kind: RemoteKind, python: str = sys.executable) -> list[str] 
     uv = shutil.which("uv")
     if uv:
         return [uv, "pip", "install", "--quiet", "--python", python, requirement]
-    raise ToolError(f"the DVC plugin {requirement} is needed and this venv has neither pip nor uv; install it: "
-                    f"{python} -m ensurepip && {python} -m pip install '{requirement}'")  # fmt: skip
+    raise ToolError(
+        f"the DVC plugin {requirement} is needed and this venv has neither pip nor uv; install it: "
+        f"{python} -m ensurepip && {python} -m pip install '{requirement}'"
+    )
 
 
 _WRITE_LOCAL = r"""
@@ -288,10 +352,12 @@ def local_options(remote: Remote, environ: Mapping[str, str]) -> LocalOptions:
     ConfigError (its path is stored absolute, so DVC finds it from any folder)."""
     values, from_env = list(remote.local), []
     if remote.kind.scheme == "ssh" and environ.get(SSH_PASSWORD_ENV):
-        raise ConfigError(f"${SSH_PASSWORD_ENV} is set, but DVC's SSH plugin does not check the server's host key on "
-                          "push and pull (sshfs connects with known_hosts=None), so a stored password would go to "
-                          "whatever answers at that address; use a key, which is never sent: unset "
-                          f"{SSH_PASSWORD_ENV} and set SAM3_DVC_SSH_KEYFILE (or use your agent)")  # fmt: skip
+        raise ConfigError(
+            f"${SSH_PASSWORD_ENV} is set, but DVC's SSH plugin does not check the server's host key on "
+            "push and pull (sshfs connects with known_hosts=None), so a stored password would go to "
+            "whatever answers at that address; use a key, which is never sent: unset "
+            f"{SSH_PASSWORD_ENV} and set SAM3_DVC_SSH_KEYFILE (or use your agent)"
+        )
     for option, env in remote.kind.credentials:
         if not environ.get(env):
             continue
@@ -300,16 +366,22 @@ def local_options(remote: Remote, environ: Mapping[str, str]) -> LocalOptions:
             continue
         path = Path(os.path.abspath(Path(environ[env]).expanduser()))
         if not path.is_file():
-            raise ConfigError(f"${env} is {environ[env]!r}, and {path} is not a file; point it at the file "
-                              f"DVC should use for '{remote.name}' ({option}), or unset it")  # fmt: skip
+            raise ConfigError(
+                f"${env} is {environ[env]!r}, and {path} is not a file; point it at the file "
+                f"DVC should use for '{remote.name}' ({option}), or unset it"
+            )
         values.append((option, str(path)))
     return LocalOptions(tuple(values), tuple(from_env))
 
 
 def store_credentials(runner: Runner, repo: Path, remote: Remote, local: LocalOptions) -> None:
     """Write options into .dvc/config.local, secrets read from the environment (never in argv), 0600."""
-    args = [str(repo / ".dvc"), remote.name, *(f"set:{option}={value}" for option, value in local.values),
-            *(f"env:{option}={env}" for option, env in local.from_env)]  # fmt: skip
+    args = [
+        str(repo / ".dvc"),
+        remote.name,
+        *(f"set:{option}={value}" for option, value in local.values),
+        *(f"env:{option}={env}" for option, env in local.from_env),
+    ]
     runner.commands.append(local.command(remote.name))
     done = runner.python_code(_WRITE_LOCAL, args, repo)
     if done.returncode != 0:
@@ -358,14 +430,26 @@ def host_key_check(runner: Runner, repo: Path, remote: Remote) -> Check:
             "host key", remote.shown, FAIL, f"could not check the host key: {last_error(done, runner.environ)}"
         )
     if "unreachable" in answer:
-        return Check("host key", remote.shown, FAIL, f"cannot reach remote '{remote.name}' at {remote.shown} "
-                     f"({answer['unreachable']}); check the network and the URL", "check the host and port")  # fmt: skip
+        return Check(
+            "host key",
+            remote.shown,
+            FAIL,
+            f"cannot reach remote '{remote.name}' at {remote.shown} "
+            f"({answer['unreachable']}); check the network and the URL",
+            "check the host and port",
+        )
     if not answer["trusted"]:
         login = f"ssh{' -p ' + port if port else ''} {options['user'] + '@' if 'user' in options else ''}{host}"
-        return Check("host key", remote.shown, FAIL, f"the SSH host key of remote '{remote.name}' ({answer['key']}) "
-                     f"is not in your known_hosts, or differs from the one there ({answer['detail']}); compare it "
-                     f"with the server's (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub there), then connect once "
-                     f"with `{login}` and accept it", "add the host key to known_hosts")  # fmt: skip
+        return Check(
+            "host key",
+            remote.shown,
+            FAIL,
+            f"the SSH host key of remote '{remote.name}' ({answer['key']}) "
+            f"is not in your known_hosts, or differs from the one there ({answer['detail']}); compare it "
+            f"with the server's (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub there), then connect once "
+            f"with `{login}` and accept it",
+            "add the host key to known_hosts",
+        )
     return Check("host key", remote.shown, PASS, f"{answer['key']} is in your known_hosts (DVC does not check it)")
 
 
@@ -373,8 +457,11 @@ def local_config_ignored(repo: Path) -> bool:
     """Whether git ignores .dvc/config.local (dvc init writes that rule into .dvc/.gitignore)."""
     if _git_toplevel(repo) is None:
         return True  # no git: nothing is tracked
-    done = subprocess.run(["git", "-C", str(repo), "check-ignore", "-q", ".dvc/config.local"], capture_output=True,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    done = subprocess.run(
+        ["git", "-C", str(repo), "check-ignore", "-q", ".dvc/config.local"],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
     return done.returncode == 0
 
 
@@ -459,8 +546,15 @@ def setup(
     config = project_config(runner, repo) if (repo / ".dvc").is_dir() else {}
 
     if remote is None:
-        add(Check("remote", "tracking.dvc_remote_url", WARN, "no remote configured: data stays on this machine",
-                  "set tracking.dvc_remote_url (s3://, gs://, azure://, ssh:// or a folder) or pass --remote"))  # fmt: skip
+        add(
+            Check(
+                "remote",
+                "tracking.dvc_remote_url",
+                WARN,
+                "no remote configured: data stays on this machine",
+                "set tracking.dvc_remote_url (s3://, gs://, azure://, ssh:// or a folder) or pass --remote",
+            )
+        )
     else:
         _remote_steps(runner, repo, remote, local, config, dry_run, add)
 
@@ -471,8 +565,15 @@ def setup(
         else:
             runner.commands.append(shlex.join(["dvc", *args]))
         rel = target.relative_to(repo)
-        add(Check("track", str(rel), PASS, f"{would} dvc {shlex.join(args)}",
-                  f"commit the pointer: git add {rel}.dvc {rel.parent / '.gitignore'}"))  # fmt: skip
+        add(
+            Check(
+                "track",
+                str(rel),
+                PASS,
+                f"{would} dvc {shlex.join(args)}",
+                f"commit the pointer: git add {rel}.dvc {rel.parent / '.gitignore'}",
+            )
+        )
 
     if remote is not None and dry_run:
         add(Check("round trip", remote.name, SKIP, f"dry run: would push and pull a canary object; {CANARY_NOTE}"))
@@ -485,8 +586,15 @@ def setup(
             if done.returncode == 0:
                 add(Check("push", remote.name, PASS, f"pushed {', '.join(files)}"))
             else:
-                add(Check("push", remote.name, FAIL, explain_failure("push", remote, last_error(done, runner.environ)),
-                          "fix the remote, then re-run with --push"))  # fmt: skip
+                add(
+                    Check(
+                        "push",
+                        remote.name,
+                        FAIL,
+                        explain_failure("push", remote, last_error(done, runner.environ)),
+                        "fix the remote, then re-run with --push",
+                    )
+                )
     result.commands = list(runner.commands)
     return result
 
@@ -500,15 +608,18 @@ def _track_target(repo: Path, path: str) -> Path:
     if not target.exists():
         raise ConfigError(f"--track {path}: {target} does not exist; pass a dataset root or checkpoint folder")
     if not target.is_relative_to(repo) or target == repo:
-        raise ConfigError(f"--track {path}: {target} is not inside the DVC repository {repo}; DVC tracks files "
-                          "inside it (move the data there, or pass --repo)")  # fmt: skip
+        raise ConfigError(
+            f"--track {path}: {target} is not inside the DVC repository {repo}; DVC tracks files "
+            "inside it (move the data there, or pass --repo)"
+        )
     if ".dvc" in target.relative_to(repo).parts or ".git" in target.relative_to(repo).parts:
         raise ConfigError(f"--track {path}: DVC cannot track files inside .dvc or .git")
     return target
 
 
-def _remote_steps(runner: Runner, repo: Path, remote: Remote, local: LocalOptions, config: dict[str, str],
-                  dry_run: bool, add) -> None:  # fmt: skip
+def _remote_steps(
+    runner: Runner, repo: Path, remote: Remote, local: LocalOptions, config: dict[str, str], dry_run: bool, add
+) -> None:
     name, kind = remote.name, remote.kind
     would = "would run" if dry_run else "ran"
     install = plugin_command(kind, runner.python)
@@ -522,8 +633,10 @@ def _remote_steps(runner: Runner, repo: Path, remote: Remote, local: LocalOption
             runner.log(f"installing the DVC plugin: {shown}")
             done = subprocess.run(install, capture_output=True, text=True, stdin=subprocess.DEVNULL)
             if done.returncode != 0:
-                raise ToolError(f"could not install dvc[{kind.extra}] ({last_error(done, runner.environ)}); run "
-                                f"{shown} yourself, then re-run env.dvc")  # fmt: skip
+                raise ToolError(
+                    f"could not install dvc[{kind.extra}] ({last_error(done, runner.environ)}); run "
+                    f"{shown} yourself, then re-run env.dvc"
+                )
             importlib.invalidate_caches()
         add(Check("plugin", f"dvc[{kind.extra}]", PASS, f"{would} {shown}"))
 
@@ -537,8 +650,13 @@ def _remote_steps(runner: Runner, repo: Path, remote: Remote, local: LocalOption
     if remote.endpoint and config.get(f"remote.{name}.endpointurl") != remote.endpoint:
         steps.append(("endpoint", ["remote", "modify", name, "endpointurl", remote.endpoint], remote.endpoint))
     if config.get(f"remote.{name}.verify", "").lower() != "true":
-        steps.append(("verify", ["remote", "modify", name, "verify", "true"],
-                      "pulls re-hash every object: a corrupted one is refused"))  # fmt: skip
+        steps.append(
+            (
+                "verify",
+                ["remote", "modify", name, "verify", "true"],
+                "pulls re-hash every object: a corrupted one is refused",
+            )
+        )
     for check, args, detail in steps:
         if dry_run:
             runner.commands.append(shlex.join(["dvc", *args]))
@@ -558,8 +676,11 @@ def _remote_steps(runner: Runner, repo: Path, remote: Remote, local: LocalOption
         verb = "would store" if dry_run else "stored"
         options = {option for option, _ in kind.credentials}
         chain = "" if options & {o for o, _ in local.values + local.from_env} else f"; DVC uses {kind.default_chain}"
-        add(Check("credentials", ".dvc/config.local", PASS, f"{verb} {local.described()}; mode 0600, git-ignored"
-                  + chain))  # fmt: skip
+        add(
+            Check(
+                "credentials", ".dvc/config.local", PASS, f"{verb} {local.described()}; mode 0600, git-ignored" + chain
+            )
+        )
     elif kind.credentials:
         add(Check("credentials", name, SKIP, f"none in the environment: DVC uses {kind.default_chain}"))
     if not dry_run:
@@ -578,10 +699,24 @@ def _secrets_stay_local(repo: Path, environ: Mapping[str, str], add) -> None:
     leaked = secrets.spans(tracked) or [value for value in secrets.secret_values(environ) if value in tracked]
     if options or leaked:
         what = ", ".join(options) or "a credential value"
-        add(Check("secrets", ".dvc/config", FAIL, f"the tracked .dvc/config holds {what}",
-                  "dvc remote modify --unset NAME OPTION, then set it again with --local (env.dvc does)"))  # fmt: skip
+        add(
+            Check(
+                "secrets",
+                ".dvc/config",
+                FAIL,
+                f"the tracked .dvc/config holds {what}",
+                "dvc remote modify --unset NAME OPTION, then set it again with --local (env.dvc does)",
+            )
+        )
     elif not local_config_ignored(repo):
-        add(Check("secrets", ".dvc/config.local", FAIL, "git does not ignore .dvc/config.local",
-                  "add '/config.local' to .dvc/.gitignore"))  # fmt: skip
+        add(
+            Check(
+                "secrets",
+                ".dvc/config.local",
+                FAIL,
+                "git does not ignore .dvc/config.local",
+                "add '/config.local' to .dvc/.gitignore",
+            )
+        )
     else:
         add(Check("secrets", ".dvc/config", PASS, "no credentials in tracked files; .dvc/config.local is git-ignored"))

@@ -120,8 +120,14 @@ def login(key: str, environ: Mapping[str, str] = os.environ, python: str = sys.e
     env.pop("WANDB_MODE", None)
     env["WANDB_SILENT"] = "true"
     try:
-        done = subprocess.run([python, "-c", _LOGIN], env=env, capture_output=True, text=True,
-                              timeout=LOGIN_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            [python, "-c", _LOGIN],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=LOGIN_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return {"ok": False, "kind": "Timeout", "detail": f"no answer within {LOGIN_TIMEOUT_S} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -139,8 +145,16 @@ def scrub(text: str, *known: str | None) -> str:
 
 
 def _unreachable(detail: str) -> bool:
-    words = ("Failed to execute API request", "did not respond", "connection refused", "no such host",
-             "timeout", "Timeout", "dial tcp", "no answer")  # fmt: skip
+    words = (
+        "Failed to execute API request",
+        "did not respond",
+        "connection refused",
+        "no such host",
+        "timeout",
+        "Timeout",
+        "dial tcp",
+        "no answer",
+    )
     return any(word in detail for word in words)
 
 
@@ -161,11 +175,21 @@ def offline_smoke(environ: Mapping[str, str] = os.environ, python: str = sys.exe
     """Start, log to and finish a real offline W&B run in a throwaway folder, the way a job starts one."""
     with tempfile.TemporaryDirectory(prefix="sam3-wandb-check-") as tmp:
         env = dict(environ)
-        env.update(WANDB_MODE="offline", WANDB_DIR=tmp, WANDB_PROJECT=env.get("WANDB_PROJECT") or "sam3-tasks-check",
-                   WANDB_SILENT="true")  # fmt: skip
+        env.update(
+            WANDB_MODE="offline",
+            WANDB_DIR=tmp,
+            WANDB_PROJECT=env.get("WANDB_PROJECT") or "sam3-tasks-check",
+            WANDB_SILENT="true",
+        )
         try:
-            done = subprocess.run([python, "-c", _OFFLINE_SMOKE, str(PLUGIN_DIR)], env=env, capture_output=True,
-                                  text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+            done = subprocess.run(
+                [python, "-c", _OFFLINE_SMOKE, str(PLUGIN_DIR)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             return False, "the offline run did not finish within 120 s"
         if done.returncode != 0 or "RUN_DIR" not in done.stdout:
@@ -201,17 +225,20 @@ def job_env(settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]
     if not project:
         return {}
     if settings["tracking.wandb_mode"] == "online" and find_key(environ)[0] is None:
-        raise ConfigError(f"W&B logging is on (tracking.wandb_project {project}) but {KEY_ENV} is not set, so every "
-                          f"job would stop at wandb.init: export {KEY_ENV}=... (from {AUTHORIZE_URL}), or set "
-                          "tracking.wandb_mode offline and `wandb sync` the runs later")  # fmt: skip
+        raise ConfigError(
+            f"W&B logging is on (tracking.wandb_project {project}) but {KEY_ENV} is not set, so every "
+            f"job would stop at wandb.init: export {KEY_ENV}=... (from {AUTHORIZE_URL}), or set "
+            "tracking.wandb_mode offline and `wandb sync` the runs later"
+        )
     env = {"WANDB_PROJECT": project, "WANDB_MODE": settings["tracking.wandb_mode"], "WANDB_DISABLE_CODE": "true"}
     if settings["tracking.wandb_entity"]:
         env["WANDB_ENTITY"] = settings["tracking.wandb_entity"]
     return env
 
 
-def writer_overrides(run_name: str, dataset: str | None, experiment_dir: str, job_type: str,
-                     group: str | None = None, instance: str = "") -> dict[str, str]:  # fmt: skip
+def writer_overrides(
+    run_name: str, dataset: str | None, experiment_dir: str, job_type: str, group: str | None = None, instance: str = ""
+) -> dict[str, str]:
     """The config keys that make a config's jobs log to W&B: the plugin as SAM3's TensorBoard writer, and
     the task's identity, which the plugin passes to wandb.init (dataset and experiment_dir may be
     interpolations that resolve per array task). A grid cell's tasks are named <run>/<cell>/<dataset>
@@ -253,18 +280,35 @@ def check(settings, offline: bool, dry_run: bool = False, environ: Mapping[str, 
     key, source = find_key(environ)
     if key is None:
         if mode == "online":
-            raise ConfigError(f"{KEY_ENV} is not set: copy your key from {AUTHORIZE_URL}, then export "
-                              f"{KEY_ENV}=... (never put it in invoke.yaml), or pass --offline to log runs "
-                              "locally and `wandb sync` them later")  # fmt: skip
-        checks.append(Check("key", KEY_ENV, WARN, "not set: offline runs work; uploading them needs a key",
-                            f"export {KEY_ENV}=... before `wandb sync`"))  # fmt: skip
+            raise ConfigError(
+                f"{KEY_ENV} is not set: copy your key from {AUTHORIZE_URL}, then export "
+                f"{KEY_ENV}=... (never put it in invoke.yaml), or pass --offline to log runs "
+                "locally and `wandb sync` them later"
+            )
+        checks.append(
+            Check(
+                "key",
+                KEY_ENV,
+                WARN,
+                "not set: offline runs work; uploading them needs a key",
+                f"export {KEY_ENV}=... before `wandb sync`",
+            )
+        )
     else:
         problem = key_problem(key)
         if problem:
-            raise ConfigError(f"the W&B API key from {source} is malformed: {problem} Copy it again from "
-                              f"{AUTHORIZE_URL} (the whole key, no spaces)")  # fmt: skip
-        checks.append(Check("key", KEY_ENV if source.startswith("env") else "netrc", PASS,
-                            f"well formed ({len(key)} characters, from {source})"))  # fmt: skip
+            raise ConfigError(
+                f"the W&B API key from {source} is malformed: {problem} Copy it again from "
+                f"{AUTHORIZE_URL} (the whole key, no spaces)"
+            )
+        checks.append(
+            Check(
+                "key",
+                KEY_ENV if source.startswith("env") else "netrc",
+                PASS,
+                f"well formed ({len(key)} characters, from {source})",
+            )
+        )
 
     url = base_url(environ)
     if dry_run:
@@ -273,17 +317,28 @@ def check(settings, offline: bool, dry_run: bool = False, environ: Mapping[str, 
     elif mode == "offline":
         ok, detail = offline_smoke(environ)
         checks.append(Check("login", "offline", SKIP, f"offline mode: {url} not contacted"))
-        checks.append(Check("offline run", "wandb", PASS if ok else FAIL, detail,
-                            "" if ok else "reinstall wandb in the launcher venv (scripts/bootstrap)"))  # fmt: skip
+        checks.append(
+            Check(
+                "offline run",
+                "wandb",
+                PASS if ok else FAIL,
+                detail,
+                "" if ok else "reinstall wandb in the launcher venv (scripts/bootstrap)",
+            )
+        )
     elif key is not None:
         result = login(key, environ)
         detail = result.get("detail", "")
         if not result.get("ok"):
             if _unreachable(detail):
-                raise ToolError(f"cannot reach W&B at {url} ({detail}); check the network, HTTPS_PROXY or "
-                                "WANDB_BASE_URL, or pass --offline")  # fmt: skip
-            raise ConfigError(f"W&B at {url} refused the API key from {source} ({detail}): copy a current key "
-                              f"from {AUTHORIZE_URL} and export {KEY_ENV}=...")  # fmt: skip
+                raise ToolError(
+                    f"cannot reach W&B at {url} ({detail}); check the network, HTTPS_PROXY or "
+                    "WANDB_BASE_URL, or pass --offline"
+                )
+            raise ConfigError(
+                f"W&B at {url} refused the API key from {source} ({detail}): copy a current key "
+                f"from {AUTHORIZE_URL} and export {KEY_ENV}=..."
+            )
         who = f" (default entity {result['entity']})" if result.get("entity") else ""
         checks.append(Check("login", url, PASS, f"key accepted{who}; nothing written to ~/.netrc"))
 
@@ -291,8 +346,15 @@ def check(settings, offline: bool, dry_run: bool = False, environ: Mapping[str, 
         where = f"{entity}/{project}" if entity else f"{project} (the key's default entity)"
         checks.append(Check("project", "tracking.wandb_project", PASS, f"SAM3 runs log to {where}, mode {mode}"))
     else:
-        checks.append(Check("project", "tracking.wandb_project", WARN, "not set: W&B logging is off for SAM3 runs",
-                            "set tracking.wandb_project in ~/.invoke.yaml or INVOKE_TRACKING_WANDB_PROJECT"))  # fmt: skip
+        checks.append(
+            Check(
+                "project",
+                "tracking.wandb_project",
+                WARN,
+                "not set: W&B logging is off for SAM3 runs",
+                "set tracking.wandb_project in ~/.invoke.yaml or INVOKE_TRACKING_WANDB_PROJECT",
+            )
+        )
     if project:
         venv = settings.path("sam3.train_venv")
         status, detail = train_env_wandb(venv)

@@ -106,8 +106,15 @@ def run_streamed(command: Command, stream=None, env: dict[str, str] | None = Non
     seen: list[str] = []
     try:
         environment = {**(env if env is not None else os.environ), **command.env} if command.env else env
-        process = subprocess.Popen(command.argv, cwd=command.cwd, env=environment, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, bufsize=1)  # fmt: skip
+        process = subprocess.Popen(
+            command.argv,
+            cwd=command.cwd,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
     except OSError as error:
         return 127, str(error)
     for line in process.stdout:
@@ -122,8 +129,9 @@ def _probe(python: Path, code: str, timeout: float = 120) -> dict[str, Any] | st
     """Run code in the venv's python (from inside the venv, so no folder named like a package shadows
     it) and return the JSON it prints on its last line, or the error as one line."""
     try:
-        done = subprocess.run([str(python), "-c", code], cwd=python.parent.parent, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+        done = subprocess.run(
+            [str(python), "-c", code], cwd=python.parent.parent, capture_output=True, text=True, timeout=timeout
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"{python} did not answer: {error}"
     if done.returncode != 0:
@@ -254,8 +262,10 @@ def plan_venv(venv: Path, python: str | None, torch_version: str | None, force: 
         raise ConfigError(f"sam3.train_venv = {venv} is a file; point it at a folder")
     is_venv = (venv / "pyvenv.cfg").is_file()
     if venv.exists() and not is_venv and not _is_empty_dir(venv):
-        raise ConfigError(f"{venv} exists and is not a virtual environment (no pyvenv.cfg); move it aside, "
-                          "or set sam3.train_venv to another folder")  # fmt: skip
+        raise ConfigError(
+            f"{venv} exists and is not a virtual environment (no pyvenv.cfg); move it aside, "
+            "or set sam3.train_venv to another folder"
+        )
     if is_venv and not force:
         info = _probe(python_of(venv), VENV_PROBE)
         if isinstance(info, str):
@@ -272,11 +282,14 @@ def plan_venv(venv: Path, python: str | None, torch_version: str | None, force: 
                 if not (low <= wanted_version <= high):
                     raise ConfigError(f"--python {python} is Python {_v(found)}, but {why}; pass --python {_v(high)}")
             if wanted_version is not None and wanted_version != version[:2]:
-                raise ToolError(f"{venv} has Python {_v(version)}, not {python}; recreate it: "
-                                f"inv env.venv --force --python {python} (torch and sam3 are then installed again)")  # fmt: skip
+                raise ToolError(
+                    f"{venv} has Python {_v(version)}, not {python}; recreate it: "
+                    f"inv env.venv --force --python {python} (torch and sam3 are then installed again)"
+                )
         if not (low <= version[:2] <= high):
-            raise ToolError(f"{venv} has Python {_v(version)}, but {why}; recreate it: "
-                            f"inv env.venv --force --python {_v(high)}")  # fmt: skip
+            raise ToolError(
+                f"{venv} has Python {_v(version)}, but {why}; recreate it: inv env.venv --force --python {_v(high)}"
+            )
         if info["pip"] is None:
             command = Command([str(python_of(venv)), "-m", "ensurepip", "--upgrade"])
             return Outcome("venv", f"add pip to {venv} (Python {_v(version)}, without pip)", [command])
@@ -307,11 +320,21 @@ def make_venv(outcome: Outcome, venv: Path, torch_version: str | None) -> Outcom
     low, high, why = supported_pythons(torch_version)
     version = tuple(info["version"])
     checks = [
-        Check("venv", "python", PASS if low <= version[:2] <= high else FAIL, f"Python {_v(version)}; {why}",
-              "" if low <= version[:2] <= high else f"inv env.venv --force --python {_v(high)}"),
-        Check("venv", "pip", PASS if info["pip"] else FAIL, f"pip {info['pip']}" if info["pip"] else "no pip",
-              "" if info["pip"] else f"{python_of(venv)} -m ensurepip"),
-    ]  # fmt: skip
+        Check(
+            "venv",
+            "python",
+            PASS if low <= version[:2] <= high else FAIL,
+            f"Python {_v(version)}; {why}",
+            "" if low <= version[:2] <= high else f"inv env.venv --force --python {_v(high)}",
+        ),
+        Check(
+            "venv",
+            "pip",
+            PASS if info["pip"] else FAIL,
+            f"pip {info['pip']}" if info["pip"] else "no pip",
+            "" if info["pip"] else f"{python_of(venv)} -m ensurepip",
+        ),
+    ]
     outcome.checks = checks
     return outcome
 
@@ -381,15 +404,19 @@ def choose_torch(inventory, torch_version: str | None, torch_index: str | None) 
         return TorchTarget(torch_version, None, "pypi", "--torch-index pypi: PyPI's default build", has_gpu, True)
     if TAG.match(torch_index):
         index = cuda.TORCH_INDEX.format(tag=torch_index)
-        return TorchTarget(torch_version, index, torch_index, f"--torch-index {torch_index}",
-                           has_gpu and torch_index != "cpu", True)  # fmt: skip
+        return TorchTarget(
+            torch_version, index, torch_index, f"--torch-index {torch_index}", has_gpu and torch_index != "cpu", True
+        )
     if re.match(r"^(https?|file)://", torch_index):
         tail = torch_index.rstrip("/").rsplit("/", 1)[-1]
         label = tail if TAG.match(tail) else "custom"
-        return TorchTarget(torch_version, torch_index, label, f"--torch-index {mask(torch_index)}",
-                           has_gpu and label != "cpu", True)  # fmt: skip
-    raise ConfigError(f"--torch-index {torch_index!r} is not a URL, 'pypi' or a build tag (cpu, cu126, cu128, cu130); "
-                      "pass e.g. --torch-index cu128")  # fmt: skip
+        return TorchTarget(
+            torch_version, torch_index, label, f"--torch-index {mask(torch_index)}", has_gpu and label != "cpu", True
+        )
+    raise ConfigError(
+        f"--torch-index {torch_index!r} is not a URL, 'pypi' or a build tag (cpu, cu126, cu128, cu130); "
+        "pass e.g. --torch-index cu128"
+    )
 
 
 def torch_fits(target: TorchTarget, build, inventory, venv: Path) -> tuple[bool, str]:
@@ -492,8 +519,11 @@ def plan_torch(venv: Path, target: TorchTarget, inventory, force: bool, dry_run:
     if build is not None:
         # Resolve the new build first (no install): with no network or no such build, the torch that is
         # there stays, instead of an uninstalled venv.
-        commands.append(Command([str(python), *PIP, "--dry-run", "--ignore-installed", "--quiet",
-                                 *target.requirements()], env=index))  # fmt: skip
+        commands.append(
+            Command(
+                [str(python), *PIP, "--dry-run", "--ignore-installed", "--quiet", *target.requirements()], env=index
+            )
+        )
         commands.append(Command([str(python), "-m", "pip", "uninstall", "--yes", "torch", "torchvision"]))
     commands.append(Command([str(python), *PIP, *target.requirements()], env=index))
     where = mask(target.index or "PyPI")
@@ -554,16 +584,20 @@ def install_torch(outcome: Outcome, venv: Path, target: TorchTarget, inventory) 
         low, high, label = torch_python_range(target.version)
         version = tuple(info["version"])[:2]
         if not (low <= version <= high):
-            raise ToolError(f"{venv} has Python {_v(version)}; {label} ships wheels for {_v(low)}-{_v(high)}: "
-                            f"recreate it: inv env.venv --force --python {_v(min(high, SEED_PYTHON[1]))}")  # fmt: skip
+            raise ToolError(
+                f"{venv} has Python {_v(version)}; {label} ships wheels for {_v(low)}-{_v(high)}: "
+                f"recreate it: inv env.venv --force --python {_v(min(high, SEED_PYTHON[1]))}"
+            )
     (venv / TORCH_STAMP).unlink(missing_ok=True)
     for command in outcome.commands:
         code, output = run_streamed(command)
         if code != 0:
             where = mask(target.index or "PyPI")
-            raise ToolError(f"pip could not install {' '.join(target.requirements())} from {where}: "
-                            f"{_pip_error(output)}; check the version (--torch-version) and that this machine "
-                            "reaches the index (or pass a mirror: --torch-index URL)")  # fmt: skip
+            raise ToolError(
+                f"pip could not install {' '.join(target.requirements())} from {where}: "
+                f"{_pip_error(output)}; check the version (--torch-version) and that this machine "
+                "reaches the index (or pass a mirror: --torch-index URL)"
+            )
     outcome.checks = verify_torch(venv, target, inventory)
     if all(c.status != FAIL for c in outcome.checks):
         _write_torch_stamp(
@@ -603,8 +637,7 @@ def checkout_commit(checkout: Path) -> str | None:
     """The checkout's commit; None when it is not a git checkout of its own."""
     if not (checkout / ".git").exists():
         return None
-    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=60)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -627,8 +660,10 @@ def plan_sam3(venv: Path, checkout: Path, source: str, version: str, force: bool
     if source not in ("auto", "checkout", "pypi"):
         raise ConfigError(f"--source {source!r} is not auto, checkout or pypi; pick one of those")
     if not re.fullmatch(r"\d+(\.\d+)*((a|b|rc|\.post|\.dev)\d+)?", str(version)):
-        raise ConfigError(f"--sam3-version {version!r} is not a release like {SAM3_PYPI_VERSION}; pass e.g. "
-                          f"--sam3-version {SAM3_PYPI_VERSION}")  # fmt: skip
+        raise ConfigError(
+            f"--sam3-version {version!r} is not a release like {SAM3_PYPI_VERSION}; pass e.g. "
+            f"--sam3-version {SAM3_PYPI_VERSION}"
+        )
     python = python_of(venv)
     if python.exists():
         found = _probe(python, _sam3_probe_code())
@@ -639,17 +674,25 @@ def plan_sam3(venv: Path, checkout: Path, source: str, version: str, force: bool
     if isinstance(found, str):
         raise ToolError(f"the venv at {venv} does not answer ({found}); recreate it: inv env.venv --force")
     if not found["dists"]["torch"] and not dry_run:
-        raise ToolError(f"no torch in {venv}; install it first: inv env.torch (sam3's dependencies would "
-                        "otherwise pull PyPI's default torch, which may not fit the driver)")  # fmt: skip
+        raise ToolError(
+            f"no torch in {venv}; install it first: inv env.torch (sam3's dependencies would "
+            "otherwise pull PyPI's default torch, which may not fit the driver)"
+        )
     present = has_checkout(checkout)
     if source == "checkout" and not present:
-        raise ToolError(f"no sam3 checkout at {checkout} (no pyproject.toml); check it out with inv env.submodules, "
-                        "or pass --source pypi")  # fmt: skip
+        raise ToolError(
+            f"no sam3 checkout at {checkout} (no pyproject.toml); check it out with inv env.submodules, "
+            "or pass --source pypi"
+        )
     use_checkout = present and source != "pypi"
     extras = list(TRAINING_EXTRAS)
     if use_checkout:
-        stamp = {"source": "checkout", "checkout": str(checkout.resolve()), "commit": checkout_commit(checkout),
-                 "extras": extras}  # fmt: skip
+        stamp = {
+            "source": "checkout",
+            "checkout": str(checkout.resolve()),
+            "commit": checkout_commit(checkout),
+            "extras": extras,
+        }
         where_ok = _under(found["sam3"], checkout)
         label = f"sam3 (editable) from {checkout} at {(stamp['commit'] or 'an unversioned tree')[:12]}"
     else:
@@ -693,8 +736,10 @@ def install_sam3(plan: Sam3Plan, venv: Path) -> Outcome:
     for command in outcome.commands:
         code, output = run_streamed(command)
         if code != 0:
-            raise ToolError(f"pip could not finish {outcome.summary}: {_pip_error(output)}; check that pip reaches "
-                            "PyPI (or its mirror) and the version (--sam3-version)")  # fmt: skip
+            raise ToolError(
+                f"pip could not finish {outcome.summary}: {_pip_error(output)}; check that pip reaches "
+                "PyPI (or its mirror) and the version (--sam3-version)"
+            )
     answer = _probe(python_of(venv), VERIFY_SAM3, timeout=600)
     if isinstance(answer, str):
         outcome.checks = [Check("sam3", "import", FAIL, answer, "inv env.sam3 --force")]
@@ -702,8 +747,15 @@ def install_sam3(plan: Sam3Plan, venv: Path) -> Outcome:
     expected = Path(stamp["checkout"]) if stamp["source"] == "checkout" else venv
     ok = _under(answer["file"], expected)
     detail = f"import sam3 -> {answer['file']}"
-    outcome.checks = [Check("sam3", "import", PASS if ok else FAIL, detail,
-                            "" if ok else f"another sam3 shadows it: {python_of(venv)} -m pip uninstall sam3")]  # fmt: skip
+    outcome.checks = [
+        Check(
+            "sam3",
+            "import",
+            PASS if ok else FAIL,
+            detail,
+            "" if ok else f"another sam3 shadows it: {python_of(venv)} -m pip uninstall sam3",
+        )
+    ]
     if ok:
         atomic_write_text(venv / SAM3_STAMP, json.dumps(stamp) + "\n")
     return outcome
@@ -712,7 +764,9 @@ def install_sam3(plan: Sam3Plan, venv: Path) -> Outcome:
 @functools.cache
 def training_versions(python: Path) -> dict[str, str]:
     """Versions of what the training env runs; one probe per process (planning and the record both ask)."""
-    code = ("import importlib.metadata as m, json\nout = {}\nfor name in ('torch', 'sam3', 'hydra-core', 'submitit'):\n"
-            "    try: out[name] = m.version(name)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))")  # fmt: skip
+    code = (
+        "import importlib.metadata as m, json\nout = {}\nfor name in ('torch', 'sam3', 'hydra-core', 'submitit'):\n"
+        "    try: out[name] = m.version(name)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))"
+    )
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
     return json.loads(done.stdout) if done.returncode == 0 else {}

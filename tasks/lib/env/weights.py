@@ -239,10 +239,15 @@ _PLANNED = {"present": "present", "link": "would link", "download": "would downl
 def rows(outcome: Outcome) -> list[tuple[str, str, str, str, str]]:
     words = _PLANNED if outcome.dry_run else _DONE
     return [
-        (f.name, _size(f.size), words[f.action],
-         (f"sha256 {f.etag[:12]}" if len(f.etag) == 64 else f"sha1 {f.etag[:12]}") if f.etag else "?", f.detail or "-")
+        (
+            f.name,
+            _size(f.size),
+            words[f.action],
+            (f"sha256 {f.etag[:12]}" if len(f.etag) == 64 else f"sha1 {f.etag[:12]}") if f.etag else "?",
+            f.detail or "-",
+        )
         for f in outcome.files
-    ]  # fmt: skip
+    ]
 
 
 def _size(size: int | None) -> str:
@@ -373,8 +378,17 @@ def _status(error: BaseException) -> int | None:
 def _unreachable(error: BaseException) -> bool:
     """A network failure rather than an answer from the hub."""
     names = {cls.__name__ for cls in type(error).__mro__}
-    network = {"ConnectError", "ConnectTimeout", "TimeoutException", "ReadTimeout", "ConnectionError",
-               "OfflineModeIsEnabled", "NetworkError", "ProxyError", "LocalEntryNotFoundError"}  # fmt: skip
+    network = {
+        "ConnectError",
+        "ConnectTimeout",
+        "TimeoutException",
+        "ReadTimeout",
+        "ConnectionError",
+        "OfflineModeIsEnabled",
+        "NetworkError",
+        "ProxyError",
+        "LocalEntryNotFoundError",
+    }
     return bool(names & network) or (_status(error) or 0) >= 500
 
 
@@ -390,38 +404,54 @@ def _explain(error: BaseException, token_source: str, endpoint: str, revision: s
     status = _status(error)
     reason = _scrub(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__, token)
     if "RevisionNotFoundError" in names:
-        return ConfigError(f"revision {revision!r} does not exist in {REPO_ID}; pass a branch, tag or commit "
-                           f"listed at {ACCESS_URL}/commits/main, or leave out --revision")  # fmt: skip
+        return ConfigError(
+            f"revision {revision!r} does not exist in {REPO_ID}; pass a branch, tag or commit "
+            f"listed at {ACCESS_URL}/commits/main, or leave out --revision"
+        )
     if "GatedRepoError" in names and status == 403:
-        return ToolError(f"your Hugging Face account has no access to {REPO_ID} yet (403, gated): ask for access "
-                         f"at {ACCESS_URL} (approval is manual; the token from {token_source} must belong to the "
-                         "approved account), then re-run")  # fmt: skip
+        return ToolError(
+            f"your Hugging Face account has no access to {REPO_ID} yet (403, gated): ask for access "
+            f"at {ACCESS_URL} (approval is manual; the token from {token_source} must belong to the "
+            "approved account), then re-run"
+        )
     if status == 401:
-        return ConfigError(f"the Hugging Face token from {token_source} was refused (401: wrong, expired or "
-                           f"revoked): create a read token at {TOKENS_URL}, then export HF_TOKEN=... or run "
-                           f"`hf auth login`; access to {REPO_ID} is requested at {ACCESS_URL}")  # fmt: skip
+        return ConfigError(
+            f"the Hugging Face token from {token_source} was refused (401: wrong, expired or "
+            f"revoked): create a read token at {TOKENS_URL}, then export HF_TOKEN=... or run "
+            f"`hf auth login`; access to {REPO_ID} is requested at {ACCESS_URL}"
+        )
     if status == 403:
-        return ToolError(f"the hub refused access to {REPO_ID} (403: {reason}); a fine-grained token needs "
-                         f"'read access to public gated repos'; check {TOKENS_URL} and {ACCESS_URL}")  # fmt: skip
+        return ToolError(
+            f"the hub refused access to {REPO_ID} (403: {reason}); a fine-grained token needs "
+            f"'read access to public gated repos'; check {TOKENS_URL} and {ACCESS_URL}"
+        )
     if "RepositoryNotFoundError" in names:
-        return ToolError(f"{REPO_ID} was not found at {endpoint} ({reason}); check HF_ENDPOINT, or ask for access "
-                         f"at {ACCESS_URL}")  # fmt: skip
+        return ToolError(
+            f"{REPO_ID} was not found at {endpoint} ({reason}); check HF_ENDPOINT, or ask for access at {ACCESS_URL}"
+        )
     if "OfflineModeIsEnabled" in names:
-        return ToolError("HF_HUB_OFFLINE=1 is set and the weights are not in the cache yet; unset it on a machine "
-                         "with network access (a login node), run env.weights there, then run jobs offline")  # fmt: skip
+        return ToolError(
+            "HF_HUB_OFFLINE=1 is set and the weights are not in the cache yet; unset it on a machine "
+            "with network access (a login node), run env.weights there, then run jobs offline"
+        )
     if _unreachable(error):
-        return ToolError(f"cannot reach the Hugging Face hub at {endpoint} ({reason}); check the network, "
-                         "HTTPS_PROXY or HF_ENDPOINT, then re-run: finished files are kept")  # fmt: skip
-    return ToolError(f"the hub answered {status or type(error).__name__} for {REPO_ID} ({reason}); re-run, "
-                     f"or check {ACCESS_URL}")  # fmt: skip
+        return ToolError(
+            f"cannot reach the Hugging Face hub at {endpoint} ({reason}); check the network, "
+            "HTTPS_PROXY or HF_ENDPOINT, then re-run: finished files are kept"
+        )
+    return ToolError(
+        f"the hub answered {status or type(error).__name__} for {REPO_ID} ({reason}); re-run, or check {ACCESS_URL}"
+    )
 
 
 def _offline_plan(revision: str, endpoint: str, error: BaseException, seconds: float) -> Outcome:
     """A dry run that cannot reach the hub still plans: every file would be downloaded, sizes unknown."""
     files = [FileState(name, None, "", "download", "size unknown (hub not reachable)") for name in FILES]
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
-    note = (f"the hub at {endpoint} is not reachable ({reason}): the commit and the sizes are unknown, and a real "
-            "run needs the network (or copy the cache from a machine that has it: paths.hf_home)")  # fmt: skip
+    note = (
+        f"the hub at {endpoint} is not reachable ({reason}): the commit and the sizes are unknown, and a real "
+        "run needs the network (or copy the cache from a machine that has it: paths.hf_home)"
+    )
     return Outcome(REPO_ID, revision, None, None, files, dry_run=True, checked_hub=False, notes=[note], seconds=seconds)
 
 
@@ -476,8 +506,10 @@ def ensure(
     siblings = {s.rfilename: s for s in (info.siblings or [])}
     missing = [name for name in FILES if name not in siblings]
     if not commit or missing:
-        raise ToolError(f"{REPO_ID}@{revision} lists no {', '.join(missing) or 'commit'} at {endpoint}; "
-                        "pass a --revision that has the SAM3 checkpoint")  # fmt: skip
+        raise ToolError(
+            f"{REPO_ID}@{revision} lists no {', '.join(missing) or 'commit'} at {endpoint}; "
+            "pass a --revision that has the SAM3 checkpoint"
+        )
     states = []
     for name in FILES:
         sibling = siblings[name]
@@ -531,8 +563,10 @@ def ensure(
                 status = _status(error)
                 if (status is None or status >= 500) and (_unreachable(error) or isinstance(error, OSError)):
                     reason = _scrub(str(error).strip().splitlines()[0] if str(error).strip() else "", token)
-                    raise ToolError(f"download of {state.name} stopped ({type(error).__name__}: {reason}); re-run "
-                                    "env.weights: finished files are kept and the partial one is removed") from None  # fmt: skip
+                    raise ToolError(
+                        f"download of {state.name} stopped ({type(error).__name__}: {reason}); re-run "
+                        "env.weights: finished files are kept and the partial one is removed"
+                    ) from None
                 raise explain(error, token_source, endpoint, revision, token) from None
             problem = blob_problem(folder / "blobs" / state.etag, state.etag, state.size)
             if problem:

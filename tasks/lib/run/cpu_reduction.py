@@ -52,16 +52,22 @@ def check(config: dict, source: str, sam3_version: str | None) -> None:
     model = _flag(config, "trainer", "model") or {}
     target = str(model.get("_target_", ""))
     if target not in REDUCIBLE_MODELS:
-        raise ConfigError(f"{source}: trainer.model is {target or 'missing'}, which the CPU reduction cannot stand "
-                          f"for (it reduces {REDUCIBLE_MODELS[0]}); run it on a GPU machine without --smoke")  # fmt: skip
+        raise ConfigError(
+            f"{source}: trainer.model is {target or 'missing'}, which the CPU reduction cannot stand "
+            f"for (it reduces {REDUCIBLE_MODELS[0]}); run it on a GPU machine without --smoke"
+        )
     if segmentation.is_enabled(config) or _flag(config, "scratch", "enable_segmentation") is True:
         _check_masks(config, source)
     if _flag(config, "trainer", "model", "compile") is True:
-        raise ConfigError(f"{source}: trainer.model.compile is true, which a CPU smoke run cannot use; "
-                          "--set trainer.model.compile=false")  # fmt: skip
+        raise ConfigError(
+            f"{source}: trainer.model.compile is true, which a CPU smoke run cannot use; "
+            "--set trainer.model.compile=false"
+        )
     if sam3_version not in CHECKED_SAM3_VERSIONS:
-        raise ConfigError(f"the training env has sam3 {sam3_version or 'not installed'}; the CPU patches were checked "
-                          f"against sam3 {', '.join(CHECKED_SAM3_VERSIONS)}: inv env.sam3 --source pypi --force")  # fmt: skip
+        raise ConfigError(
+            f"the training env has sam3 {sam3_version or 'not installed'}; the CPU patches were checked "
+            f"against sam3 {', '.join(CHECKED_SAM3_VERSIONS)}: inv env.sam3 --source pypi --force"
+        )
 
 
 def reduce(config: dict) -> dict:

@@ -99,12 +99,19 @@ def cells(axes: list[Axis]) -> list[Cell]:
         parts = [
             f"{label}={_folder_safe(axis.texts[i])}" for label, axis, i in zip(labels, axes, combination, strict=True)
         ]
-        result.append(Cell(",".join(parts), {axis.key: axis.values[i] for axis, i in zip(axes, combination, strict=True)},
-                           {axis.key: axis.texts[i] for axis, i in zip(axes, combination, strict=True)}))  # fmt: skip
+        result.append(
+            Cell(
+                ",".join(parts),
+                {axis.key: axis.values[i] for axis, i in zip(axes, combination, strict=True)},
+                {axis.key: axis.texts[i] for axis, i in zip(axes, combination, strict=True)},
+            )
+        )
     names = [cell.name for cell in result]
     if len(set(names)) < len(names):
-        raise ConfigError("--grid: two cells would share a folder (values differing only in / or spaces); "
-                          "pick values that differ in letters or digits")  # fmt: skip
+        raise ConfigError(
+            "--grid: two cells would share a folder (values differing only in / or spaces); "
+            "pick values that differ in letters or digits"
+        )
     return result
 
 

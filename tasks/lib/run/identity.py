@@ -64,10 +64,19 @@ def of_run(config: dict, num_gpus: int, num_nodes: int, axes: list[grid.Axis], v
     kept = {key: value for key, value in copy.deepcopy(config).items() if key not in ("submitit", "launcher")}
     if isinstance(kept.get("trainer"), dict):
         kept["trainer"].pop("logging", None)
-    return json.loads(json.dumps({
-        "config": _masked(kept), "gpus_per_node": num_gpus, "nodes": num_nodes, "grid": grid.describe(axes),
-        "versions": {name: versions.get(name) for name in ("sam3", "torch")}, "job_code": _job_code_digest(),
-    }, default=str))  # fmt: skip
+    return json.loads(
+        json.dumps(
+            {
+                "config": _masked(kept),
+                "gpus_per_node": num_gpus,
+                "nodes": num_nodes,
+                "grid": grid.describe(axes),
+                "versions": {name: versions.get(name) for name in ("sam3", "torch")},
+                "job_code": _job_code_digest(),
+            },
+            default=str,
+        )
+    )
 
 
 def _flat(identity: dict) -> dict[str, Any]:
@@ -96,9 +105,11 @@ def refuse_other_identity(record: dict, identity: dict) -> None:
     if not changed:
         return
     shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
-    raise ConfigError(f"run {record['name']!r} exists with other settings ({shown}): its checkpoints would be "
-                      f"resumed as if they were this run's; pick a new --name, or pass --restart to start it again "
-                      f"(its files and record are kept, renamed)")  # fmt: skip
+    raise ConfigError(
+        f"run {record['name']!r} exists with other settings ({shown}): its checkpoints would be "
+        f"resumed as if they were this run's; pick a new --name, or pass --restart to start it again "
+        f"(its files and record are kept, renamed)"
+    )
 
 
 def final_evaluation_done(experiment_dir: Path, dataset: str | None, trainer_mode: str, max_epochs: int) -> bool:
@@ -135,8 +146,11 @@ def decide(record: dict | None, plan_, state_of, rerun_failed: bool = False) -> 
     for task in plan_.tasks:
         entry = entries.get(task.key)
         if entry is None:
-            decisions.append(Decision(task, "skip", "not in the run; --rerun-failed reruns only what ran") if rerun_failed
-                             else Decision(task, "launch", "new"))  # fmt: skip
+            decisions.append(
+                Decision(task, "skip", "not in the run; --rerun-failed reruns only what ran")
+                if rerun_failed
+                else Decision(task, "launch", "new")
+            )
             continue
         state = state_of(entry)
         if state.startswith(LIVE):

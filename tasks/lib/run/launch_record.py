@@ -48,8 +48,9 @@ def _masked_item(item: str) -> str:
     return f"{flag + '=' if flag else ''}{key}={secrets.MASK}"
 
 
-def record_launch(record: dict[str, Any] | None, plan_: Plan, request: Request, python: Path,
-                  command: list[str]) -> dict[str, Any]:  # fmt: skip
+def record_launch(
+    record: dict[str, Any] | None, plan_: Plan, request: Request, python: Path, command: list[str]
+) -> dict[str, Any]:
     """The run's record with this launch added: every launch is kept (command, commits, versions, host,
     which tasks), and each task entry keeps its earlier attempts. No environment values, so no secrets."""
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -68,15 +69,24 @@ def record_launch(record: dict[str, Any] | None, plan_: Plan, request: Request, 
                 ("rf100-vl", PROJECT_ROOT / "rf100-vl"),
             )
             if path.exists()
-        },  # fmt: skip
+        },
         "versions": {"python": sys.version.split()[0], **training_versions(python)},
         "tasks": [task.label for task in plan_.launched()],
         "submission": "not yet" if plan_.mode == "cluster" else "local",
     }
     if record is None:
-        record = {"name": plan_.name, "source_config": str(plan_.source), "run_dir": str(plan_.run_dir),
-                  "started": started, "identity": plan_.identity, "trainer_mode": plan_.trainer_mode,
-                  "grid": grid.describe(plan_.axes), "wandb_instance": plan_.wandb_instance, "launches": [], "tasks": []}  # fmt: skip
+        record = {
+            "name": plan_.name,
+            "source_config": str(plan_.source),
+            "run_dir": str(plan_.run_dir),
+            "started": started,
+            "identity": plan_.identity,
+            "trainer_mode": plan_.trainer_mode,
+            "grid": grid.describe(plan_.axes),
+            "wandb_instance": plan_.wandb_instance,
+            "launches": [],
+            "tasks": [],
+        }
     record["launches"].append(launch)
     # the latest launch, where readers of one launch look
     record.update({key: launch[key] for key in ("mode", "command", "request", "host", "commits", "versions")})
@@ -84,17 +94,29 @@ def record_launch(record: dict[str, Any] | None, plan_: Plan, request: Request, 
     for task in plan_.launched():
         entry = entries.get(task.key)
         if entry is None:
-            entry = {"dataset": task.dataset, "cell": task.cell.name if task.cell else None,
-                     "cell_values": dict(task.cell.texts) if task.cell else {},
-                     "experiment_dir": str(task.experiment_dir), "attempts": []}  # fmt: skip
+            entry = {
+                "dataset": task.dataset,
+                "cell": task.cell.name if task.cell else None,
+                "cell_values": dict(task.cell.texts) if task.cell else {},
+                "experiment_dir": str(task.experiment_dir),
+                "attempts": [],
+            }
             record["tasks"].append(entry)
         else:
             entry["attempts"].append({key: entry.get(key) for key in ATTEMPT_KEYS})
         launch_ = plan_.launches[task.launch]
-        entry.update(launch=len(record["launches"]) - 1, mode=plan_.mode, config=str(launch_.config_path),
-                     argv=launch_.argv, log_dir=str(launch_.folder) if launch_.folder else None, state="pending",
-                     max_epochs=task.max_epochs,
-                     pid=None, job_id=None, exit_code=None)  # fmt: skip
+        entry.update(
+            launch=len(record["launches"]) - 1,
+            mode=plan_.mode,
+            config=str(launch_.config_path),
+            argv=launch_.argv,
+            log_dir=str(launch_.folder) if launch_.folder else None,
+            state="pending",
+            max_epochs=task.max_epochs,
+            pid=None,
+            job_id=None,
+            exit_code=None,
+        )
     return record
 
 
@@ -213,11 +235,15 @@ def rerun_request(record: dict[str, Any], evaluate: bool, overrides: dict[str, A
     command's partition, account, QOS, --max-parallel or --mode, where given) on top."""
     stored = record["request"]
     if bool(stored.get("evaluate")) != evaluate:
-        raise ConfigError(f"run {record['name']!r} was launched by {'run.eval' if stored.get('evaluate') else 'run.train'}; "
-                          "rerun it with that task")  # fmt: skip
+        raise ConfigError(
+            f"run {record['name']!r} was launched by {'run.eval' if stored.get('evaluate') else 'run.train'}; "
+            "rerun it with that task"
+        )
     if any(item.endswith("=***") for item in stored.get("sets", [])):
-        raise ConfigError(f"run {record['name']!r} has a --set whose value was a secret (not recorded); "
-                          "launch it again with the same --set and --name")  # fmt: skip
+        raise ConfigError(
+            f"run {record['name']!r} has a --set whose value was a secret (not recorded); "
+            "launch it again with the same --set and --name"
+        )
     known = {f.name for f in fields(Request)}
     rerun = Request(**{key: value for key, value in stored.items() if key in known})
     rerun.name, rerun.restart = record["name"], False

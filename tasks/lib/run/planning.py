@@ -150,8 +150,10 @@ class Plan:
                 lines.append(f"cd {shlex.quote(str(self.run_dir))} && {prefix} {shlex.join(launch.argv)}")
             else:
                 ask = ", ".join(f"{key}={value}" for key, value in launch.job.items() if value not in (None, {}, ""))
-                lines.append(f"{launch.config_name}: {len(launch.datasets)} SLURM task(s) of SAM3's SubmititRunner "
-                             f"through submitit ({ask}); logs in {launch.folder}")  # fmt: skip
+                lines.append(
+                    f"{launch.config_name}: {len(launch.datasets)} SLURM task(s) of SAM3's SubmititRunner "
+                    f"through submitit ({ask}); logs in {launch.folder}"
+                )
         return lines
 
 
@@ -183,8 +185,9 @@ def sam3_package_dir(python: Path) -> Path:
         )
     code = "import importlib.util as u; s = u.find_spec('sam3'); print(s.submodule_search_locations[0] if s else '')"
     # run from inside the venv: from the project root, `import sam3` would find the sam3/ checkout folder
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=python.parent.parent)  # fmt: skip
+    done = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, timeout=120, cwd=python.parent.parent
+    )
     location = done.stdout.strip()
     if done.returncode != 0 or not location:
         raise ToolError(f"sam3 is not installed in {python.parent.parent}; install it with inv env.sam3")
@@ -195,8 +198,16 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "run"
 
 
-def plan(request: Request, settings, sam3_package: Path, python: Path, environ=os.environ,
-         only: set | None = None, array_limit: int | None = None, wandb_instance: str = "") -> Plan:  # fmt: skip
+def plan(
+    request: Request,
+    settings,
+    sam3_package: Path,
+    python: Path,
+    environ=os.environ,
+    only: set | None = None,
+    array_limit: int | None = None,
+    wandb_instance: str = "",
+) -> Plan:
     """Render every config the run needs and the exact commands; write nothing.
 
     Every task of the request is in the plan; only those whose key ((cell, dataset)) is in `only` get
@@ -220,8 +231,11 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         raise ConfigError(
             "--max-parallel limits SLURM array tasks; use it with --mode cluster (locally they run in turn)"
         )
-    for flag, value in (("--num-gpus", request.num_gpus), ("--num-nodes", request.num_nodes),
-                        ("--max-parallel", request.max_parallel)):  # fmt: skip
+    for flag, value in (
+        ("--num-gpus", request.num_gpus),
+        ("--num-nodes", request.num_nodes),
+        ("--max-parallel", request.max_parallel),
+    ):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value} must be 1 or more; SAM3 runs one process per GPU")
 
@@ -244,8 +258,10 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     if listing:
         datasets = sam3_config.select_datasets(listing[1], request.datasets)
     elif request.datasets:
-        raise ConfigError(f"--datasets: {source.name} has no dataset list (all_roboflow_supercategories or "
-                          "all_odinw_supercategories); drop --datasets")  # fmt: skip
+        raise ConfigError(
+            f"--datasets: {source.name} has no dataset list (all_roboflow_supercategories or "
+            "all_odinw_supercategories); drop --datasets"
+        )
     if request.smoke and not prepared:
         root = sam3_config.fill(
             str((rendered.get("paths") or {}).get("roboflow_vl_100_root")), _data_roots(settings, data_root)
@@ -276,8 +292,15 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
     argv_tail = ["--use-cluster", "0", "--num-gpus", str(num_gpus), "--num-nodes", "1"]
     cells = grid.cells(axes) or [None]
 
-    def launch(config: dict, file_name: str, members: list[str | None], experiment_dir: Path, run_name: str,
-               identity_: tuple[str | None, str], cell_dir: Path) -> Launch:  # fmt: skip
+    def launch(
+        config: dict,
+        file_name: str,
+        members: list[str | None],
+        experiment_dir: Path,
+        run_name: str,
+        identity_: tuple[str | None, str],
+        cell_dir: Path,
+    ) -> Launch:
         """identity_: the W&B run's dataset and folder (interpolations in a job array)."""
         if wandb_on:
             job_type = "eval" if request.evaluate else "train"
@@ -311,8 +334,10 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
         stem = f"{name}--c{number:02d}" if cell else name
         run_name = f"{name}/{cell.name}" if cell else name
         epochs = int(_number(cell_config, (cell_config.get("trainer") or {}).get("max_epochs")))
-        cell_tasks = [Task(dataset, cell_dir / _safe_name(dataset) if dataset is not None else cell_dir, None, cell,
-                           epochs) for dataset in datasets]  # fmt: skip
+        cell_tasks = [
+            Task(dataset, cell_dir / _safe_name(dataset) if dataset is not None else cell_dir, None, cell, epochs)
+            for dataset in datasets
+        ]
         tasks += cell_tasks
         chosen = [task for task in cell_tasks if only is None or task.key in only]
         if listing and cluster:
@@ -324,8 +349,17 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
                 # named by its datasets: tasks still queued from an earlier launch compose their own file
                 members = hashlib.sha256("\0".join(t.dataset for t in chunk).encode()).hexdigest()[:8]
                 file_name = f"{stem}--{members}.yaml"
-                launches.append(launch(config, file_name, [t.dataset for t in chunk], cell_dir, run_name,
-                                       ("${sam3_tasks.dataset}", ARRAY_TASK_DIR), cell_dir))  # fmt: skip
+                launches.append(
+                    launch(
+                        config,
+                        file_name,
+                        [t.dataset for t in chunk],
+                        cell_dir,
+                        run_name,
+                        ("${sam3_tasks.dataset}", ARRAY_TASK_DIR),
+                        cell_dir,
+                    )
+                )
                 for task in chunk:
                     task.launch = len(launches) - 1
             continue
@@ -336,26 +370,50 @@ def plan(request: Request, settings, sam3_package: Path, python: Path, environ=o
                     config, "submitit.job_array.task_index", listing[1].index(task.dataset), create=True
                 )
             file_name = f"{stem}--{_safe_name(task.dataset)}.yaml" if task.dataset is not None else f"{stem}.yaml"
-            launches.append(launch(config, file_name, [task.dataset], task.experiment_dir, run_name,
-                                   (task.dataset, str(task.experiment_dir)), cell_dir))  # fmt: skip
+            launches.append(
+                launch(
+                    config,
+                    file_name,
+                    [task.dataset],
+                    task.experiment_dir,
+                    run_name,
+                    (task.dataset, str(task.experiment_dir)),
+                    cell_dir,
+                )
+            )
             task.launch = len(launches) - 1
-    result = Plan(name, request.mode, source, run_dir, launches, tasks, env, original,
-                  needs_weights=bool(weights_warning), model_note=model_note,
-                  withheld=job_env.withheld(environ, settings["jobs.env_allow"]), env_allow=tuple(settings["jobs.env_allow"]),
-                  bpe=bpe if '<BPE_PATH>' in str(original) else None, axes=axes,
-                  wandb_instance=wandb_instance)  # fmt: skip
+    result = Plan(
+        name,
+        request.mode,
+        source,
+        run_dir,
+        launches,
+        tasks,
+        env,
+        original,
+        needs_weights=bool(weights_warning),
+        model_note=model_note,
+        withheld=job_env.withheld(environ, settings["jobs.env_allow"]),
+        env_allow=tuple(settings["jobs.env_allow"]),
+        bpe=bpe if "<BPE_PATH>" in str(original) else None,
+        axes=axes,
+        wandb_instance=wandb_instance,
+    )
     if prepared:
         result.own_data, result.files, result.notes = own_dataset, prepared.files, prepared.notes
     from ..env.trainenv import training_versions
 
-    result.identity = identity.of_run(sam3_config.fill(rendered, values), num_gpus, num_nodes, axes,
-                                      training_versions(python))  # fmt: skip
+    result.identity = identity.of_run(
+        sam3_config.fill(rendered, values), num_gpus, num_nodes, axes, training_versions(python)
+    )
     trainer = rendered.get("trainer") or {}
     result.trainer_mode = str(trainer.get("mode", "train"))
     result.warnings += [warning for warning in (weights_warning, wandb_warning) if warning]
     if trainer.get("skip_saving_ckpts") and max(task.max_epochs for task in tasks) > 1:
-        result.warnings.append("trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
-                               "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)")  # fmt: skip
+        result.warnings.append(
+            "trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
+            "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)"
+        )
     return result
 
 
@@ -388,8 +446,15 @@ def submit_argv(python: Path) -> list[str]:
     return [str(python), "-c", "import sys, sam3_array; sys.exit(sam3_array.submit_main())"]
 
 
-def job_parameters(config: dict, config_name: str, num_gpus: int, num_nodes: int, partition: str | None,
-                   account: str | None, qos: str | None) -> dict:  # fmt: skip
+def job_parameters(
+    config: dict,
+    config_name: str,
+    num_gpus: int,
+    num_nodes: int,
+    partition: str | None,
+    account: str | None,
+    qos: str | None,
+) -> dict:
     """submitit's parameters for one job array, derived from the config as SAM3's train.py derives them
     (sam3/train/train.py main: one task per GPU, the config's CPUs, time, memory, nodes to include or
     exclude, constraints, comment, cpu binding); --partition/--account/--qos win over the config's."""
@@ -404,10 +469,16 @@ def job_parameters(config: dict, config_name: str, num_gpus: int, num_nodes: int
         extra["account"] = account
     if qos:
         extra["qos"] = qos
-    job = {"timeout_min": int(60 * _number(config, submitit.get("timeout_hour", 72))),
-           "name": str(submitit.get("name") or config_name), "slurm_partition": partition, "gpus_per_node": num_gpus,
-           "tasks_per_node": num_gpus, "cpus_per_task": submitit.get("cpus_per_task"), "nodes": num_nodes,
-           "slurm_additional_parameters": extra}  # fmt: skip
+    job = {
+        "timeout_min": int(60 * _number(config, submitit.get("timeout_hour", 72))),
+        "name": str(submitit.get("name") or config_name),
+        "slurm_partition": partition,
+        "gpus_per_node": num_gpus,
+        "tasks_per_node": num_gpus,
+        "cpus_per_task": submitit.get("cpus_per_task"),
+        "nodes": num_nodes,
+        "slurm_additional_parameters": extra,
+    }
     if submitit.get("mem_gb") is not None:
         job["mem_gb"] = submitit["mem_gb"]
     elif submitit.get("mem") is not None:
@@ -455,8 +526,10 @@ def _use_local_weights(config: dict, hf_home: Path) -> str | None:
         return None
     overrides = weights.job_overrides(hf_home)
     if not overrides:
-        return (f"no verified SAM3 weights under {hf_home}: jobs run offline (HF_HUB_OFFLINE=1), so the launch "
-                "runs env.weights first")  # fmt: skip
+        return (
+            f"no verified SAM3 weights under {hf_home}: jobs run offline (HF_HUB_OFFLINE=1), so the launch "
+            "runs env.weights first"
+        )
     for key, value in overrides.items():
         sam3_config.set_key(config, key, value, create=True)
     sam3_config.set_key(config, "trainer.model.load_from_HF", False, create=True)
@@ -469,8 +542,10 @@ def _wandb_writer_problem(config: dict) -> str | None:
     ours = writer.get("_target_") in (tracking.SAM3_WRITER_TARGET, tracking.PLUGIN_TARGET)
     if ours and writer.get("should_log") is not False:
         return None
-    return (f"W&B logging is on (tracking.wandb_project), but {tracking.WRITER_KEY} is not SAM3's "
-            "make_tensorboard_logger with should_log on, whose scalars W&B mirrors: this run logs nothing to W&B")  # fmt: skip
+    return (
+        f"W&B logging is on (tracking.wandb_project), but {tracking.WRITER_KEY} is not SAM3's "
+        "make_tensorboard_logger with should_log on, whose scalars W&B mirrors: this run logs nothing to W&B"
+    )
 
 
 def _number(config: dict, value: Any) -> float:

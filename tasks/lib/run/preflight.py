@@ -21,8 +21,12 @@ def run_all(plan: Plan, python: Path, request, kind: str | None, root: Path | No
     the run's folder (none when it is not writable: that check fails alone)."""
     experiment = check_experiment_dir(plan)
     probe = start_probe(plan, python) if experiment.status == PASS else None
-    checks = [experiment, *check_bpe(plan), *check_data(plan, kind, root),
-              *check_cluster(plan, request.partition, request.account, request.qos)]  # fmt: skip
+    checks = [
+        experiment,
+        *check_bpe(plan),
+        *check_data(plan, kind, root),
+        *check_cluster(plan, request.partition, request.account, request.qos),
+    ]
     if probe:
         checks[1:1] = finish_probe(plan, probe)
     return checks
@@ -41,8 +45,15 @@ def finish_probe(plan: Plan, probe: subprocess.Popen) -> list[Check]:
     stdout, stderr = probe.communicate(timeout=600)
     if probe.returncode != 0:
         last = (stderr.strip().splitlines() or ["no output"])[-1]
-        return [Check("config", plan.name, FAIL, f"the training env could not check the configs: {last}",
-                      "repair the training env: inv env.sam3 --force")]  # fmt: skip
+        return [
+            Check(
+                "config",
+                plan.name,
+                FAIL,
+                f"the training env could not check the configs: {last}",
+                "repair the training env: inv env.sam3 --force",
+            )
+        ]
     checks = []
     reports = json.loads(stdout.strip().splitlines()[-1]).values()
     for launch, report in zip(plan.launches, reports, strict=True):
@@ -50,13 +61,21 @@ def finish_probe(plan: Plan, probe: subprocess.Popen) -> list[Check]:
         subject = ",".join(named) if len(named) <= 3 else f"{Path(launch.config_name).stem} ({len(named)} datasets)"
         subject = subject or plan.name
         for error in report["errors"]:
-            fix = "fetch and validate the data (inv data.validate)" if "does not exist" in error else \
-                "fix the config or install what it names in the training env"  # fmt: skip
+            fix = (
+                "fetch and validate the data (inv data.validate)"
+                if "does not exist" in error
+                else "fix the config or install what it names in the training env"
+            )
             checks.append(Check("config", subject, FAIL, error, fix))
         if not report["errors"]:
-            checks.append(Check("config", subject, PASS,
-                                f"composes and resolves; {report['targets']} _target_ import; "
-                                f"{report['paths']} data paths exist"))  # fmt: skip
+            checks.append(
+                Check(
+                    "config",
+                    subject,
+                    PASS,
+                    f"composes and resolves; {report['targets']} _target_ import; {report['paths']} data paths exist",
+                )
+            )
     return checks
 
 
@@ -70,8 +89,15 @@ def check_data(plan: Plan, kind: str | None, root: Path | None) -> list[Check]:
     for report in reports:
         if report.errors:
             first = report.errors[0]
-            checks.append(Check("data", report.name, FAIL, f"{len(report.errors)} error(s), first: {first.message}",
-                                "inv data.validate --datasets NAME shows them all"))  # fmt: skip
+            checks.append(
+                Check(
+                    "data",
+                    report.name,
+                    FAIL,
+                    f"{len(report.errors)} error(s), first: {first.message}",
+                    "inv data.validate --datasets NAME shows them all",
+                )
+            )
         else:
             checks.append(Check("data", report.name, PASS, f"{len(report.warnings)} warning(s)"))
     return checks
@@ -97,8 +123,12 @@ def check_experiment_dir(plan: Plan) -> Check:
 def job_resources(plan: Plan) -> dict:
     """What each array task will ask SLURM for (the same for every launch of a run)."""
     job = plan.launches[0].job
-    return {"gpus": job["gpus_per_node"], "nodes": job["nodes"], "cpus_per_task": job["cpus_per_task"],
-            "timeout_hour": job["timeout_min"] / 60}  # fmt: skip
+    return {
+        "gpus": job["gpus_per_node"],
+        "nodes": job["nodes"],
+        "cpus_per_task": job["cpus_per_task"],
+        "timeout_hour": job["timeout_min"] / 60,
+    }
 
 
 def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: str | None) -> list[Check]:
@@ -109,24 +139,52 @@ def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: s
     resources = job_resources(plan)
     timeout_hour = resources["timeout_hour"]
     if not shutil.which("sbatch"):
-        return [Check("slurm", "sbatch", FAIL, "no sbatch on PATH: submitit would quietly run the jobs here instead",
-                      "run it on the cluster's login node (inv remote.run \"run.train ...\" --host LOGIN) or use --mode local")]  # fmt: skip
+        return [
+            Check(
+                "slurm",
+                "sbatch",
+                FAIL,
+                "no sbatch on PATH: submitit would quietly run the jobs here instead",
+                'run it on the cluster\'s login node (inv remote.run "run.train ..." --host LOGIN) or use --mode local',
+            )
+        ]
     checks = []
     limits = partition_limits()
     chosen = partition or next((name for name, (_, default) in limits.items() if default), None)
     if partition and partition not in limits:
-        checks.append(Check("slurm", f"partition {partition}", FAIL, "SLURM has no such partition",
-                            f"pick one of: {', '.join(limits) or 'none listed by sinfo'}"))  # fmt: skip
+        checks.append(
+            Check(
+                "slurm",
+                f"partition {partition}",
+                FAIL,
+                "SLURM has no such partition",
+                f"pick one of: {', '.join(limits) or 'none listed by sinfo'}",
+            )
+        )
     elif chosen and timeout_hour:
         limit = limits[chosen][0]
         if limit is not None and timeout_hour * 60 > limit:
-            checks.append(Check("slurm", f"partition {chosen}", FAIL,
-                                f"submitit.timeout_hour {timeout_hour:g} h exceeds the partition's {limit / 60:g} h",
-                                f"--set submitit.timeout_hour={limit // 60} or pick a longer partition"))  # fmt: skip
+            checks.append(
+                Check(
+                    "slurm",
+                    f"partition {chosen}",
+                    FAIL,
+                    f"submitit.timeout_hour {timeout_hour:g} h exceeds the partition's {limit / 60:g} h",
+                    f"--set submitit.timeout_hour={limit // 60} or pick a longer partition",
+                )
+            )
         else:
             checks.append(Check("slurm", f"partition {chosen}", PASS, f"time limit {_minutes(limit)}"))
-    argv = ["sbatch", "--test-only", f"--nodes={resources['nodes']}", f"--ntasks-per-node={resources['gpus']}",
-            f"--gres=gpu:{resources['gpus']}", "--output=/dev/null", "--wrap", "true"]  # fmt: skip
+    argv = [
+        "sbatch",
+        "--test-only",
+        f"--nodes={resources['nodes']}",
+        f"--ntasks-per-node={resources['gpus']}",
+        f"--gres=gpu:{resources['gpus']}",
+        "--output=/dev/null",
+        "--wrap",
+        "true",
+    ]
     if resources["cpus_per_task"]:
         argv.insert(2, f"--cpus-per-task={resources['cpus_per_task']}")
     for flag, value in (("--partition", partition), ("--account", account), ("--qos", qos)):
@@ -135,9 +193,16 @@ def check_cluster(plan: Plan, partition: str | None, account: str | None, qos: s
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     words = (done.stderr or done.stdout).strip().splitlines()
     if done.returncode != 0:
-        checks.append(Check("slurm", "sbatch --test-only", FAIL, f"SLURM says: {words[-1] if words else done.returncode}",
-                            "fix --partition/--account/--qos, or ask for fewer GPUs, nodes or CPUs "
-                            "(--num-gpus, --set submitit.cpus_per_task=N); sinfo shows what there is"))  # fmt: skip
+        checks.append(
+            Check(
+                "slurm",
+                "sbatch --test-only",
+                FAIL,
+                f"SLURM says: {words[-1] if words else done.returncode}",
+                "fix --partition/--account/--qos, or ask for fewer GPUs, nodes or CPUs "
+                "(--num-gpus, --set submitit.cpus_per_task=N); sinfo shows what there is",
+            )
+        )
     else:
         checks.append(Check("slurm", "sbatch --test-only", PASS, words[-1] if words else "accepted"))
     return checks

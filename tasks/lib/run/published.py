@@ -31,9 +31,15 @@ SETTINGS = ("zero-shot", "1-shot", "3-shot", "5-shot", "10-shot", "full-ft")
 SETTING_LABELS = {"zero-shot": "zero-shot", "full-ft": "All (full train set)"}
 RF100VL, ODINW13 = "rf100vl", "odinw13"
 # rf100vl's own labels -> the keys of SAM3's extract script (= published_results.csv) and the paper's labels
-DOMAINS = {"Aerial": ("aerial", "Aerial"), "Document": ("document", "Document"),
-           "Flora/Fauna": ("flora_fauna", "Flora-Fauna"), "Industrial": ("industrial", "Industrial"),
-           "Lab Imaging": ("medical", "Medical"), "Misc": ("other", "Other"), "Sport": ("sports", "Sports")}  # fmt: skip
+DOMAINS = {
+    "Aerial": ("aerial", "Aerial"),
+    "Document": ("document", "Document"),
+    "Flora/Fauna": ("flora_fauna", "Flora-Fauna"),
+    "Industrial": ("industrial", "Industrial"),
+    "Lab Imaging": ("medical", "Medical"),
+    "Misc": ("other", "Other"),
+    "Sport": ("sports", "Sports"),
+}
 DOMAIN_LABELS = dict(DOMAINS.values())
 FEWSHOT = re.compile(r"fewshot_train_shot(\d+)_seed(\d+)$")
 
@@ -54,8 +60,10 @@ class Setting:
 def table() -> dict[tuple[str, str, str, str], tuple[float, str]]:
     """(benchmark, dataset, setting, metric) -> (value, source)."""
     with open(CSV_PATH, newline="") as handle:
-        return {(r["benchmark"], r["dataset"], r["setting"], r["metric"]): (float(r["value"]), r["source"])
-                for r in csv.DictReader(handle)}  # fmt: skip
+        return {
+            (r["benchmark"], r["dataset"], r["setting"], r["metric"]): (float(r["value"]), r["source"])
+            for r in csv.DictReader(handle)
+        }
 
 
 def figure(benchmark: str | None, dataset: str, setting: str | None) -> dict[str, Any] | None:
@@ -78,8 +86,10 @@ def rf100vl_domains() -> dict[str, str]:
     (rf100vl/assets/dataset_name_to_category.json; the package is found, not imported)."""
     spec = find_spec("rf100vl")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the rf100vl package is not installed, so RF100-VL's domains are unknown: run "
-                          "scripts/bootstrap (it installs requirements.txt)")  # fmt: skip
+        raise ConfigError(
+            "the rf100vl package is not installed, so RF100-VL's domains are unknown: run "
+            "scripts/bootstrap (it installs requirements.txt)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "dataset_name_to_category.json"
     return {name: DOMAINS[label][0] for name, label in json.loads(path.read_text()).items()}
 
@@ -107,8 +117,9 @@ def lookup(config: dict, dotted: str, depth: int = 0) -> Any:
     return lookup(config, match.group(1), depth + 1) if match and depth < 5 else node
 
 
-def setting_of(config: dict, request: dict | None = None, demo: bool = False,
-               overrides: dict[str, str] | None = None) -> Setting:  # fmt: skip
+def setting_of(
+    config: dict, request: dict | None = None, demo: bool = False, overrides: dict[str, str] | None = None
+) -> Setting:
     """The published setting a run's config stands for (overrides: a grid cell's key -> value)."""
     request, overrides = request or {}, overrides or {}
 
@@ -116,8 +127,11 @@ def setting_of(config: dict, request: dict | None = None, demo: bool = False,
         return overrides[key] if key in overrides else lookup(config, key)
 
     if demo:
-        return Setting(None, "the CPU demo (SAM3's model classes at a reduced size, random weights, generated "
-                             "data): no published counterpart")  # fmt: skip
+        return Setting(
+            None,
+            "the CPU demo (SAM3's model classes at a reduced size, random weights, generated "
+            "data): no published counterpart",
+        )
     if request.get("smoke"):
         return Setting(None, "a --smoke run (one epoch on 4 images): no published counterpart")
     if request.get("evaluate") or value("trainer.mode") == "val":
@@ -126,8 +140,11 @@ def setting_of(config: dict, request: dict | None = None, demo: bool = False,
     if train_file is not None:
         match = FEWSHOT.fullmatch(str(train_file))
         if match and f"{match.group(1)}-shot" in SETTINGS:
-            return Setting(f"{match.group(1)}-shot", f"ODinW few-shot train file {train_file}: SAM3's "
-                           f"{match.group(1)}-shot figures (mean and std over seeds 3, 30, 300)")  # fmt: skip
+            return Setting(
+                f"{match.group(1)}-shot",
+                f"ODinW few-shot train file {train_file}: SAM3's "
+                f"{match.group(1)}-shot figures (mean and std over seeds 3, 30, 300)",
+            )
         if match:
             return Setting(None, f"{match.group(1)}-shot ({train_file}): SAM3 published 1, 3, 5 and 10-shot only")
         return Setting("full-ft", f"ODinW fine-tune on train file {train_file}: SAM3's 'All' figures")
@@ -135,9 +152,12 @@ def setting_of(config: dict, request: dict | None = None, demo: bool = False,
         images = value("roboflow_train.num_images")
         if images in (None, "null", "None"):
             return Setting("full-ft", "RF100-VL fine-tune on the full train set: SAM3's 'All' figures")
-        return Setting(None, f"RF100-VL fine-tune on {images} sampled train images per dataset (as SAM3's "
-                             "roboflow_v100_full_ft_100_images): the paper publishes zero-shot, 10-shot (the "
-                             "benchmark's FSOD splits) and All (the full train set), none of which this is")  # fmt: skip
+        return Setting(
+            None,
+            f"RF100-VL fine-tune on {images} sampled train images per dataset (as SAM3's "
+            "roboflow_v100_full_ft_100_images): the paper publishes zero-shot, 10-shot (the "
+            "benchmark's FSOD splits) and All (the full train set), none of which this is",
+        )
     return Setting(None, "no published counterpart known for this config")
 
 

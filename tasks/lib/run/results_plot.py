@@ -55,8 +55,13 @@ def _per_dataset(ax, group: dict, summary: dict, color: dict, status: dict) -> N
     xs = range(len(rows))
     heights = [r["AP"] or 0.0 for r in rows]
     errors = [r["std"] or 0.0 for r in rows] if group["seeds"] else None
-    ax.bar(xs, heights, yerr=errors, color=[color.get(r["domain"], COLORS[0]) for r in rows],
-           error_kw={"elinewidth": 0.8, "capsize": 1.5})  # fmt: skip
+    ax.bar(
+        xs,
+        heights,
+        yerr=errors,
+        color=[color.get(r["domain"], COLORS[0]) for r in rows],
+        error_kw={"elinewidth": 0.8, "capsize": 1.5},
+    )
     for domain in sorted({r["domain"] for r in rows if r["domain"]}):
         ax.bar([0], [0], color=color[domain], label=published.DOMAIN_LABELS.get(domain, domain))  # legend only
     marks = [(x, r["published"]) for x, r in zip(xs, rows, strict=True) if r["published"] is not None]
@@ -67,14 +72,25 @@ def _per_dataset(ax, group: dict, summary: dict, color: dict, status: dict) -> N
     else:
         marker_label = "SAM3 published"
     if marks:
-        ax.scatter([m[0] for m in marks], [m[1] for m in marks], marker="D", s=14, color="black", zorder=3,
-                   label=marker_label)  # fmt: skip
+        ax.scatter(
+            [m[0] for m in marks], [m[1] for m in marks], marker="D", s=14, color="black", zorder=3, label=marker_label
+        )
     if group["mean"] is not None:
-        ax.axhline(group["mean"], color="#333333", linestyle="--", linewidth=1,
-                   label=f"ours: mean {group['mean']:.1f} over {group['counted']}")  # fmt: skip
+        ax.axhline(
+            group["mean"],
+            color="#333333",
+            linestyle="--",
+            linewidth=1,
+            label=f"ours: mean {group['mean']:.1f} over {group['counted']}",
+        )
     if group["published"]:
-        ax.axhline(group["published"]["AP"], color="black", linestyle=":", linewidth=1.2,
-                   label=f"SAM3 published: {group['published']['AP']:.1f} over {group['published']['over']}")  # fmt: skip
+        ax.axhline(
+            group["published"]["AP"],
+            color="black",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"SAM3 published: {group['published']['AP']:.1f} over {group['published']['over']}",
+        )
     names = []
     for row in rows:
         states = {status.get((cell, row["dataset"]), "missing") for cell in group["cells"]}
@@ -100,8 +116,14 @@ def _domains(ax, groups: list[dict]) -> None:
     step = 0.8 / len(series)
     for i, (name, values, stds) in enumerate(series):
         xs = [x + i * step - 0.4 + step / 2 for x in range(len(labels))]
-        ax.bar(xs, [v or 0.0 for v in values], step, yerr=[s or 0.0 for s in stds], label=name,
-               color="black" if name.startswith("SAM3 published") else COLORS[i % len(COLORS)])  # fmt: skip
+        ax.bar(
+            xs,
+            [v or 0.0 for v in values],
+            step,
+            yerr=[s or 0.0 for s in stds],
+            label=name,
+            color="black" if name.startswith("SAM3 published") else COLORS[i % len(COLORS)],
+        )
     ax.set_xticks(list(range(len(labels))))
     ax.set_xticklabels([f"{d['label']} ({d['counted']}/{d['datasets']})" for d in groups[0]["domains"]], fontsize=8)
     ax.set_ylabel("box AP (x100)")

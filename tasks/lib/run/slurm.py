@@ -45,9 +45,11 @@ def refuse_too_many(new_tasks: int, limits: dict[str, int], states: dict[str, st
     catches our own excess, and sbatch's refusal of the rest is reported per array."""
     room = limits["MaxJobCount"] - len(states)
     if new_tasks > room:
-        raise ConfigError(f"{new_tasks} tasks do not fit: SLURM holds at most {limits['MaxJobCount']} jobs "
-                          f"(MaxJobCount) and holds {len(states)} of yours now; launch fewer (--datasets, fewer --grid values) "
-                          "or in parts")  # fmt: skip
+        raise ConfigError(
+            f"{new_tasks} tasks do not fit: SLURM holds at most {limits['MaxJobCount']} jobs "
+            f"(MaxJobCount) and holds {len(states)} of yours now; launch fewer (--datasets, fewer --grid values) "
+            "or in parts"
+        )
 
 
 def array_throttles(sizes: list[int], max_parallel: int | None) -> list[tuple[int, int | None]]:
@@ -84,10 +86,19 @@ def submit(plan_: Plan, record: dict[str, Any], max_parallel: int | None, stream
     arrays = []
     for launch, group, (parallelism, after) in zip(plan_.launches, members, throttles, strict=True):
         single = len(group) == 1 and group[0].dataset is None
-        arrays.append({"config_name": launch.config_name, "folder": str(launch.folder), "job": launch.job,
-                       "parallelism": parallelism, "after": after,
-                       "tasks": [{"index": None if single else i, "experiment_dir": str(task.experiment_dir)}
-                                 for i, task in enumerate(group)]})  # fmt: skip
+        arrays.append(
+            {
+                "config_name": launch.config_name,
+                "folder": str(launch.folder),
+                "job": launch.job,
+                "parallelism": parallelism,
+                "after": after,
+                "tasks": [
+                    {"index": None if single else i, "experiment_dir": str(task.experiment_dir)}
+                    for i, task in enumerate(group)
+                ],
+            }
+        )
         for task in group:
             entries[task.key].update(state="submitting", job_name=launch.job["name"])
     record["launches"][-1]["submission"] = "started"
@@ -112,8 +123,14 @@ def submit(plan_: Plan, record: dict[str, Any], max_parallel: int | None, stream
             for task, job in zip(group, report.get("job_ids") or [None] * len(group), strict=True):
                 entries[task.key].update(state="submitted" if job else "failed", job_id=job)
             save_record(plan_.run_dir, record)
-            _report(stream, plan_.launches[report["array"]].config_name, group, report, throttles[report["array"]],
-                    many=len(plan_.launched()) > 20)  # fmt: skip
+            _report(
+                stream,
+                plan_.launches[report["array"]].config_name,
+                group,
+                report,
+                throttles[report["array"]],
+                many=len(plan_.launched()) > 20,
+            )
         code = process.wait()
     for number, group in enumerate(members):
         if number not in reports:

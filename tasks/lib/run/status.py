@@ -47,8 +47,10 @@ def refuse_restart_while_live(record: dict[str, Any]) -> dict[str, Any]:
     """--restart: refused while the run still has tasks queued or running; the record when it has none."""
     live = [state for state in run_states(record, strict=True) if state.startswith(LIVE)]
     if live:
-        raise ConfigError(f"run {record['name']!r} still has {len(live)} task(s) queued or running; stop them first "
-                          f"(inv run.cancel --name {record['name']}) or pick a new --name")  # fmt: skip
+        raise ConfigError(
+            f"run {record['name']!r} still has {len(live)} task(s) queued or running; stop them first "
+            f"(inv run.cancel --name {record['name']}) or pick a new --name"
+        )
     return record
 
 
@@ -89,8 +91,11 @@ def label(record: dict[str, Any], entry: dict[str, Any]) -> str:
 
 def select(record: dict[str, Any], dataset: str | None = None, cell: str | None = None) -> list[dict[str, Any]]:
     """The run's tasks of this dataset (its name, or cell/dataset) and cell; all of them by default."""
-    entries = [entry for entry in record["tasks"] if dataset in (None, entry["dataset"], label(record, entry))
-               and cell in (None, entry.get("cell"))]  # fmt: skip
+    entries = [
+        entry
+        for entry in record["tasks"]
+        if dataset in (None, entry["dataset"], label(record, entry)) and cell in (None, entry.get("cell"))
+    ]
     if not entries:
         asked = " ".join(f"--{flag} {value!r}" for flag, value in (("dataset", dataset), ("cell", cell)) if value)
         names = ", ".join(dict.fromkeys(label(record, entry) for entry in record["tasks"]))
@@ -155,8 +160,14 @@ def _tail(path: Path, size: int = 65536) -> str:
         return ""
 
 
-def print_logs(record: dict[str, Any], dataset: str | None, follow: bool, stream=sys.stdout, poll: float = 1.0,
-               cell: str | None = None) -> None:  # fmt: skip
+def print_logs(
+    record: dict[str, Any],
+    dataset: str | None,
+    follow: bool,
+    stream=sys.stdout,
+    poll: float = 1.0,
+    cell: str | None = None,
+) -> None:
     """Print each task's log; with follow, keep printing new lines until no task is running."""
     entries = select(record, dataset, cell)
     offsets: dict[Path, int] = {}

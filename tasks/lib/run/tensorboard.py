@@ -84,8 +84,9 @@ def serve(argv: list[str], port: int, name: str, run_dir: Path, tied: bool) -> i
             if process.poll() is not None:
                 if stopping.is_set():
                     return 0
-                raise ToolError(f"TensorBoard exited {process.returncode} before it answered on port {port}; see its "
-                                "output above")  # fmt: skip
+                raise ToolError(
+                    f"TensorBoard exited {process.returncode} before it answered on port {port}; see its output above"
+                )
             if time.monotonic() > deadline:
                 raise ToolError(
                     f"TensorBoard did not answer on port {port} within {READY_S:.0f} s; see its output above"
