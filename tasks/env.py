@@ -13,8 +13,6 @@ from .lib.core.errors import ToolError
 
 VENV_HELP = "Training venv (default: sam3.train_venv)."
 DRY_HELP = "Print the exact commands and do nothing."
-JSON_HELP = "Print JSON instead of tables (progress goes to stderr)."
-DRY_RUN_HELP = "Print what would be done and change nothing."
 JSON_HELP = "Print JSON instead of a table (command output goes to stderr)."
 TORCH_VERSION_HELP = "torch release, e.g. 2.9.1 (default: sam3.torch_version, else the newest); torchvision follows it."
 

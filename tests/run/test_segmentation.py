@@ -1,4 +1,4 @@
-"""Masks (`--task segm`, tasks/lib/run/segmentation.py): the changes of own-data.md section 3 on SAM3's
+"""Masks (`--task segm`, tasks/lib/run/segmentation.py): the six changes for masks on SAM3's
 real RF100-VL config and on the demo, and SAM3's real Trainer training and evaluating `segm` on the CPU
 with the reduced model and its reduced mask head."""
 

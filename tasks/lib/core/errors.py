@@ -26,8 +26,3 @@ class ConfigError(ToolError):
 
     code = EXIT_CONFIG
 
-
-class NoGpuError(ToolError):
-    """No NVIDIA GPU is visible and the task was not told that is fine."""
-
-    code = EXIT_NO_GPU

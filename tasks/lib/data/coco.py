@@ -1,7 +1,7 @@
 """data.validate as plain functions: check RF100-VL, ODinW-13 and own COCO data against what SAM3's loaders need.
 
-The rules come from shared/reference/data-layout.md (§2.4 paths, §2.5 prompt ids, §3.2-§3.5 loader
-requirements). Each dataset is checked in its own process; a result is reused while the dataset's json
+The rules are what SAM3's configs and loaders need (sam3/train/data/coco_json_loaders.py and
+sam3_image_dataset.py: the paths each config opens, ODinW's prompt ids, the fields each loader reads). Each dataset is checked in its own process; a result is reused while the dataset's json
 files and folders keep their size and mtime (see CACHE_NAME). A user's own data (kind "coco", Roboflow's
 COCO export layout) is found and described by own.py, and checked here by the same rules plus its own.
 """
@@ -172,7 +172,7 @@ VOC_CLASSES = (
 
 @dataclass(frozen=True)
 class OdinwTask:
-    """One ODinW-13 task as SAM3's odinw13 configs open it (data-layout §2.4)."""
+    """One ODinW-13 task as SAM3's odinw13 configs open it."""
 
     name: str  # all_odinw_supercategories[].name
     base: str  # folder under the ODinW root
@@ -605,7 +605,7 @@ def pick_datasets(kind: str, names: Iterable[str] | None, known: Iterable[str] |
 
 
 def dataset_spec(kind: str, name: str) -> DatasetSpec:
-    """The folders and files SAM3's configs open for one dataset (data-layout §1.2, §2.4)."""
+    """The folders and files SAM3's configs open for one dataset."""
     if kind == "rf100vl":
         files = tuple(
             FileSpec(
@@ -662,7 +662,7 @@ def load_json(path: str) -> tuple[Any, str]:
 
 
 def check_coco(data: Any, where: str, add: Callable[..., None]) -> Summary | None:
-    """Every structural rule of data-layout §3.2 on one parsed file; None when it is unusable."""
+    """Every structural rule SAM3's COCO loader needs, on one parsed file; None when it is unusable."""
     if data is None:
         add("null_json", where)
         return None

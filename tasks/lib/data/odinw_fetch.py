@@ -2,8 +2,7 @@
 
 Not GLIP's odinw/download.py: its URL serves an HTML page (/tree/ instead of /resolve/, GLIP PRs #122
 and #182), it builds shell commands from its arguments and it ignores every error. Each `<Name>.zip`
-holds a top-level `<Name>/` folder (shared/reference/data-layout.md §2.1); ODinW-13 needs 13 zips,
-ODinW-35 needs 32 (§2.2).
+holds a top-level `<Name>/` folder; ODinW-13 needs 13 zips, ODinW-35 needs 32.
 """
 
 import difflib

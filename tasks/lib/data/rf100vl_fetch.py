@@ -1,10 +1,10 @@
 """data.fetch --dataset rf100vl: Roboflow 100-VL through the rf100vl package (1.1.2 or newer).
 
 rf100vl lists the workspace, maps project names to SAM3's basenames, picks the version and cleans the
-annotations (shared/reference/data-layout.md §1.1); the roboflow SDK under it downloads and unpacks
+annotations; the roboflow SDK under it downloads and unpacks
 one zip per dataset. We call it one dataset at a time into a staging folder, check the result with
 data.validate's code, and rename it into place, because the SDK's only completeness check is that the
-folder exists (reliability-security.md §2.2). The API key comes only from ROBOFLOW_API_KEY and is given
+folder exists. The API key comes only from ROBOFLOW_API_KEY and is given
 to rf100vl explicitly (without it rf100vl falls into an interactive login). The SDK puts the key in
 URLs, so its output is captured, every message we keep is scrubbed, and on a failure its last lines are shown.
 """

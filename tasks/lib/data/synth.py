@@ -1,8 +1,8 @@
 """data.synth as plain functions: fake RF100-VL and ODinW-13 trees in SAM3's exact layout, with real
 tiny JPEGs, optional defects of every kind data.validate catches, and a full-count mode for benchmarks.
 
-Layouts follow shared/reference/data-layout.md §1.2 (RF100-VL, cleaned by rf100vl) and §2.3/§2.4 (ODinW),
-with the fake-dataset spec of §7. The same seed gives the same files.
+Layouts are those SAM3's configs open: RF100-VL as the rf100vl package writes it (train/valid/test, each
+with _annotations.coco.json) and ODinW-13 as GLIP's zips unpack. The same seed gives the same files.
 """
 
 import copy
@@ -19,7 +19,7 @@ from ..core.errors import ConfigError, ToolError
 from ..core.paths import nearest_existing
 from . import coco, images
 
-# RF100-VL as published (data-layout §1.4) and its split shares (rf100-vl issue #31).
+# RF100-VL as published (164,149 images, 1,355,491 boxes) and its split shares (rf100-vl issue #31).
 RF100VL_IMAGES = 164_149
 RF100VL_BOXES = 1_355_491
 RF100VL_SHARES = {"train": 0.71, "valid": 0.20, "test": 0.09}

@@ -2,9 +2,9 @@
 
 Every dataset is downloaded and extracted beside its target, under <root>/.sam3-fetch/, checked with
 data.validate's own code, given a marker, and renamed into place in one step: a folder at a dataset's
-name is absent, the previous one, or complete (shared/reference/reliability-security.md §2.5).
+name is absent, the previous one, or complete.
 Downloads resume from a .part file with HTTP Range; archives are vetted entry by entry before a byte
-is written (§2.6). Secrets from the environment are scrubbed from every line we print or store.
+is written (no absolute path, no `..`, no link, a size cap). Secrets from the environment are scrubbed from every line we print or store.
 """
 
 import contextlib

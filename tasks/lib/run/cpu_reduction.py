@@ -2,7 +2,7 @@
 
 The reduction (cpu_reduction.yaml) keeps the config's losses, matchers, data pipeline, meters and COCO
 evaluation, and swaps in SAM3's model classes at a reduced size with random weights, the CPU settings
-of shared/reference/sam3-on-cpu.md, and the run-time patches of plugins/sam3_cpu.py (guarded on CUDA
+(cpu, gloo, no AMP, no workers, 224 px), and the run-time patches of plugins/sam3_cpu.py (guarded on CUDA
 being absent and on the sam3 version). The demo always runs reduced; `--smoke` does on a machine
 without a GPU. Nothing is reduced that the reduction cannot stand for: other model builders and
 GPU-only settings are refused. A config with masks on throughout (segmentation.enable, before reduce)
@@ -104,7 +104,7 @@ def _mappings(node: Any):
 
 def _check_masks(config: dict, source: str) -> None:
     """Masks asked for: the reduced model carries a mask head (reduce), so the rest of the config must ask
-    for masks too, or the run fails at its first validation (own-data.md section 3)."""
+    for masks too, or the run fails at its first validation (segmentation.py)."""
     differ = segmentation.missing(config, source)
     if differ:
         raise ConfigError(

@@ -1,7 +1,7 @@
 """run.train --data / run.eval --data: SAM3's RF100-VL fine-tuning config pointed at a user's own COCO
 dataset, every key the user does not set left as SAM3 wrote it.
 
-What changes (sam3 0.1.4's loaders; own-data.md in the team's reference notes):
+What changes (checked against sam3 0.1.4's loaders and Trainer):
 - the data root, a one-entry dataset list (the folder's name), every training image (num_images: null)
   and checkpoints saved (SAM3's shipped config saves none);
 - the evaluation split: test/, or valid/ when there is no test/ (SAM3 reads only test/);

@@ -1,5 +1,5 @@
-"""Masks in a SAM3 RF100-VL-style config (`--task segm`): the coordinated changes of
-shared/reference/own-data.md section 3, made together so that SAM3's Trainer trains a mask head and
+"""Masks in a SAM3 RF100-VL-style config (`--task segm`): six coordinated changes,
+made together so that SAM3's Trainer trains a mask head and
 evaluates `segm` next to `bbox`.
 
 1. scratch.enable_segmentation true, and every switch it feeds in the RF config (the model's
