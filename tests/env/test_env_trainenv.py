@@ -349,3 +349,16 @@ def test_the_torch_stamp_never_records_credentials_of_an_index_url():
     assert target.index == "https://me:s3cret@mirror.example/whl/cu128"  # pip gets it, through PIP_INDEX_URL
     assert target.key() == {"version": "2.14.1", "index": "https://***@mirror.example/whl/cu128"}
     assert "s3cret" not in target.reason
+
+
+def test_a_failed_version_probe_is_asked_again_an_answer_is_kept(tmp_path):
+    """The training env's versions: a probe that fails (a half-built venv) is not remembered for the process."""
+    python = tmp_path / "python"
+    answered = tmp_path / "answered"
+    python.write_text(f'#!/bin/sh\n[ -e {answered} ] || exit 1\necho \'{{"sam3": "0.1.4"}}\'\n')
+    python.chmod(0o755)
+    assert trainenv.training_versions(python) == {}
+    answered.touch()
+    assert trainenv.training_versions(python) == {"sam3": "0.1.4"}
+    answered.unlink()
+    assert trainenv.training_versions(python) == {"sam3": "0.1.4"}  # one answered probe per process

@@ -11,7 +11,6 @@ torch goes in with the venv's own pip (`python -m pip install`), not uv: pip hon
 pip configuration (mirrors, find-links, constraints), and the PyTorch indexes are plain pip indexes.
 """
 
-import functools
 import importlib.util
 import json
 import os
@@ -761,12 +760,23 @@ def install_sam3(plan: Sam3Plan, venv: Path) -> Outcome:
     return outcome
 
 
-@functools.cache
+_VERSIONS: dict[Path, dict[str, str]] = {}  # answers only: a failed probe is asked again
+
+
 def training_versions(python: Path) -> dict[str, str]:
-    """Versions of what the training env runs; one probe per process (planning and the record both ask)."""
+    """Versions of what the training env runs; one answered probe per process (planning and the record both
+    ask). A probe that fails or times out gives {} and is not remembered."""
+    if python in _VERSIONS:
+        return _VERSIONS[python]
     code = (
         "import importlib.metadata as m, json\nout = {}\nfor name in ('torch', 'sam3', 'hydra-core', 'submitit'):\n"
         "    try: out[name] = m.version(name)\n    except m.PackageNotFoundError: pass\nprint(json.dumps(out))"
     )
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
-    return json.loads(done.stdout) if done.returncode == 0 else {}
+    try:
+        done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if done.returncode != 0:
+        return {}
+    _VERSIONS[python] = json.loads(done.stdout)
+    return _VERSIONS[python]
