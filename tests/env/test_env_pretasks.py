@@ -1,5 +1,6 @@
 """Makefile-style steps: run.train/run.eval declare env.venv, env.torch and env.sam3 as pre-tasks, and
---dry-run reaches every pre-task (tasks/lib/core/executor.py, named by tasks.executor_class in invoke.yaml).
+--dry-run reaches every pre-task (tasks/lib/core/executor.py, named by tasks.executor_class in invoke.yaml;
+the dry run of run.train below shows `inv` uses it).
 
 The one slow test builds a training env from nothing through `inv run.train --check-only` alone: a real
 uv venv, torch 2.14.1 from this machine's wheel store (sam3.torch_index: pypi) and sam3 0.1.4 from PyPI.
@@ -50,16 +51,6 @@ def test_dry_run_reaches_every_pre_and_post_task_that_takes_it(dry_run):
     MakeExecutor(recording_collection(calls), Config()).execute(("launch", {"dry_run": dry_run}))
     # step runs once before build (deduplicated after launch), check has no flag and runs as it is
     assert calls == [("step", dry_run), ("check",), ("build", dry_run), ("launch", dry_run)]
-
-
-def test_invoke_yaml_names_the_executor(clean_env):
-    done = run_inv(["--help", "run.train"], clean_env)
-    assert "Runs env.venv, env.torch and env.sam3 first" in done.stdout
-    import yaml
-
-    assert yaml.safe_load((ROOT / "invoke.yaml").read_text())["tasks"]["executor_class"] == (
-        "tasks.lib.core.executor.MakeExecutor"
-    )
 
 
 def test_run_train_dry_run_without_a_training_env_says_what_each_step_would_do(clean_env, tmp_path):

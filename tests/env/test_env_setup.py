@@ -1,5 +1,7 @@
 """env.setup: hw.check first, then each step in order as pre-tasks; the summary of what is there."""
 
+import subprocess
+
 import pytest
 from conftest import ROOT, run_inv
 from support.project_copy import project_copy
@@ -49,4 +51,6 @@ def test_summary_reads_the_training_env_and_the_optional_steps(tmp_path):
     assert rows["sam3"][1].startswith("0.1.4")
     assert rows["weights"] == ("fail", "not downloaded (inv env.weights)")
     assert rows["wandb"] == ("pass", "sam3-ft") and rows["dvc"][0] == "skip"
-    assert rows["submodule sam3"] == ("fail", f"not checked out (pin {rows['submodule sam3'][1].split('pin ')[1]}")
+    pinned = subprocess.run(["git", "ls-tree", "HEAD", "sam3"], cwd=ROOT, capture_output=True, text=True).stdout
+    commit = pinned.split()[2]  # "160000 commit <sha>\tsam3": the commit the superproject records
+    assert rows["submodule sam3"] == ("fail", f"not checked out (pin {commit[:8]})")
