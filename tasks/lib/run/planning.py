@@ -214,17 +214,46 @@ def plan(
     a launch (all of them when only is None). On a cluster an array holds at most array_limit tasks
     (SLURM's MaxArraySize): a larger one is split.
     """
-    checkout = settings.path("sam3.checkout")
-    if request.config is None:
-        source = sam3_config.DEMO_CONFIG
-    else:
-        source = sam3_config.find_config(request.config, sam3_config.config_roots(checkout, environ))
-    original = sam3_config.load(source)
-    own_dataset = own.layout(request.data) if request.data else None
-    if own_dataset is None:
-        _refuse_wrong_mode(request, source, original)
-    elif request.datasets:
-        raise ConfigError("--datasets picks RF100-VL/ODinW datasets; with --data the dataset is that folder: drop it")
+    _refuse_bad_flags(request)
+    src = _source(request, settings.path("sam3.checkout"), environ)
+    source, original = src.path, src.data
+    name = _safe_name(request.name or _default_name(request, source, src.own_dataset))
+    run_dir = settings.path("paths.experiment_root") / name
+    data_root = settings.path("paths.demo_data_root") if request.config is None else None
+    rendering = _render(request, settings, src, run_dir, python, environ, data_root)
+    env, wandb_on, wandb_warning = _job_environment(settings, environ, rendering.config, run_dir)
+    jobs = _Jobs.of(request, settings, name, source, python, run_dir, wandb_on, wandb_instance)
+    jobs.values.update(_data_roots(settings, data_root))
+    bpe = find_bpe(settings.path("sam3.checkout"), sam3_package, environ)
+    if bpe:
+        jobs.values["<BPE_PATH>"] = str(bpe)
+    launches, tasks = _cells(jobs, rendering, run_dir, only, array_limit)
+    result = Plan(
+        name,
+        request.mode,
+        source,
+        run_dir,
+        launches,
+        tasks,
+        env,
+        original,
+        needs_weights=bool(rendering.weights_warning),
+        model_note=rendering.model_note,
+        withheld=job_env.withheld(environ, settings["jobs.env_allow"]),
+        env_allow=tuple(settings["jobs.env_allow"]),
+        bpe=bpe if "<BPE_PATH>" in str(original) else None,
+        axes=rendering.axes,
+        wandb_instance=wandb_instance,
+    )
+    if rendering.prepared:
+        result.own_data, result.files = src.own_dataset, rendering.prepared.files
+        result.notes = rendering.prepared.notes
+    _judge(result, rendering, jobs, python, [wandb_warning])
+    return result
+
+
+def _refuse_bad_flags(request: Request) -> None:
+    """Flags that cannot go together, or values out of range: one line each."""
     if request.mode not in ("local", "cluster"):
         raise ConfigError(f"--mode {request.mode!r} is not local or cluster; pick one of those")
     if request.max_parallel is not None and request.mode != "cluster":
@@ -238,14 +267,53 @@ def plan(
     ):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value} must be 1 or more; SAM3 runs one process per GPU")
+    if request.mode != "cluster" and request.num_nodes not in (None, 1):
+        raise ConfigError("--num-nodes above 1 needs --mode cluster; SAM3 runs a single node locally")
 
-    name = _safe_name(request.name or _default_name(request, source, own_dataset))
-    run_dir = settings.path("paths.experiment_root") / name
-    data_root = settings.path("paths.demo_data_root") if request.config is None else None
-    bpe = find_bpe(checkout, sam3_package, environ)
-    prepared = own_data.prepare(original, own_dataset, request, run_dir) if own_dataset else None
-    base = prepared.config if prepared else original
-    reduced, model_note = _model_choice(request, base, source, python, environ)
+
+@dataclass
+class _Source:
+    """The config a run starts from, as written, and the user's own dataset when --data names one."""
+
+    path: Path
+    data: dict
+    own_dataset: Any
+
+
+def _source(request: Request, checkout: Path, environ) -> _Source:
+    """The source config (the demo's, or found by name), loaded, and the --data folder's layout."""
+    if request.config is None:
+        source = sam3_config.DEMO_CONFIG
+    else:
+        source = sam3_config.find_config(request.config, sam3_config.config_roots(checkout, environ))
+    original = sam3_config.load(source)
+    own_dataset = own.layout(request.data) if request.data else None
+    if own_dataset is None:
+        _refuse_wrong_mode(request, source, original)
+    elif request.datasets:
+        raise ConfigError("--datasets picks RF100-VL/ODinW datasets; with --data the dataset is that folder: drop it")
+    return _Source(source, original, own_dataset)
+
+
+@dataclass
+class _Rendering:
+    """The run's config before its grid cells and datasets, and what was decided on the way there."""
+
+    config: dict
+    model_note: str
+    weights_warning: str | None
+    axes: list
+    listing: tuple[str, list[str]] | None
+    datasets: list
+    prepared: Any = None  # own_data.Prepared: annotation copies to write, notes to print
+
+
+def _render(request, settings, source: _Source, run_dir: Path, python: Path, environ, data_root) -> _Rendering:
+    """Own data pointed at, the CPU reduction merged, --set applied, --smoke shrunk, the local weights named,
+    the grid's axes and the datasets picked."""
+    prepared = own_data.prepare(source.data, source.own_dataset, request, run_dir) if source.own_dataset else None
+    base = prepared.config if prepared else source.data
+    reduced, model_note = _model_choice(request, base, source.path, python, environ)
     rendered = sam3_config.apply_sets(cpu_reduction.reduce(base) if reduced else copy.deepcopy(base), request.sets)
     if request.smoke:
         for key, value in SMOKE.items():
@@ -259,15 +327,18 @@ def plan(
         datasets = sam3_config.select_datasets(listing[1], request.datasets)
     elif request.datasets:
         raise ConfigError(
-            f"--datasets: {source.name} has no dataset list (all_roboflow_supercategories or "
+            f"--datasets: {source.path.name} has no dataset list (all_roboflow_supercategories or "
             "all_odinw_supercategories); drop --datasets"
         )
     if request.smoke and not prepared:
-        root = sam3_config.fill(
-            str((rendered.get("paths") or {}).get("roboflow_vl_100_root")), _data_roots(settings, data_root)
-        )
+        root_key = str((rendered.get("paths") or {}).get("roboflow_vl_100_root"))
+        root = sam3_config.fill(root_key, _data_roots(settings, data_root))
         prepared = own_data.shrink_rf100vl_evaluation(rendered, root, datasets, run_dir)
+    return _Rendering(rendered, model_note, weights_warning, axes, listing, datasets, prepared)
 
+
+def _job_environment(settings, environ, rendered: dict, run_dir: Path) -> tuple[dict, bool, str | None]:
+    """What every job of the run gets in its environment, whether W&B mirrors it, and why not when it cannot."""
     env = weights.job_environment(settings.path("paths.hf_home"))
     wandb_env = tracking.job_env(settings, environ)
     wandb_warning = _wandb_writer_problem(rendered) if wandb_env else None
@@ -277,144 +348,165 @@ def plan(
         key, _ = tracking.find_key(environ)
         if settings["tracking.wandb_mode"] == "online" and environ.get(tracking.KEY_ENV) == key:
             env[job_env.WANDB_KEY_FILE_VAR] = str(job_env.wandb_key_file(run_dir, environ))  # written at launch
-    cluster = request.mode == "cluster"
     # our plugins live in one folder: every job needs its hydra plugin, which finds the run's own configs
     env["PYTHONPATH"] = str(tracking.PLUGIN_DIR)
-    config_dir = run_dir / "configs"  # the run's rendered configs: <run>/configs/sam3_tasks/<file>.yaml
-    env[sam3_config.CONFIG_DIR_VAR] = str(config_dir)
-    num_gpus = request.num_gpus or (settings["slurm.num_gpus"] if cluster else 1)
-    num_nodes = request.num_nodes or (settings["slurm.num_nodes"] if cluster else 1)
-    if not cluster and num_nodes != 1:
-        raise ConfigError("--num-nodes above 1 needs --mode cluster; SAM3 runs a single node locally")
-    values = _data_roots(settings, data_root)
-    if bpe:
-        values["<BPE_PATH>"] = str(bpe)
-    argv_tail = ["--use-cluster", "0", "--num-gpus", str(num_gpus), "--num-nodes", "1"]
-    cells = grid.cells(axes) or [None]
+    env[sam3_config.CONFIG_DIR_VAR] = str(run_dir / "configs")  # <run>/configs/sam3_tasks/<file>.yaml
+    return env, wandb_on, wandb_warning
+
+
+@dataclass
+class _Jobs:
+    """How one rendered config becomes a Launch: its file name, W&B identity, paths, and command."""
+
+    request: Request
+    name: str
+    source: Path
+    python: Path
+    config_dir: Path
+    num_gpus: int
+    num_nodes: int
+    wandb_on: bool
+    wandb_instance: str
+    values: dict[str, str] = field(default_factory=dict)  # placeholders and what they become
+
+    @classmethod
+    def of(cls, request, settings, name, source, python, run_dir, wandb_on, wandb_instance) -> "_Jobs":
+        cluster = request.mode == "cluster"
+        num_gpus = request.num_gpus or (settings["slurm.num_gpus"] if cluster else 1)
+        num_nodes = request.num_nodes or (settings["slurm.num_nodes"] if cluster else 1)
+        config_dir = run_dir / "configs"
+        return cls(request, name, source, python, config_dir, num_gpus, num_nodes, wandb_on, wandb_instance)
+
+    @property
+    def cluster(self) -> bool:
+        return self.request.mode == "cluster"
 
     def launch(
+        self,
         config: dict,
         file_name: str,
-        members: list[str | None],
+        members: list,
         experiment_dir: Path,
         run_name: str,
         identity_: tuple[str | None, str],
         cell_dir: Path,
     ) -> Launch:
         """identity_: the W&B run's dataset and folder (interpolations in a job array)."""
-        if wandb_on:
-            job_type = "eval" if request.evaluate else "train"
-            for key, value in tracking.writer_overrides(
-                run_name, *identity_, job_type, group=name, instance=wandb_instance
-            ).items():
+        if self.wandb_on:
+            job_type = "eval" if self.request.evaluate else "train"
+            overrides = tracking.writer_overrides(
+                run_name, *identity_, job_type, group=self.name, instance=self.wandb_instance
+            )
+            for key, value in overrides.items():
                 sam3_config.set_key(config, key, value, create=True)
-        config = sam3_config.fill(config, {**values, "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir)})
+        config = sam3_config.fill(config, {**self.values, "<YOUR EXPERIMENET LOG_DIR>": str(experiment_dir)})
         sam3_config.set_key(config, "launcher.experiment_log_dir", str(experiment_dir), create=True)
         name_ = f"{sam3_config.CONFIG_PREFIX}/{file_name}"
-        if cluster:
-            sam3_config.set_key(config, "launcher.gpus_per_node", num_gpus, create=True)
-            sam3_config.set_key(config, "launcher.num_nodes", num_nodes, create=True)
+        path = self.config_dir / name_
+        if not self.cluster:
+            argv = [str(self.python), "-m", "sam3.train.train", "-c", name_, "--use-cluster", "0"]
+            argv += ["--num-gpus", str(self.num_gpus), "--num-nodes", "1"]
+            _refuse_placeholders(config)
+            return Launch(name_, path, sam3_config.to_text(config, self.source), argv, members)
+        sam3_config.set_key(config, "launcher.gpus_per_node", self.num_gpus, create=True)
+        sam3_config.set_key(config, "launcher.num_nodes", self.num_nodes, create=True)
         _refuse_placeholders(config)
-        text = sam3_config.to_text(config, source)
-        if cluster:
-            job = job_parameters(config, name_, num_gpus, num_nodes, request.partition, request.account, request.qos)
-            return Launch(
-                name_, config_dir / name_, text, submit_argv(python), members, job, cell_dir / "submitit_logs"
-            )
-        argv = [str(python), "-m", "sam3.train.train", "-c", name_, *argv_tail]
-        return Launch(name_, config_dir / name_, text, argv, members)
+        r = self.request
+        job = job_parameters(config, name_, self.num_gpus, self.num_nodes, r.partition, r.account, r.qos)
+        text = sam3_config.to_text(config, self.source)
+        return Launch(name_, path, text, submit_argv(self.python), members, job, cell_dir / "submitit_logs")
 
+
+def _cells(jobs: _Jobs, rendering: _Rendering, run_dir: Path, only, array_limit) -> tuple[list[Launch], list[Task]]:
+    """Every task of every grid cell; a launch for each chosen one (a job array per cell on a cluster)."""
     launches: list[Launch] = []
     tasks: list[Task] = []
-    for number, cell in enumerate(cells, 1):
-        cell_config = copy.deepcopy(rendered)
+    for number, cell in enumerate(grid.cells(rendering.axes) or [None], 1):
+        cell_config = copy.deepcopy(rendering.config)
         for key, value in (cell.values if cell else {}).items():
             sam3_config.set_key(cell_config, key, value)
         cell_dir = run_dir / cell.name if cell else run_dir
-        stem = f"{name}--c{number:02d}" if cell else name
-        run_name = f"{name}/{cell.name}" if cell else name
         epochs = int(_number(cell_config, (cell_config.get("trainer") or {}).get("max_epochs")))
         cell_tasks = [
             Task(dataset, cell_dir / _safe_name(dataset) if dataset is not None else cell_dir, None, cell, epochs)
-            for dataset in datasets
+            for dataset in rendering.datasets
         ]
         tasks += cell_tasks
         chosen = [task for task in cell_tasks if only is None or task.key in only]
-        if listing and cluster:
-            # SAM3's job-array layout: one array task per dataset, each with its own folders
-            size = array_limit or len(chosen) or 1
-            chunks = [chosen[i : i + size] for i in range(0, len(chosen), size)]
-            for chunk in chunks:
-                config = array_config(copy.deepcopy(cell_config), listing[0], [t.dataset for t in chunk])
-                # named by its datasets: tasks still queued from an earlier launch compose their own file
-                members = hashlib.sha256("\0".join(t.dataset for t in chunk).encode()).hexdigest()[:8]
-                file_name = f"{stem}--{members}.yaml"
-                launches.append(
-                    launch(
-                        config,
-                        file_name,
-                        [t.dataset for t in chunk],
-                        cell_dir,
-                        run_name,
-                        ("${sam3_tasks.dataset}", ARRAY_TASK_DIR),
-                        cell_dir,
-                    )
-                )
-                for task in chunk:
-                    task.launch = len(launches) - 1
-            continue
-        for task in chosen:
-            config = copy.deepcopy(cell_config)
-            if task.dataset is not None:
-                sam3_config.set_key(
-                    config, "submitit.job_array.task_index", listing[1].index(task.dataset), create=True
-                )
-            file_name = f"{stem}--{_safe_name(task.dataset)}.yaml" if task.dataset is not None else f"{stem}.yaml"
-            launches.append(
-                launch(
-                    config,
-                    file_name,
-                    [task.dataset],
-                    task.experiment_dir,
-                    run_name,
-                    (task.dataset, str(task.experiment_dir)),
-                    cell_dir,
-                )
+        stem = f"{jobs.name}--c{number:02d}" if cell else jobs.name
+        run_name = f"{jobs.name}/{cell.name}" if cell else jobs.name
+        if rendering.listing and jobs.cluster:
+            _array_launches(
+                jobs, launches, chosen, cell_config, rendering.listing[0], (stem, run_name, cell_dir), array_limit
             )
+        else:
+            _task_launches(jobs, launches, chosen, cell_config, rendering.listing, (stem, run_name, cell_dir))
+    return launches, tasks
+
+
+def _array_launches(
+    jobs: _Jobs,
+    launches: list,
+    chosen: list[Task],
+    cell_config: dict,
+    list_key: str,
+    cell: tuple[str, str, Path],
+    array_limit: int | None,
+) -> None:
+    """SAM3's job-array layout: one array task per dataset, each with its own folders; arrays of at most
+    array_limit tasks."""
+    stem, run_name, cell_dir = cell
+    size = array_limit or len(chosen) or 1
+    for chunk in (chosen[i : i + size] for i in range(0, len(chosen), size)):
+        config = array_config(copy.deepcopy(cell_config), list_key, [t.dataset for t in chunk])
+        # named by its datasets: tasks still queued from an earlier launch compose their own file
+        members = hashlib.sha256("\0".join(t.dataset for t in chunk).encode()).hexdigest()[:8]
+        identity_ = ("${sam3_tasks.dataset}", ARRAY_TASK_DIR)
+        datasets = [t.dataset for t in chunk]
+        launches.append(
+            jobs.launch(config, f"{stem}--{members}.yaml", datasets, cell_dir, run_name, identity_, cell_dir)
+        )
+        for task in chunk:
             task.launch = len(launches) - 1
-    result = Plan(
-        name,
-        request.mode,
-        source,
-        run_dir,
-        launches,
-        tasks,
-        env,
-        original,
-        needs_weights=bool(weights_warning),
-        model_note=model_note,
-        withheld=job_env.withheld(environ, settings["jobs.env_allow"]),
-        env_allow=tuple(settings["jobs.env_allow"]),
-        bpe=bpe if "<BPE_PATH>" in str(original) else None,
-        axes=axes,
-        wandb_instance=wandb_instance,
-    )
-    if prepared:
-        result.own_data, result.files, result.notes = own_dataset, prepared.files, prepared.notes
+
+
+def _task_launches(
+    jobs: _Jobs, launches: list, chosen: list[Task], cell_config: dict, listing, cell: tuple[str, str, Path]
+) -> None:
+    """One launch per task: locally one train.py call per dataset, in turn."""
+    stem, run_name, cell_dir = cell
+    for task in chosen:
+        config = copy.deepcopy(cell_config)
+        if task.dataset is not None:
+            index = listing[1].index(task.dataset)
+            sam3_config.set_key(config, "submitit.job_array.task_index", index, create=True)
+        file_name = f"{stem}--{_safe_name(task.dataset)}.yaml" if task.dataset is not None else f"{stem}.yaml"
+        identity_ = (task.dataset, str(task.experiment_dir))
+        launches.append(
+            jobs.launch(config, file_name, [task.dataset], task.experiment_dir, run_name, identity_, cell_dir)
+        )
+        task.launch = len(launches) - 1
+
+
+def _judge(result: Plan, rendering: _Rendering, jobs: _Jobs, python: Path, warnings: list) -> None:
+    """The run's identity (what decides its results), its trainer mode, and the warnings it prints."""
     from ..env.trainenv import training_versions
 
     result.identity = identity.of_run(
-        sam3_config.fill(rendered, values), num_gpus, num_nodes, axes, training_versions(python)
+        sam3_config.fill(rendering.config, jobs.values),
+        jobs.num_gpus,
+        jobs.num_nodes,
+        rendering.axes,
+        training_versions(python),
     )
-    trainer = rendered.get("trainer") or {}
+    trainer = rendering.config.get("trainer") or {}
     result.trainer_mode = str(trainer.get("mode", "train"))
-    result.warnings += [warning for warning in (weights_warning, wandb_warning) if warning]
-    if trainer.get("skip_saving_ckpts") and max(task.max_epochs for task in tasks) > 1:
+    result.warnings += [w for w in (rendering.weights_warning, *warnings) if w]
+    if trainer.get("skip_saving_ckpts") and max(task.max_epochs for task in result.tasks) > 1:
         result.warnings.append(
             "trainer.skip_saving_ckpts is true: no checkpoint is written, so a requeued or "
             "crashed job restarts from zero (--set trainer.skip_saving_ckpts=false)"
         )
-    return result
 
 
 def _data_roots(settings, demo_root: Path | None = None) -> dict[str, str]:
