@@ -540,6 +540,9 @@ def _print_results(summary, comparison, beside):
         print(f"table: {summary['table']}")
     if summary.get("plot"):
         print(f"plot: {summary['plot']}")
+    for row in summary["tasks"]:
+        if row.get("predictions"):
+            print(f"predictions ({'/'.join(p for p in (row['cell'], row['dataset']) if p)}): {row['predictions']}")
 
 
 @task(help={"name": "Run name (default: the last run).", "follow": "Keep printing new lines until the run ends.",
@@ -586,3 +589,118 @@ def tensorboard(c, name=None, port=None, dry_run=False):
     code = tensorboard_lib.serve(argv, port, record["name"], run_dir, tensorboard_lib.tied_to_session())
     if code:
         raise Exit(f"error: TensorBoard exited {code}", code=1)
+
+
+EXPORT_HELP = {
+    "name": "Run name (default: the last run).",
+    "dataset": "The task to export: its dataset (or cell/dataset in a grid); needed when the run has several.",
+    "cell": CELL_HELP,
+    "output": "The file to write. Default: <task folder>/export/<run>[-<cell>]-<dataset>.pt, beside the task's "
+    "checkpoints/ and logs/.",
+    "force": "Replace --output when it exists.",
+    "json": "Print JSON instead of lines.",
+}
+
+
+@task(help=EXPORT_HELP)
+def export(c, name=None, dataset=None, cell=None, output=None, force=False, json=False):
+    """Export a task's trainer checkpoint as one file SAM3's own loader reads (build_sam3_image_model's
+    checkpoint_path): {"model": {"detector." + key: tensor}}, no optimizer. Written under a temporary name and
+    renamed into place only once proven: the model as trained loads it through SAM3's loader with no missing or
+    unexpected keys, every tensor equals the trainer's, and one image and prompt give identical outputs."""
+    from .lib.run import export as export_lib
+    from .lib.run import launch_record
+
+    settings = load_settings(c)
+    record = launch_record.load_record(settings.path("paths.experiment_root"), name)
+    source = export_lib.choose(record, dataset, cell)
+    target = export_lib.check_output(Path(output) if output else export_lib.default_output(source), source, force)
+    python = settings.path("sam3.train_venv") / "bin" / "python"
+    result = export_lib.export(python, source, target, force)
+    print(report_lib.to_json(result) if json else "\n".join(export_lib.summary_lines(result)))
+
+
+PREDICT_HELP = {
+    "name": (
+        "A run (default: the last run): its tasks' prediction dumps are drawn, no model is run. With "
+        "--checkpoint: the run whose model config builds the model (e.g. the CPU demo's reduced one)."
+    ),
+    "checkpoint": "A checkpoint in SAM3's loader layout (inv run.export's file) to run on --images or --data.",
+    "images": (
+        "With --checkpoint: a folder of images to run it on (needs --prompts). With a run: where the "
+        "images are when the folder its config names is elsewhere."
+    ),
+    "data": (
+        "With --checkpoint: a COCO dataset folder (Roboflow's layout); its evaluation split, ground truth "
+        "drawn beside the predictions."
+    ),
+    "prompts": (
+        'With --images: the phrases to detect, comma-separated ("bolt,nut"). With --data: a JSON or YAML '
+        "file of category id to phrase, as run.train reads it (default: the category names)."
+    ),
+    "dataset": "Only this task of the run (its dataset, or cell/dataset).",
+    "cell": CELL_HELP,
+    "threshold": (
+        "Score from 0 to 1 at which predictions are drawn and counted (the page's slider starts there). Default: 0.5."
+    ),
+    "max_images": "At most this many images on the page and sheets, worst first. Default: 200.",
+    "out": "With --checkpoint: the folder to write (default: predictions-<images folder> beside the checkpoint).",
+    "no_open": "Do not open the page in a browser.",
+    "no_wandb": "Do not log the contact sheets to W&B even when tracking.wandb_project is set.",
+    "json": "Print JSON (each page's path, sheets, order and per-category counts) instead of tables.",
+}
+
+
+@task(auto_shortflags=False, help=PREDICT_HELP)
+def predict(
+    c,
+    name=None,
+    checkpoint=None,
+    images=None,
+    data=None,
+    prompts=None,
+    dataset=None,
+    cell=None,
+    threshold=None,
+    max_images=None,
+    out=None,
+    no_open=False,
+    no_wandb=False,
+    json=False,
+):
+    """Draw predictions over images beside their ground truth: one self-contained HTML page (worst images
+    first, a score slider, per-category counts) and PNG contact sheets per task, from a run's prediction
+    dumps or from a checkpoint run on images (torchvision draws the sheets in the training env, which
+    inv env.setup builds)."""
+    from .lib.env import tracking
+    from .lib.run import predictions
+
+    settings = load_settings(c)
+    python = settings.path("sam3.train_venv") / "bin" / "python"
+    request = predictions.Request(
+        name=name,
+        checkpoint=checkpoint,
+        images=images,
+        data=data,
+        prompts=prompts,
+        dataset=dataset,
+        cell=cell,
+        threshold=predictions.parse_threshold(threshold),
+        max_images=predictions.parse_max_images(max_images),
+        out=out,
+    )
+    jobs, notes = predictions.plan(request, settings, python)
+    summaries = [predictions.make(job, request.threshold, request.max_images, python) for job in jobs]
+    wandb_env = {} if no_wandb or not summaries[0]["run"] else tracking.job_env(settings)
+    if wandb_env:
+        notes.append(predictions.log_to_wandb(summaries, jobs[0].run_dir, wandb_env, os.environ, sys.executable))
+    if json:
+        print(report_lib.to_json({"pages": summaries, "notes": notes}))
+    for summary in [] if json else summaries:
+        report_lib.print_table(*predictions.table(summary))
+        print(f"sheets: {len(summary['sheets'])} in {Path(summary['page']).parent} (worst images first)")
+        print(f"page: {summary['page']}")
+    for line in notes + [n for s in summaries for n in s["notes"]] if not json else []:
+        print(line)
+    if not no_open:
+        print(predictions.open_page(Path(summaries[0]["page"]), os.environ), file=sys.stderr if json else sys.stdout)

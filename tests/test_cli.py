@@ -41,6 +41,8 @@ def test_list_shows_every_namespace(clean_env):
         "run.results",
         "run.logs",
         "run.cancel",
+        "run.export",
+        "run.predict",
         "remote.run",
         "env.setup",
         "env.submodules",

@@ -117,6 +117,7 @@ class Task:
     epoch: int | None = None
     stats_path: str = ""
     dataset_named: bool = True  # False: a task of a config without datasets, named after its run
+    predictions: str | None = None  # run.predict's page of the task, once made
 
 
 @dataclass
@@ -157,6 +158,8 @@ def _fill(task: Task, domains: dict[str, str]) -> Task:
     task.epoch = (stats.last or {}).get("Trainer/epoch")
     task.domain = domains.get(task.dataset)
     task.status = _status(task.state, stats)
+    page = Path(task.experiment_dir) / "predictions" / "predictions.html"  # predictions.py's FOLDER and PAGE
+    task.predictions = str(page) if page.is_file() else None
     return task
 
 

@@ -31,7 +31,7 @@ import logging
 import sys
 
 CHECKED_SAM3_VERSIONS = ("0.1.4",)
-_patched = False
+_patched: set[str] = set()  # which patches are in place: tensors, losses
 
 
 def sam3_version() -> str:
@@ -41,9 +41,9 @@ def sam3_version() -> str:
         return "not installed"
 
 
-def apply_cpu_patches() -> bool:
-    """Patch SAM3's CUDA-only calls when CUDA is absent; True when the patches are in place."""
-    global _patched
+def apply_cpu_patches(training: bool = True) -> bool:
+    """Patch SAM3's CUDA-only calls when CUDA is absent; True when the patches are in place. training=False
+    (inference: run.export's proof, run.predict) leaves SAM3's loss module alone, and unimported."""
     import torch
 
     if torch.cuda.is_available():
@@ -54,12 +54,26 @@ def apply_cpu_patches() -> bool:
             f"sam3_cpu: the CPU patches were checked against sam3 {', '.join(CHECKED_SAM3_VERSIONS)}, not "
             f"{version}; install sam3=={CHECKED_SAM3_VERSIONS[-1]} in the training venv (inv env.sam3 --source pypi)"
         )
-    if _patched:
-        return True
+    if "tensors" not in _patched:
+        torch.Tensor.pin_memory = lambda self, *args, **kwargs: self
+        torch.cuda.reset_peak_memory_stats = lambda device=None: None
+        _patched.add("tensors")
+    if training and "losses" not in _patched:
+        _patch_focal_loss()
+        _patched.add("losses")
+        print(
+            f"sam3_cpu: no CUDA, sam3 {version}: CPU patches applied (Tensor.pin_memory, "
+            "torch.cuda.reset_peak_memory_stats, loss_fns.sigmoid_focal_loss triton=False)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return True
+
+
+def _patch_focal_loss() -> None:
+    """SAM3's focal loss asks for its Triton kernel; on a CPU tensor, the plain one."""
     from sam3.train.loss import loss_fns
 
-    torch.Tensor.pin_memory = lambda self, *args, **kwargs: self
-    torch.cuda.reset_peak_memory_stats = lambda device=None: None
     original = loss_fns.sigmoid_focal_loss
 
     @functools.wraps(original)
@@ -69,10 +83,6 @@ def apply_cpu_patches() -> bool:
         return original(inputs, *args, **kwargs)
 
     loss_fns.sigmoid_focal_loss = sigmoid_focal_loss  # callers look it up in the module at call time
-    _patched = True
-    print(f"sam3_cpu: no CUDA, sam3 {version}: CPU patches applied (Tensor.pin_memory, "
-          "torch.cuda.reset_peak_memory_stats, loss_fns.sigmoid_focal_loss triton=False)", file=sys.stderr, flush=True)  # fmt: skip
-    return True
 
 
 def make_trainer(**kwargs):
