@@ -20,8 +20,10 @@ from .lib.core.errors import ConfigError, ToolError
 # with --dry-run these steps only say what they would do (tasks.lib.core.executor).
 TRAINING_ENV = [env.venv, env.torch, env.sam3]
 
-CONFIG_HELP = ("SAM3 config: its SAM3 name (configs/roboflow_v100/x.yaml), short name (x), or a path to your own "
-               "YAML. Put it after the task name: inv run.train --config x. Default: the CPU demo.")  # fmt: skip
+CONFIG_HELP = (
+    "SAM3 config: its SAM3 name (configs/roboflow_v100/x.yaml), short name (x), or a path to your own "
+    "YAML. Put it after the task name: inv run.train --config x. Default: the CPU demo."
+)
 COMMON_HELP = {
     "mode": "local (this machine) or cluster (SLURM through submitit). Default: local.",
     "datasets": "RF100-VL/ODinW configs: all, a,b,c, or @file with one name a line. Default: all.",
@@ -92,14 +94,25 @@ def _request(settings, config, set_, evaluate, rerun_failed, flags):
     from .lib.run import launch_record, planning
 
     request = planning.Request(
-        config=config, mode=flags["mode"], datasets=flags["datasets"], sets=list(set_ or []), name=flags["name"],
-        num_gpus=_int("--num-gpus", flags["num_gpus"]), num_nodes=_int("--num-nodes", flags["num_nodes"]),
+        config=config,
+        mode=flags["mode"],
+        datasets=flags["datasets"],
+        sets=list(set_ or []),
+        name=flags["name"],
+        num_gpus=_int("--num-gpus", flags["num_gpus"]),
+        num_nodes=_int("--num-nodes", flags["num_nodes"]),
         partition=flags["partition"] or settings["slurm.partition"] or None,
-        account=flags["account"] or settings["slurm.account"] or None, qos=flags["qos"] or settings["slurm.qos"] or None,
-        smoke=flags["smoke"], evaluate=evaluate, max_parallel=_int("--max-parallel", flags["max_parallel"]),
-        grid=list(flags["grid"] or []), restart=flags["restart"], data=flags.get("data"), task=flags.get("task"),
+        account=flags["account"] or settings["slurm.account"] or None,
+        qos=flags["qos"] or settings["slurm.qos"] or None,
+        smoke=flags["smoke"],
+        evaluate=evaluate,
+        max_parallel=_int("--max-parallel", flags["max_parallel"]),
+        grid=list(flags["grid"] or []),
+        restart=flags["restart"],
+        data=flags.get("data"),
+        task=flags.get("task"),
         prompts=flags.get("prompts"),
-    )  # fmt: skip
+    )
     if request.data is None and (request.task or request.prompts):
         raise ConfigError("--task and --prompts go with --data DIR (your own COCO dataset); add --data")
     if request.data and request.config is None:
@@ -162,8 +175,16 @@ def _launch_held(c, request, settings, package, python, whole, limits, dry_run, 
     if request.mode == "cluster" and shutil.which("squeue"):  # no SLURM here: pre-flight says so
         ours = _slurm_or_guess(dry_run, slurm.job_states, {}, "does not count your queued jobs")
         slurm.refuse_too_many(len(chosen), limits, ours)
-    plan_chosen = partial(planning.plan, request, settings, package, python, only=chosen,
-                          array_limit=limits.get("MaxArraySize"), wandb_instance=instance)  # fmt: skip
+    plan_chosen = partial(
+        planning.plan,
+        request,
+        settings,
+        package,
+        python,
+        only=chosen,
+        array_limit=limits.get("MaxArraySize"),
+        wandb_instance=instance,
+    )
     plan = plan_chosen()
     if plan.needs_weights and not (dry_run or check_only):
         env.weights(c)  # Makefile-style, for the configs that load SAM3's checkpoint
@@ -348,27 +369,101 @@ def _ensure_demo_data(root):
 LAUNCH_HELP = {"set_": COMMON_HELP["set"], **{k: v for k, v in COMMON_HELP.items() if k != "set"}}
 
 
-@task(pre=TRAINING_ENV, iterable=["set_", "grid"], optional=["rerun_failed"], auto_shortflags=False,
-      help={"config": CONFIG_HELP, **LAUNCH_HELP})  # fmt: skip
-def train(c, config=None, data=None, task=None, prompts=None, mode="local", datasets=None, set_=None, grid=None,
-          name=None, num_gpus=None, num_nodes=None, partition=None, account=None, qos=None, max_parallel=None,
-          smoke=False, restart=False, rerun_failed=None, no_preflight=False, check_only=False, dry_run=False):  # fmt: skip
+@task(
+    pre=TRAINING_ENV,
+    iterable=["set_", "grid"],
+    optional=["rerun_failed"],
+    auto_shortflags=False,
+    help={"config": CONFIG_HELP, **LAUNCH_HELP},
+)
+def train(
+    c,
+    config=None,
+    data=None,
+    task=None,
+    prompts=None,
+    mode="local",
+    datasets=None,
+    set_=None,
+    grid=None,
+    name=None,
+    num_gpus=None,
+    num_nodes=None,
+    partition=None,
+    account=None,
+    qos=None,
+    max_parallel=None,
+    smoke=False,
+    restart=False,
+    rerun_failed=None,
+    no_preflight=False,
+    check_only=False,
+    dry_run=False,
+):
     """Fine-tune SAM3 with train.py, locally or on SLURM (no --config: the CPU demo).
 
     Runs env.venv, env.torch and env.sam3 first (each a no-op once done), and env.weights when the
     config loads SAM3's checkpoint and no verified copy is on disk yet.
     """
-    _launch(c, False, config, set_, dry_run, no_preflight, check_only, rerun_failed, mode=mode, datasets=datasets,
-            grid=grid, name=name, num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account,
-            qos=qos, max_parallel=max_parallel, smoke=smoke, restart=restart, data=data, task=task,
-            prompts=prompts)  # fmt: skip
+    _launch(
+        c,
+        False,
+        config,
+        set_,
+        dry_run,
+        no_preflight,
+        check_only,
+        rerun_failed,
+        mode=mode,
+        datasets=datasets,
+        grid=grid,
+        name=name,
+        num_gpus=num_gpus,
+        num_nodes=num_nodes,
+        partition=partition,
+        account=account,
+        qos=qos,
+        max_parallel=max_parallel,
+        smoke=smoke,
+        restart=restart,
+        data=data,
+        task=task,
+        prompts=prompts,
+    )
 
 
-@task(name="eval", pre=TRAINING_ENV, iterable=["set_", "grid"], optional=["rerun_failed"], auto_shortflags=False,
-      help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""), **LAUNCH_HELP})  # fmt: skip
-def eval_(c, config=None, data=None, task=None, prompts=None, mode="local", datasets=None, set_=None, grid=None,
-          name=None, num_gpus=None, num_nodes=None, partition=None, account=None, qos=None, max_parallel=None,
-          smoke=False, restart=False, rerun_failed=None, no_preflight=False, check_only=False, dry_run=False):  # fmt: skip
+@task(
+    name="eval",
+    pre=TRAINING_ENV,
+    iterable=["set_", "grid"],
+    optional=["rerun_failed"],
+    auto_shortflags=False,
+    help={"config": CONFIG_HELP.replace(" Default: the CPU demo.", ""), **LAUNCH_HELP},
+)
+def eval_(
+    c,
+    config=None,
+    data=None,
+    task=None,
+    prompts=None,
+    mode="local",
+    datasets=None,
+    set_=None,
+    grid=None,
+    name=None,
+    num_gpus=None,
+    num_nodes=None,
+    partition=None,
+    account=None,
+    qos=None,
+    max_parallel=None,
+    smoke=False,
+    restart=False,
+    rerun_failed=None,
+    no_preflight=False,
+    check_only=False,
+    dry_run=False,
+):
     """Evaluate SAM3 with an evaluation config (trainer.mode: val).
 
     Runs env.venv, env.torch and env.sam3 first (each a no-op once done), and env.weights when the
@@ -379,10 +474,31 @@ def eval_(c, config=None, data=None, task=None, prompts=None, mode="local", data
             "run.eval needs --config (an evaluation config, e.g. roboflow_v100_eval), --data DIR (your own COCO "
             "dataset: the model you start from, evaluated), or --rerun-failed RUN"
         )
-    _launch(c, True, config, set_, dry_run, no_preflight, check_only, rerun_failed, mode=mode, datasets=datasets,
-            grid=grid, name=name, num_gpus=num_gpus, num_nodes=num_nodes, partition=partition, account=account,
-            qos=qos, max_parallel=max_parallel, smoke=smoke, restart=restart, data=data, task=task,
-            prompts=prompts)  # fmt: skip
+    _launch(
+        c,
+        True,
+        config,
+        set_,
+        dry_run,
+        no_preflight,
+        check_only,
+        rerun_failed,
+        mode=mode,
+        datasets=datasets,
+        grid=grid,
+        name=name,
+        num_gpus=num_gpus,
+        num_nodes=num_nodes,
+        partition=partition,
+        account=account,
+        qos=qos,
+        max_parallel=max_parallel,
+        smoke=smoke,
+        restart=restart,
+        data=data,
+        task=task,
+        prompts=prompts,
+    )
 
 
 @task(name="list", help={"json": "Print JSON instead of a table."})
@@ -391,8 +507,19 @@ def list_(c, json=False):
     from .lib.run import launch_record
 
     records = launch_record.list_records(load_settings(c).path("paths.experiment_root"))
-    rows = [(r["name"], r["mode"], len({t.get("cell") for t in r["tasks"] if t.get("cell")}) or "-", len(r["tasks"]),
-             len(r.get("launches", [])) or 1, _state(r), r["started"], r["run_dir"]) for r in records]  # fmt: skip
+    rows = [
+        (
+            r["name"],
+            r["mode"],
+            len({t.get("cell") for t in r["tasks"] if t.get("cell")}) or "-",
+            len(r["tasks"]),
+            len(r.get("launches", [])) or 1,
+            _state(r),
+            r["started"],
+            r["run_dir"],
+        )
+        for r in records
+    ]
     if json:
         print(report_lib.to_json({"runs": records}))
         return
@@ -422,8 +549,10 @@ def status(c, name=None, json=False, cell=None):
     if json:
         states = status.run_states(record)
         results = [results_lib.val_results(Path(e["experiment_dir"]), e["dataset"]) for e in record["tasks"]]
-        progress = [results_lib.progress(Path(e["experiment_dir"]), e["dataset"], state.startswith(results_lib.DONE))
-                    for e, state in zip(record["tasks"], states, strict=True)]  # fmt: skip
+        progress = [
+            results_lib.progress(Path(e["experiment_dir"]), e["dataset"], state.startswith(results_lib.DONE))
+            for e, state in zip(record["tasks"], states, strict=True)
+        ]
         print(report_lib.to_json({"run": record, "states": states, "results": results, "progress": progress}))
         return
     _print_status(record)
@@ -436,9 +565,19 @@ def _print_status(record):
     for e, state in zip(record["tasks"], states, strict=True):
         folder = Path(e["experiment_dir"])
         result = results.val_results(folder, e["dataset"])
-        rows.append((status.label(record, e), state, results.progress(folder, e["dataset"], state.startswith(results.DONE)),
-                     e["pid"] or "-", e["job_id"] or "-", "-" if e["exit_code"] is None else e["exit_code"],
-                     _ap(result.get("AP")), _ap(result.get("AP_50")), e["experiment_dir"]))  # fmt: skip
+        rows.append(
+            (
+                status.label(record, e),
+                state,
+                results.progress(folder, e["dataset"], state.startswith(results.DONE)),
+                e["pid"] or "-",
+                e["job_id"] or "-",
+                "-" if e["exit_code"] is None else e["exit_code"],
+                _ap(result.get("AP")),
+                _ap(result.get("AP_50")),
+                e["experiment_dir"],
+            )
+        )
     columns = ("task", "state", "progress", "pid", "job", "exit", "bbox AP", "AP50", "folder")
     report_lib.print_table(f"{record['name']} ({record['mode']})", columns, rows)
     if status.UNKNOWN in states:
@@ -453,15 +592,15 @@ def _ap(value):
 
 RESULTS_HELP = {
     "name": "A run name (default: the last run), a run folder, or an experiment folder SAM3's train.py wrote "
-            "(<experiment_log_dir>/logs/<dataset>/val_stats.json).",
+    "(<experiment_log_dir>/logs/<dataset>/val_stats.json).",
     "json": "Print JSON instead of tables (tasks' metrics on SAM3's 0-1 scale; the groups' AP x100).",
     "csv": "Print one CSV row per task instead of tables (x100).",
     "compare": "Another run (name or folder): per-dataset and per-domain AP deltas, largest first.",
     "setting": "Compare with SAM3's figures for this setting instead of the one read from the config: zero-shot, "
-               "1-shot, 3-shot, 5-shot, 10-shot, full-ft, or none.",
+    "1-shot, 3-shot, 5-shot, 10-shot, full-ft, or none.",
     "no_plot": "Do not draw the PNG (<run>/results.png; the table is saved as <run>/results.csv either way).",
     "no_wandb": "Do not log the table and plot to W&B even when tracking.wandb_project is set.",
-}  # fmt: skip
+}
 
 
 @task(auto_shortflags=False, help=RESULTS_HELP)
@@ -495,7 +634,9 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     beside = None
     baseline = results_lib.find_baseline(source.record, root)
     if baseline:
-        beside = results_lib.beside_baseline(summary, results_lib.summarize(results_lib.from_record(baseline, state_of)))
+        beside = results_lib.beside_baseline(
+            summary, results_lib.summarize(results_lib.from_record(baseline, state_of))
+        )
     notes += results_lib.baseline_lines(beside, source.record)
     comparison = None
     if compare:
@@ -519,19 +660,33 @@ def _print_results(summary, comparison, beside):
     from .lib.run import results as results_lib
 
     columns, rows = results_lib.shown_task_rows(summary)
-    report_lib.print_table(f"{summary['run']}: box AP x100 per task (the last complete line of val_stats.json)",
-                           columns, rows)  # fmt: skip
-    for title, table in (("AP by cell", results_lib.cells_table(summary)),
-                         ("RF100-VL by domain", results_lib.domain_table(summary))):  # fmt: skip
+    report_lib.print_table(
+        f"{summary['run']}: box AP x100 per task (the last complete line of val_stats.json)", columns, rows
+    )
+    for title, table in (
+        ("AP by cell", results_lib.cells_table(summary)),
+        ("RF100-VL by domain", results_lib.domain_table(summary)),
+    ):
         if table:
             report_lib.print_table(f"{summary['run']}: {title}", *table)
     for line in results_lib.summary_lines(summary):
         print(line)
     if beside:
-        rows = [(r["task"], r["figure"], results_lib.fmt(r["fine-tuned"]), results_lib.fmt(r["baseline"]),
-                 "-" if r["delta"] is None else f"{r['delta']:+.1f}") for r in beside["rows"]]  # fmt: skip
-        report_lib.print_table(f"{summary['run']} beside the model it started from ({beside['baseline']}), x100",
-                               ("task", "figure", "fine-tuned", "baseline", "Δ"), rows)  # fmt: skip
+        rows = [
+            (
+                r["task"],
+                r["figure"],
+                results_lib.fmt(r["fine-tuned"]),
+                results_lib.fmt(r["baseline"]),
+                "-" if r["delta"] is None else f"{r['delta']:+.1f}",
+            )
+            for r in beside["rows"]
+        ]
+        report_lib.print_table(
+            f"{summary['run']} beside the model it started from ({beside['baseline']}), x100",
+            ("task", "figure", "fine-tuned", "baseline", "Δ"),
+            rows,
+        )
     for title, columns, rows, verdict in results_lib.compare_tables(comparison) if comparison else []:
         report_lib.print_table(title, columns, rows)
         if verdict:
@@ -545,8 +700,14 @@ def _print_results(summary, comparison, beside):
             print(f"predictions ({'/'.join(p for p in (row['cell'], row['dataset']) if p)}): {row['predictions']}")
 
 
-@task(help={"name": "Run name (default: the last run).", "follow": "Keep printing new lines until the run ends.",
-            "dataset": "Only this dataset's log (its name, or cell/dataset in a grid).", "cell": CELL_HELP})  # fmt: skip
+@task(
+    help={
+        "name": "Run name (default: the last run).",
+        "follow": "Keep printing new lines until the run ends.",
+        "dataset": "Only this dataset's log (its name, or cell/dataset in a grid).",
+        "cell": CELL_HELP,
+    }
+)
 def logs(c, name=None, follow=False, dataset=None, cell=None):
     """Print a run's logs (train.log per task, or submitit logs on a cluster)."""
     from .lib.run import launch_record, status
@@ -565,11 +726,13 @@ def cancel(c, name=None, dry_run=False, cell=None):
         print(line)
 
 
-@task(help={
-    "name": "Run name (default: the last run).",
-    "port": "Port on localhost (default: 6006, or a free one when 6006 is taken).",
-    "dry_run": "Print the TensorBoard command; start nothing.",
-})  # fmt: skip
+@task(
+    help={
+        "name": "Run name (default: the last run).",
+        "port": "Port on localhost (default: 6006, or a free one when 6006 is taken).",
+        "dry_run": "Print the TensorBoard command; start nothing.",
+    }
+)
 def tensorboard(c, name=None, port=None, dry_run=False):
     """Start TensorBoard on a run's folder and print its URL; Ctrl-C stops it (with -H: forwarded to this machine)."""
     from .lib.run import launch_record

@@ -43,8 +43,13 @@ def tool_env(clean_env, tmp_path):
     home = Path(clean_env["HOME"])
     (tmp_path / "tmp").mkdir()
     environ = {k: v for k, v in clean_env.items() if not k.startswith(("AWS_", "DVC_", "SSH_", "WANDB_"))}
-    return dict(environ, TMPDIR=str(tmp_path / "tmp"), XDG_CACHE_HOME=str(home / ".cache"),
-                XDG_CONFIG_HOME=str(home / ".config"), DVC_SITE_CACHE_DIR=str(tmp_path / "dvc-site-cache"))  # fmt: skip
+    return dict(
+        environ,
+        TMPDIR=str(tmp_path / "tmp"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        DVC_SITE_CACHE_DIR=str(tmp_path / "dvc-site-cache"),
+    )
 
 
 def run_inv(args, env, cwd=ROOT, nvml_scenario=None, timeout=120):

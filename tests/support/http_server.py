@@ -120,8 +120,12 @@ def _handler(server: LoopbackServer):
                 start = int(wanted.removeprefix("bytes=").split("-")[0])
                 if start >= total:
                     return self._send(method, 416, {"Content-Range": f"bytes */{total}"}, b"")
-            headers = {"Content-Type": served.content_type, "ETag": served.etag, "Accept-Ranges": "bytes",
-                       "Content-Length": str(total - start)}  # fmt: skip
+            headers = {
+                "Content-Type": served.content_type,
+                "ETag": served.etag,
+                "Accept-Ranges": "bytes",
+                "Content-Length": str(total - start),
+            }
             self.send_response(206 if start else 200)
             if start:
                 headers["Content-Range"] = f"bytes {start}-{total - 1}/{total}"

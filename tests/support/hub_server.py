@@ -123,8 +123,15 @@ def _handler(hub: HubServer):
                     if f.lfs:
                         entry["lfs"] = {"sha256": f.sha256, "size": len(f.body), "pointerSize": 134}
                 siblings.append(entry)
-            return {"id": hub.repo_id, "modelId": hub.repo_id, "sha": hub.commit, "private": False,
-                    "gated": "manual", "disabled": False, "siblings": siblings}  # fmt: skip
+            return {
+                "id": hub.repo_id,
+                "modelId": hub.repo_id,
+                "sha": hub.commit,
+                "private": False,
+                "gated": "manual",
+                "disabled": False,
+                "siblings": siblings,
+            }
 
         def _file(self, method: str, token: str | None, revision: str, name: str) -> None:
             if token is None:
@@ -149,8 +156,13 @@ def _handler(hub: HubServer):
             wanted = self.headers.get("Range")
             if wanted and method == "GET":
                 start = int(wanted.removeprefix("bytes=").split("-")[0])
-            headers = {"X-Repo-Commit": hub.commit, "ETag": f'"{f.etag}"', "Accept-Ranges": "bytes",
-                       "Content-Length": str(total - start), "Content-Type": "application/octet-stream"}  # fmt: skip
+            headers = {
+                "X-Repo-Commit": hub.commit,
+                "ETag": f'"{f.etag}"',
+                "Accept-Ranges": "bytes",
+                "Content-Length": str(total - start),
+                "Content-Type": "application/octet-stream",
+            }
             if f.lfs:
                 headers.update({"X-Linked-Etag": f'"{f.etag}"', "X-Linked-Size": str(total)})
             self.send_response(206 if start else 200)

@@ -32,8 +32,12 @@ def main() -> None:
     key = iam.create_access_key(UserName="dvc")["AccessKey"]
     s3 = boto3.client("s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], **setup)
     s3.create_bucket(Bucket="dvc")
-    print(json.dumps({"endpoint": endpoint, "bucket": "dvc", "key_id": key["AccessKeyId"],
-                      "secret": key["SecretAccessKey"]}), flush=True)  # fmt: skip
+    print(
+        json.dumps(
+            {"endpoint": endpoint, "bucket": "dvc", "key_id": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+        ),
+        flush=True,
+    )
     sys.stdin.read()  # serve until the test closes our stdin
     server.stop()
 

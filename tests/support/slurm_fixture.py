@@ -115,8 +115,12 @@ _started = {}
 
 def _script(command, folder, timeout=90):
     # limits low enough for the tests to meet them: a 3-dataset array splits, a big grid does not fit
-    env = dict(os.environ, SAM3_SLURM_DIR=str(folder), SAM3_SLURM_MAX_ARRAY_SIZE=str(MAX_ARRAY_SIZE),
-               SAM3_SLURM_MAX_JOB_COUNT=str(MAX_JOB_COUNT))  # fmt: skip
+    env = dict(
+        os.environ,
+        SAM3_SLURM_DIR=str(folder),
+        SAM3_SLURM_MAX_ARRAY_SIZE=str(MAX_ARRAY_SIZE),
+        SAM3_SLURM_MAX_JOB_COUNT=str(MAX_JOB_COUNT),
+    )
     env.pop("SAM3_SLURM_PORT", None)  # free ports, next to any cluster the user runs
     return subprocess.run(
         [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL

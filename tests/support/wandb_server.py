@@ -13,8 +13,15 @@ from http.server import BaseHTTPRequestHandler
 
 from support.http_server import Loopback
 
-VIEWER = {"id": "VXNlcjox", "entity": "tester", "username": "tester", "email": "tester@example.com",
-          "flags": "{}", "teams": {"edges": []}, "defaultEntity": {"id": "RW50aXR5OjE=", "name": "tester"}}  # fmt: skip
+VIEWER = {
+    "id": "VXNlcjox",
+    "entity": "tester",
+    "username": "tester",
+    "email": "tester@example.com",
+    "flags": "{}",
+    "teams": {"edges": []},
+    "defaultEntity": {"id": "RW50aXR5OjE=", "name": "tester"},
+}
 
 
 class WandbServer(Loopback):

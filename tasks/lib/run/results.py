@@ -26,9 +26,22 @@ from .stats import Stats, read_stats
 
 METER = re.compile(r"^Meters_train/val_[^/]+/[^/]+/coco_eval_(bbox|segm)_(.+)$")  # segm: masks (--task segm)
 # SAM3's meter names (pycocotools' 12 stats) -> the column shown
-COLUMNS = {"AP": "AP", "AP_50": "AP50", "AP_75": "AP75", "AP_small": "APs", "AP_medium": "APm", "AP_large": "APl",
-           "AR_maxDets@1": "AR1", "AR_maxDets@10": "AR10", "AR_maxDets@100": "AR100", "AR_small": "ARs",
-           "AR_medium": "ARm", "AR_large": "ARl", "segm_AP": "mask AP", "segm_AP_50": "mask AP50"}  # fmt: skip
+COLUMNS = {
+    "AP": "AP",
+    "AP_50": "AP50",
+    "AP_75": "AP75",
+    "AP_small": "APs",
+    "AP_medium": "APm",
+    "AP_large": "APl",
+    "AR_maxDets@1": "AR1",
+    "AR_maxDets@10": "AR10",
+    "AR_maxDets@100": "AR100",
+    "AR_small": "ARs",
+    "AR_medium": "ARm",
+    "AR_large": "ARl",
+    "segm_AP": "mask AP",
+    "segm_AP_50": "mask AP50",
+}
 SEED_FILE = re.compile(r"^(.*)_seed(\d+)$")
 NO_STATS = "no val_stats.json"
 
@@ -167,8 +180,14 @@ def from_record(record: dict[str, Any], state_of) -> Source:
     """A run of ours; state_of(record, entry) is status.task_state."""
     tasks = []
     for entry in record["tasks"]:
-        task = Task(entry["dataset"] or record["name"], entry.get("cell"), dict(entry.get("cell_values") or {}),
-                    entry["experiment_dir"], state_of(record, entry), dataset_named=bool(entry["dataset"]))  # fmt: skip
+        task = Task(
+            entry["dataset"] or record["name"],
+            entry.get("cell"),
+            dict(entry.get("cell_values") or {}),
+            entry["experiment_dir"],
+            state_of(record, entry),
+            dataset_named=bool(entry["dataset"]),
+        )
         tasks.append(task)
     config = None
     for entry in record["tasks"][:1]:
@@ -186,16 +205,20 @@ def from_folder(folder: Path) -> Source:
     training run whose last validation is not at its last epoch is unfinished."""
     experiments = [folder] if (folder / "logs").is_dir() else sorted(p.parent for p in folder.glob("*/logs"))
     if not experiments:
-        raise ConfigError(f"{folder} holds no launch.json and no logs/<dataset>/val_stats.json (SAM3's layout): "
-                          "pass a run name (inv run.list) or the experiment_log_dir SAM3's train.py wrote")  # fmt: skip
+        raise ConfigError(
+            f"{folder} holds no launch.json and no logs/<dataset>/val_stats.json (SAM3's layout): "
+            "pass a run name (inv run.list) or the experiment_log_dir SAM3's train.py wrote"
+        )
     tasks, first_config = [], None
     for experiment in experiments:
         config = _config(experiment / "config_resolved.yaml") or {}
         first_config = first_config or config
         names = sorted(p.name for p in (experiment / "logs").iterdir() if p.is_dir())
-        listed = [entry["name"] if isinstance(entry, dict) else str(entry)
-                  for key in ("all_roboflow_supercategories", "all_odinw_supercategories")
-                  for entry in (config.get(key) or [])]  # fmt: skip
+        listed = [
+            entry["name"] if isinstance(entry, dict) else str(entry)
+            for key in ("all_roboflow_supercategories", "all_odinw_supercategories")
+            for entry in (config.get(key) or [])
+        ]
         epochs = published.lookup(config, "trainer.max_epochs")
         training = published.lookup(config, "trainer.mode") == "train"
         for name in names + [n for n in listed if n not in names]:
@@ -221,8 +244,10 @@ def load(target: str | None, experiment_root: Path, state_of) -> Source:
             if (folder / RECORD).is_file():
                 return from_record(read_record(folder / RECORD), state_of)
             if not folder.is_dir():
-                raise ConfigError(f"{target} is not a folder; pass a run name (inv run.list) or the "
-                                  "experiment_log_dir SAM3's train.py wrote")  # fmt: skip
+                raise ConfigError(
+                    f"{target} is not a folder; pass a run name (inv run.list) or the "
+                    "experiment_log_dir SAM3's train.py wrote"
+                )
             return from_folder(folder.resolve())
     return from_record(load_record(experiment_root, target), state_of)
 
@@ -321,8 +346,17 @@ def summarize(source: Source, forced: published.Setting | None = None) -> dict[s
                     per_seed.setdefault(seed, {})[dataset] = 100 * task.metrics["AP"]
             mean, std = mean_std(values)
             ref = published.figure(benchmark, dataset, group.setting.name) if benchmark == published.ODINW13 else None
-            rows.append({"dataset": dataset, "domain": domains.get(dataset), "AP": mean, "std": std, "n": len(values),
-                         "published": ref["AP"] if ref else None, "published_std": ref["std"] if ref else None})  # fmt: skip
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "domain": domains.get(dataset),
+                    "AP": mean,
+                    "std": std,
+                    "n": len(values),
+                    "published": ref["AP"] if ref else None,
+                    "published_std": ref["std"] if ref else None,
+                }
+            )
         seed_means = [_mean(list(values.values())) for values in per_seed.values()]
         overall, overall_std = mean_std([m for m in seed_means if m is not None])
         ref = published.figure(benchmark, "mean", group.setting.name)
@@ -333,29 +367,53 @@ def summarize(source: Source, forced: published.Setting | None = None) -> dict[s
             mean, std = mean_std([m for m in means if m is not None])
             dref = published.figure(benchmark, f"domain:{key}", group.setting.name)
             counted = max((sum(1 for d in values if domains.get(d) == key) for values in per_seed.values()), default=0)
-            domain_rows.append({"domain": key, "label": published.DOMAIN_LABELS[key], "datasets": len(members),
-                                "counted": counted, "AP": mean, "std": std,
-                                "published": dref["AP"] if dref else None})  # fmt: skip
+            domain_rows.append(
+                {
+                    "domain": key,
+                    "label": published.DOMAIN_LABELS[key],
+                    "datasets": len(members),
+                    "counted": counted,
+                    "AP": mean,
+                    "std": std,
+                    "published": dref["AP"] if dref else None,
+                }
+            )
         counted = max((len(values) for values in per_seed.values()), default=0)
         expected = 100 if benchmark == published.RF100VL else 13 if benchmark == published.ODINW13 else None
-        out_groups.append({
-            "label": group.label, "cells": group.cells, "seeds": [s for s in group.seeds if s is not None],
-            "setting": group.setting.name, "setting_label": group.setting.label, "note": group.setting.note,
-            "datasets": rows, "domains": domain_rows, "mean": overall, "mean_std": overall_std, "counted": counted,
-            "seed_means": {str(k): v for k, v in zip(per_seed, seed_means, strict=True)},
-            "published": ref and {**ref, "over": expected},
-        })  # fmt: skip
+        out_groups.append(
+            {
+                "label": group.label,
+                "cells": group.cells,
+                "seeds": [s for s in group.seeds if s is not None],
+                "setting": group.setting.name,
+                "setting_label": group.setting.label,
+                "note": group.setting.note,
+                "datasets": rows,
+                "domains": domain_rows,
+                "mean": overall,
+                "mean_std": overall_std,
+                "counted": counted,
+                "seed_means": {str(k): v for k, v in zip(per_seed, seed_means, strict=True)},
+                "published": ref and {**ref, "over": expected},
+            }
+        )
     tasks = [asdict(t) for t in source.tasks]
     by_status = {s: [t for t in source.tasks if t.status == s] for s in ("done", "unfinished", "failed", "missing")}
     excluded = [f"{t.dataset}:{name}" for t in source.tasks if t.status == "done" for name in t.excluded]
     return {
-        "run": source.name, "folder": str(source.folder), "benchmark": benchmark, "tasks": tasks,
-        "groups": out_groups, "counts": {s: len(v) for s, v in by_status.items()},
-        "missing": [_where(t) for t in by_status["missing"]], "failed": [_where(t) for t in by_status["failed"]],
+        "run": source.name,
+        "folder": str(source.folder),
+        "benchmark": benchmark,
+        "tasks": tasks,
+        "groups": out_groups,
+        "counts": {s: len(v) for s, v in by_status.items()},
+        "missing": [_where(t) for t in by_status["missing"]],
+        "failed": [_where(t) for t in by_status["failed"]],
         "unfinished": [_where(t) for t in by_status["unfinished"]],
         "no_ap": [_where(t) for t in by_status["done"] if "AP" not in t.metrics],
-        "excluded": excluded, "truncated": [_where(t) for t in source.tasks if t.truncated],
-    }  # fmt: skip
+        "excluded": excluded,
+        "truncated": [_where(t) for t in source.tasks if t.truncated],
+    }
 
 
 def _where(task: Task) -> str:
@@ -373,21 +431,30 @@ def compare(ours: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     if not pairs and len(ours["groups"]) == 1 and len(other["groups"]) == 1:
         pairs = [(ours["groups"][0], other["groups"][0])]
     if not pairs:
-        raise ConfigError(f"runs {ours['run']} and {other['run']} share no grid cell to compare (theirs: "
-                          f"{', '.join(theirs) or 'none'}); compare runs of the same grid, or of none")  # fmt: skip
+        raise ConfigError(
+            f"runs {ours['run']} and {other['run']} share no grid cell to compare (theirs: "
+            f"{', '.join(theirs) or 'none'}); compare runs of the same grid, or of none"
+        )
     out = []
     for mine, their in pairs:
         rows = _deltas(mine["datasets"], their["datasets"], "dataset")
         domains = _deltas(mine["domains"], their["domains"], "domain")
         changed = [r["delta"] for r in rows if r["delta"] is not None]
         only = sorted({r["dataset"] for r in rows if r["delta"] is None})
-        out.append({
-            "label": mine["label"], "datasets": rows, "domains": domains,
-            "improved": sum(1 for d in changed if d > 0), "worse": sum(1 for d in changed if d < 0),
-            "unchanged": sum(1 for d in changed if d == 0), "not_in_both": only,
-            "mean": mine["mean"], "other_mean": their["mean"],
-            "mean_delta": None if mine["mean"] is None or their["mean"] is None else mine["mean"] - their["mean"],
-        })  # fmt: skip
+        out.append(
+            {
+                "label": mine["label"],
+                "datasets": rows,
+                "domains": domains,
+                "improved": sum(1 for d in changed if d > 0),
+                "worse": sum(1 for d in changed if d < 0),
+                "unchanged": sum(1 for d in changed if d == 0),
+                "not_in_both": only,
+                "mean": mine["mean"],
+                "other_mean": their["mean"],
+                "mean_delta": None if mine["mean"] is None or their["mean"] is None else mine["mean"] - their["mean"],
+            }
+        )
     return {"run": ours["run"], "other": other["run"], "groups": out}
 
 
@@ -446,8 +513,15 @@ def beside_baseline(summary: dict[str, Any], baseline: dict[str, Any]) -> dict[s
             if ours is None and theirs is None:
                 continue
             ours, theirs = _x100(ours), _x100(theirs)
-            rows.append({"task": _where_dict(task), "figure": label, "fine-tuned": ours, "baseline": theirs,
-                         "delta": None if ours is None or theirs is None else ours - theirs})  # fmt: skip
+            rows.append(
+                {
+                    "task": _where_dict(task),
+                    "figure": label,
+                    "fine-tuned": ours,
+                    "baseline": theirs,
+                    "delta": None if ours is None or theirs is None else ours - theirs,
+                }
+            )
             if rows[-1]["delta"] is not None and rows[-1]["delta"] <= 0:
                 worse.append(f"{_where_dict(task)} {label} {fmt(ours)} vs {fmt(theirs)}")
     return {"baseline": baseline["run"], "rows": rows, "not_better": worse}
@@ -466,11 +540,15 @@ def baseline_lines(beside: dict[str, Any] | None, record: dict[str, Any] | None)
         flags = (" --task segm" if mine.get("task") == "segm" else "") + (
             " --smoke" if record["request"].get("smoke") else ""
         )
-        return [f"no baseline yet: inv run.eval --data {mine['folder']}{flags} evaluates the model you started from "
-                "on the same split; run.results then puts this run beside it"]  # fmt: skip
+        return [
+            f"no baseline yet: inv run.eval --data {mine['folder']}{flags} evaluates the model you started from "
+            "on the same split; run.results then puts this run beside it"
+        ]
     if beside["not_better"]:
-        return [f"warning: fine-tuning did not beat the model it started from ({beside['baseline']}): "
-                + "; ".join(beside["not_better"])]  # fmt: skip
+        return [
+            f"warning: fine-tuning did not beat the model it started from ({beside['baseline']}): "
+            + "; ".join(beside["not_better"])
+        ]
     return [f"fine-tuning beat the model it started from ({beside['baseline']}) on every figure above"]
 
 
@@ -487,8 +565,15 @@ def task_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
             for row in group["datasets"]:
                 published_ap[(cell, row["dataset"])] = row["published"]
     grid = any(t["cell"] for t in summary["tasks"])
-    columns = (["cell"] if grid else []) + ["dataset", "domain", "status", *[COLUMNS[n] for n in names],
-                                             "-1 left out", "lines", "published AP"]  # fmt: skip
+    columns = (["cell"] if grid else []) + [
+        "dataset",
+        "domain",
+        "status",
+        *[COLUMNS[n] for n in names],
+        "-1 left out",
+        "lines",
+        "published AP",
+    ]
     rows = []
     for t in summary["tasks"]:
         figures = [_x100(t["metrics"].get(n)) if t["metrics"] else None for n in names]
@@ -499,8 +584,18 @@ def task_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
             status = f"{status} ({t['state']})"
         if t["truncated"]:
             status += ", truncated last line skipped"
-        rows.append(([t["cell"]] if grid else []) + [t["dataset"], t["domain"], status, *figures, len(t["excluded"]),
-                                                     t["lines"], published_ap.get((t["cell"], t["dataset"]))])  # fmt: skip
+        rows.append(
+            ([t["cell"]] if grid else [])
+            + [
+                t["dataset"],
+                t["domain"],
+                status,
+                *figures,
+                len(t["excluded"]),
+                t["lines"],
+                published_ap.get((t["cell"], t["dataset"])),
+            ]
+        )
     return columns, rows
 
 
@@ -549,8 +644,11 @@ def shown_task_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]
     """task_rows as text: the published and domain columns dropped where empty; for a grid (its cells
     side by side follow in cells_table) only AP, AP50 and AP75 of SAM3's figures (--csv has them all)."""
     columns, rows = task_rows(summary)
-    keep = [i for i, name in enumerate(columns) if not (name in ("published AP", "domain") and all(
-        row[i] is None for row in rows))]  # fmt: skip
+    keep = [
+        i
+        for i, name in enumerate(columns)
+        if not (name in ("published AP", "domain") and all(row[i] is None for row in rows))
+    ]
     if "cell" in columns:
         shown = set(COLUMNS.values()) - {"AP", "AP50", "AP75"}
         keep = [i for i in keep if columns[i] not in shown]
@@ -576,8 +674,9 @@ def cells_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]] | 
         line += [fmt(g["datasets"][i]["published"], g["datasets"][i]["published_std"]) for g in refs.values()]
         rows.append(line)
     means = [fmt(g["published"]["AP"], g["published"]["std"]) for g in refs.values()]
-    rows.append(["mean over datasets"] + ([""] if rf100vl else []) + [fmt(g["mean"], g["mean_std"]) for g in groups_]
-                + means)  # fmt: skip
+    rows.append(
+        ["mean over datasets"] + ([""] if rf100vl else []) + [fmt(g["mean"], g["mean_std"]) for g in groups_] + means
+    )
     return columns, rows
 
 
@@ -596,8 +695,9 @@ def domain_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]] |
         line = [row["label"], f"{row['counted']}/{row['datasets']}"]
         for g in groups_:
             d = g["domains"][i]
-            line += [fmt(d["AP"], d["std"])] + ([fmt(d["published"]), _versus(d["AP"], d["published"])]
-                                                if g["published"] else [])  # fmt: skip
+            line += [fmt(d["AP"], d["std"])] + (
+                [fmt(d["published"]), _versus(d["AP"], d["published"])] if g["published"] else []
+            )
         rows.append(line)
     line = ["mean over datasets", f"{groups_[0]['counted']}/{len(groups_[0]['datasets'])}"]
     for g in groups_:
@@ -621,8 +721,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                 if g["counted"] == ref["over"]
                 else f"; SAM3's is over all {ref['over']}, this run has {g['counted']}"
             )
-            lines.append(f"{ours}; SAM3 published {fmt(ref['AP'], ref['std'])} for {g['setting_label']} "
-                         f"({_versus(g['mean'], ref['AP'])}){also}. {ref['source'].split(';')[0]}")  # fmt: skip
+            lines.append(
+                f"{ours}; SAM3 published {fmt(ref['AP'], ref['std'])} for {g['setting_label']} "
+                f"({_versus(g['mean'], ref['AP'])}){also}. {ref['source'].split(';')[0]}"
+            )
         else:
             lines.append(f"{ours}; {g['note']}")
     counts = summary["counts"]
@@ -635,8 +737,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         shown = ", ".join(summary["excluded"][:12]) + (" ..." if len(summary["excluded"]) > 12 else "")
         lines.append(f"-1 values left out ({len(summary['excluded'])}; pycocotools' 'none of this kind'): {shown}")
     if summary["truncated"]:
-        lines.append(f"truncated last line skipped, the line before it read ({len(summary['truncated'])}): "
-                     f"{', '.join(summary['truncated'])}")  # fmt: skip
+        lines.append(
+            f"truncated last line skipped, the line before it read ({len(summary['truncated'])}): "
+            f"{', '.join(summary['truncated'])}"
+        )
     return lines
 
 
@@ -647,15 +751,23 @@ def compare_tables(comparison: dict[str, Any]) -> list[tuple[str, list[str], lis
         name = f" [{g['label']}]" if g["label"] else ""
         title = f"{comparison['run']} vs {comparison['other']}{name}: AP per dataset"
         rows = [[r["dataset"], fmt(r["AP"]), fmt(r["other"]), _versus(r["AP"], r["other"])] for r in g["datasets"]]
-        verdict = (f"(largest change first) improved {g['improved']}, worse {g['worse']}, unchanged {g['unchanged']}; mean "
-                   f"{fmt(g['mean'])} vs {fmt(g['other_mean'])} ({_versus(g['mean'], g['other_mean'])})")  # fmt: skip
+        verdict = (
+            f"(largest change first) improved {g['improved']}, worse {g['worse']}, unchanged {g['unchanged']}; mean "
+            f"{fmt(g['mean'])} vs {fmt(g['other_mean'])} ({_versus(g['mean'], g['other_mean'])})"
+        )
         if g["not_in_both"]:
             verdict += f"; not in both (no delta): {', '.join(g['not_in_both'])}"
         out.append((title, ["dataset", comparison["run"], comparison["other"], "Δ"], rows, verdict))
         if g["domains"]:
             rows = [[r["domain"], fmt(r["AP"]), fmt(r["other"]), _versus(r["AP"], r["other"])] for r in g["domains"]]
-            out.append((f"{comparison['run']} vs {comparison['other']}{name}: domain means",
-                        ["domain", comparison["run"], comparison["other"], "Δ"], rows, ""))  # fmt: skip
+            out.append(
+                (
+                    f"{comparison['run']} vs {comparison['other']}{name}: domain means",
+                    ["domain", comparison["run"], comparison["other"], "Δ"],
+                    rows,
+                    "",
+                )
+            )
     return out
 
 
@@ -677,8 +789,7 @@ print("WANDB_RUN", run.id)
 """
 
 
-def log_to_wandb(summary: dict[str, Any], plot: Path | None, wandb_env: dict[str, str], environ,
-                 python: str) -> str:  # fmt: skip
+def log_to_wandb(summary: dict[str, Any], plot: Path | None, wandb_env: dict[str, str], environ, python: str) -> str:
     """Log the table and the plot to a W&B run `<run>/results` in the run's group, in a subprocess (wandb is
     never imported by the launcher); the key, if any, stays in the environment. Returns what happened."""
     import hashlib
@@ -692,16 +803,28 @@ def log_to_wandb(summary: dict[str, Any], plot: Path | None, wandb_env: dict[str
     folder = Path(summary["folder"])
     scalars = {f"results/{g['label'] or 'all'}/mean_AP": g["mean"] for g in summary["groups"] if g["mean"] is not None}
     digest = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
-    data = {"name": f"{summary['run']}/results", "group": summary["run"], "dir": str(folder),
-            "id": f"{re.sub(r'[^A-Za-z0-9_-]+', '-', summary['run'])[:40]}-results-{digest}",
-            "columns": columns, "rows": rows,
-            "plot": str(plot) if plot else None, "scalars": scalars}  # fmt: skip
+    data = {
+        "name": f"{summary['run']}/results",
+        "group": summary["run"],
+        "dir": str(folder),
+        "id": f"{re.sub(r'[^A-Za-z0-9_-]+', '-', summary['run'])[:40]}-results-{digest}",
+        "columns": columns,
+        "rows": rows,
+        "plot": str(plot) if plot else None,
+        "scalars": scalars,
+    }
     env = {**environ, **wandb_env, "WANDB_SILENT": "true"}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(data, handle)
     try:
-        done = subprocess.run([python, "-c", _WANDB_LOG, handle.name], env=env, capture_output=True, text=True,
-                              timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            [python, "-c", _WANDB_LOG, handle.name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return "warning: W&B: logging the results did not finish within 300 s"
     finally:

@@ -76,11 +76,14 @@ def submit(arrays, port_range):
             extra = dict(parameters.pop("slurm_additional_parameters", {}))
             if array.get("after") is not None:
                 extra["dependency"] = f"afterany:{array_ids[array['after']]}"
-            executor.update_parameters(**parameters, slurm_additional_parameters=extra,
-                                       slurm_array_parallelism=array["parallelism"])  # fmt: skip
+            executor.update_parameters(
+                **parameters, slurm_additional_parameters=extra, slurm_array_parallelism=array["parallelism"]
+            )
             ports = random.sample(range(port_range[0], port_range[1] + 1), k=len(array["tasks"]))
-            runners = [ArrayTask(array["config_name"], task["index"], task["experiment_dir"], port)
-                       for task, port in zip(array["tasks"], ports, strict=True)]  # fmt: skip
+            runners = [
+                ArrayTask(array["config_name"], task["index"], task["experiment_dir"], port)
+                for task, port in zip(array["tasks"], ports, strict=True)
+            ]
             if array["tasks"][0]["index"] is None:
                 jobs = [executor.submit(runners[0])]
             else:

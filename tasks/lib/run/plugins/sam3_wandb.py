@@ -136,8 +136,15 @@ def _guarded(patched, original):
     return make
 
 
-def make_tensorboard_logger(log_dir: str, wandb_name: str, wandb_group: str, wandb_dir: str, wandb_job_type: str,
-                            wandb_instance: str = "", **writer_kwargs):  # fmt: skip
+def make_tensorboard_logger(
+    log_dir: str,
+    wandb_name: str,
+    wandb_group: str,
+    wandb_dir: str,
+    wandb_job_type: str,
+    wandb_instance: str = "",
+    **writer_kwargs,
+):
     """SAM3's `make_tensorboard_logger`, with W&B mirroring its scalars on rank 0."""
     from sam3.train.utils.logger import make_tensorboard_logger as sam3_tensorboard_logger
     from sam3.train.utils.train_utils import get_machine_local_and_dist_rank
