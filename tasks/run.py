@@ -157,7 +157,8 @@ def _launch_held(c, request, settings, package, python, whole, limits, dry_run, 
     record = launch_record.existing(whole.run_dir)
     replaced, instance = None, (record or {}).get("wandb_instance", "")
     if record and request.restart:
-        replaced, record = status.refuse_restart_while_live(record), None  # set aside, put back if nothing launches
+        status.refuse_restart_while_live(record)
+        replaced, record = record, None  # set aside, put back if nothing launches
         instance = launch_record.aside_name(whole.run_dir).name.rsplit(".", 1)[-1]
         if dry_run:
             print(

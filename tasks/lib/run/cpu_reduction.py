@@ -23,7 +23,7 @@ REDUCIBLE_MODELS = ("sam3.model_builder.build_sam3_image_model", "sam3.model.sam
 CHECKED_SAM3_VERSIONS = ("0.1.4",)  # as plugins/sam3_cpu.py, which the training process imports
 RESIZE_SCALES = "sam3.train.transforms.basic.get_random_resize_scales"
 SEGM_POSTPROCESSOR = "sam3.eval.postprocessors.PostProcessImage"
-TRAINER_TARGET = "sam3_cpu.make_trainer"
+TRAINER_TARGET = "sam3_cpu.trainer_on_this_machine"
 SUMMARY = (
     "SAM3's Trainer with SAM3's model classes at a reduced size (22 M parameters, 24 M with the mask head, "
     "random weights, 224 px) on the CPU"

@@ -43,15 +43,14 @@ def evaluated(record: dict[str, Any], entry: dict[str, Any]) -> bool:
     return final_evaluation_done(Path(entry["experiment_dir"]), entry["dataset"], mode, epochs)
 
 
-def refuse_restart_while_live(record: dict[str, Any]) -> dict[str, Any]:
-    """--restart: refused while the run still has tasks queued or running; the record when it has none."""
+def refuse_restart_while_live(record: dict[str, Any]) -> None:
+    """--restart: refused while the run still has tasks queued or running."""
     live = [state for state in run_states(record, strict=True) if state.startswith(LIVE)]
     if live:
         raise ConfigError(
             f"run {record['name']!r} still has {len(live)} task(s) queued or running; stop them first "
             f"(inv run.cancel --name {record['name']}) or pick a new --name"
         )
-    return record
 
 
 def run_states(record: dict[str, Any], strict: bool = False) -> list[str]:

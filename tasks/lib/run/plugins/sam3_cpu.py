@@ -4,12 +4,12 @@ SAM3's own Trainer on a machine without CUDA. run.* names this module in a CPU-r
 (tasks/lib/run/cpu_reduction.py) and puts this folder on the job's PYTHONPATH:
 
     trainer:
-      _target_: sam3_cpu.make_trainer          # patches (below), then sam3.train.trainer.Trainer(**kwargs)
+      _target_: sam3_cpu.trainer_on_this_machine          # patches (below), then sam3.train.trainer.Trainer(**kwargs)
       checkpoint:
         model_weight_initializer: {_target_: sam3_cpu.init_text_encoder, _partial_: true}
 
 On the box-only image-training path, sam3 0.1.4 reaches CUDA-only code in three places that no config
-switch guards. make_trainer replaces them only when CUDA is absent and only for the sam3 version they
+switch guards. trainer_on_this_machine replaces them only when CUDA is absent and only for the sam3 version they
 were checked against; with CUDA present nothing of SAM3 is patched and its Trainer runs as shipped:
 
 1. model/geometry_encoders.py calls `scale.pin_memory()` on every forward: Tensor.pin_memory returns
@@ -85,7 +85,7 @@ def _patch_focal_loss() -> None:
     loss_fns.sigmoid_focal_loss = sigmoid_focal_loss  # callers look it up in the module at call time
 
 
-def make_trainer(**kwargs):
+def trainer_on_this_machine(**kwargs):
     """trainer._target_: the CPU patches when CUDA is absent, then SAM3's own Trainer. Where CUDA is there
     (the demo on a GPU machine or node), nothing is patched: the reduced model runs on the GPU as SAM3's
     configs run theirs (accelerator cuda, nccl, the fallback loss on cuda)."""
