@@ -152,24 +152,9 @@ def _launch_held(c, request, settings, package, python, whole, limits, dry_run, 
     """Decide what this launch does with each task of the run, check it, and launch it; with the run's lock
     held. When something was launched: (plan, the started local runner) or (plan, the submission's exit code);
     else None."""
-    from .lib.run import identity, job_env, launch_record, local, planning, slurm, status
+    from .lib.run import job_env, launch_record, local, planning, slurm
 
-    record = launch_record.existing(whole.run_dir)
-    replaced, instance = None, (record or {}).get("wandb_instance", "")
-    if record and request.restart:
-        status.refuse_restart_while_live(record)
-        replaced, record = record, None  # set aside, put back if nothing launches
-        instance = launch_record.aside_name(whole.run_dir).name.rsplit(".", 1)[-1]
-        if dry_run:
-            print(
-                f"{replaced['name']}: --restart would keep the earlier run as {replaced['name']}.{instance} and "
-                "start afresh"
-            )
-    if record:
-        identity.refuse_other_identity(record, whole.identity)
-        if not dry_run:
-            for line in slurm.adopt_lost_jobs(record):
-                print(line)
+    record, replaced, instance = _earlier_record(request, whole, dry_run)
     chosen = _chosen_tasks(record, whole, rerun_failed, strict=not dry_run)
     if not chosen:
         return None
@@ -204,6 +189,28 @@ def _launch_held(c, request, settings, package, python, whole, limits, dry_run, 
     if plan.mode == "local":  # started here, followed once the lock is let go: the runner takes it to record
         return plan, local.start_runner(plan, record)
     return plan, slurm.submit(plan, record, request.max_parallel)
+
+
+def _earlier_record(request, whole, dry_run):
+    """(the run's record to continue or None, the record --restart sets aside or None, the W&B instance):
+    a record of another identity refused, jobs a cut-off launch queued adopted."""
+    from .lib.run import identity, launch_record, slurm, status
+
+    record = launch_record.existing(whole.run_dir)
+    replaced, instance = None, (record or {}).get("wandb_instance", "")
+    if record and request.restart:
+        status.refuse_restart_while_live(record)
+        replaced, record = record, None  # set aside, put back if nothing launches
+        instance = launch_record.aside_name(whole.run_dir).name.rsplit(".", 1)[-1]
+        if dry_run:
+            name = replaced["name"]
+            print(f"{name}: --restart would keep the earlier run as {name}.{instance} and start afresh")
+    if record:
+        identity.refuse_other_identity(record, whole.identity)
+        if not dry_run:
+            for line in slurm.adopt_lost_jobs(record):
+                print(line)
+    return record, replaced, instance
 
 
 def _chosen_tasks(record, whole, rerun_failed, strict):
