@@ -196,6 +196,11 @@ def coerce(key: Key, raw: Any, source: str) -> Any:
         if str(raw) not in key.choices:
             raise ConfigError(f"{where} is not one of {', '.join(key.choices)}; pick one of those")
         return str(raw)
+    return _number(key, raw, where)
+
+
+def _number(key: Key, raw: Any, where: str) -> int | float:
+    """An int or float key's value: a whole number for int (no bools), at or above the key's minimum."""
     try:
         if isinstance(raw, bool):
             raise ValueError
@@ -253,24 +258,45 @@ class Flag:
 def resolve(layers: Iterable[Layer], environ: Mapping[str, str], flags: Mapping[str, Flag] | None = None) -> Settings:
     """Merge layers, then env names, INVOKE_* variables and flags; validate every value."""
     layers = list(layers)
-    raw: dict[str, tuple[Any, str]] = {}
-    for layer in (layer for layer in layers if not layer.above_environment):
+    raw: dict[str, tuple[Any, str]] = {}  # key -> (raw value, where it came from); later sources win
+    raw.update(_from_layers(layer for layer in layers if not layer.above_environment))
+    raw.update(_from_environment(environ))
+    raw.update(_from_layers(layer for layer in layers if layer.above_environment))
+    raw.update(_from_flags(flags or {}))
+    return _validated(raw)
+
+
+def _from_layers(layers: Iterable[Layer]) -> dict[str, tuple[Any, str]]:
+    raw = {}
+    for layer in layers:
         for dotted, value in _layer_values(layer):
             raw[dotted] = (value, layer.label)
+    return raw
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """A key's own variable (HF_HOME, ...) when set and not empty, then its INVOKE_* variable."""
+    raw = {}
     for key in SCHEMA:
         if key.env and environ.get(key.env):
             raw[key.name] = (environ[key.env], f"env {key.env}")
         if env_name(key.name) in environ:
             raw[key.name] = (environ[env_name(key.name)], f"env {env_name(key.name)}")
-    for layer in (layer for layer in layers if layer.above_environment):
-        for dotted, value in _layer_values(layer):
-            raw[dotted] = (value, layer.label)
-    for dotted, given in (flags or {}).items():
+    return raw
+
+
+def _from_flags(flags: Mapping[str, Flag]) -> dict[str, tuple[Any, str]]:
+    raw = {}
+    for dotted, given in flags.items():
         if dotted not in KEYS:
             raise _unknown_key_error(dotted, "flag")
         if given.value is not None:
             raw[dotted] = (given.value, f"flag {given.name}")
+    return raw
 
+
+def _validated(raw: Mapping[str, tuple[Any, str]]) -> Settings:
+    """Every key has a value of its type; configured folders are usable."""
     settings = Settings()
     for key in SCHEMA:
         if key.name not in raw:

@@ -478,6 +478,7 @@ _IMAGE_PROBLEMS = {
 }
 _NUMBER = {int, float}
 _ANN_KEYS = ("id", "image_id", "category_id", "bbox", "iscrowd", "area")
+_ANN_KEY_SET = frozenset(_ANN_KEYS)
 
 
 @dataclass
@@ -711,6 +712,12 @@ def _check_images(entries: list, where: str, add) -> dict[int, tuple[str, Any, A
     columns = _image_columns(entries)
     if columns is not None:
         return {image_id: (name, w, h) for image_id, name, w, h in zip(*columns, strict=True)}
+    return _image_walk(entries, where, add)
+
+
+def _image_walk(entries: list, where: str, add) -> dict[int, tuple[str, Any, Any]]:
+    """The slow path: every rule, one image entry at a time, with an example for each problem. An entry
+    with an integer id goes into the table, its name "" and its size None when those are not sound."""
     table: dict[int, tuple[str, Any, Any]] = {}
     for index, image in enumerate(entries):
         if not isinstance(image, dict):
@@ -718,19 +725,8 @@ def _check_images(entries: list, where: str, add) -> dict[int, tuple[str, Any, A
             continue
         image_id, name = image.get("id"), image.get("file_name")
         label = f"{where}: image id {image_id!r}"
-        missing = [key for key in ("id", "file_name", "width", "height") if key not in image]
-        if missing:
-            add("image_field", f"{label} lacks {', '.join(missing)}")
-        if "id" in image and type(image_id) is not int:
-            add("image_field", f"{label}: id is not an integer")
-        if "file_name" in image and (not isinstance(name, str) or not name):
-            add("image_field", f"{label}: file_name {name!r} is not a file name")
-        elif isinstance(name, str) and name.startswith("/"):
-            add("absolute_file_name", f"{label}: {name}")
+        _check_image_fields(image, label, add)
         width, height = image.get("width"), image.get("height")
-        for key, value in (("width", width), ("height", height)):
-            if key in image and (type(value) is not int or value <= 0):
-                add("image_field", f"{label}: {key} {value!r} is not an integer > 0")
         if type(image_id) is not int:
             continue
         if image_id in table:
@@ -743,6 +739,24 @@ def _check_images(entries: list, where: str, add) -> dict[int, tuple[str, Any, A
             height if good else None,
         )
     return table
+
+
+def _check_image_fields(image: dict, label: str, add) -> None:
+    """Every key there, an integer id, a relative file name, width and height integers > 0."""
+    image_id, name = image.get("id"), image.get("file_name")
+    missing = [key for key in ("id", "file_name", "width", "height") if key not in image]
+    if missing:
+        add("image_field", f"{label} lacks {', '.join(missing)}")
+    if "id" in image and type(image_id) is not int:
+        add("image_field", f"{label}: id is not an integer")
+    if "file_name" in image and (not isinstance(name, str) or not name):
+        add("image_field", f"{label}: file_name {name!r} is not a file name")
+    elif isinstance(name, str) and name.startswith("/"):
+        add("absolute_file_name", f"{label}: {name}")
+    for key in ("width", "height"):
+        value = image.get(key)
+        if key in image and (type(value) is not int or value <= 0):
+            add("image_field", f"{label}: {key} {value!r} is not an integer > 0")
 
 
 def _image_columns(entries: list) -> tuple[list, list, list, list] | None:
@@ -809,34 +823,48 @@ def _annotation_columns(annotations: list, image_table: dict, categories: dict) 
     except KeyError:  # segmentation is optional
         rows = [(*_ANN_COLUMNS_NO_SEGMENTATION(a), a.get("segmentation")) for a in annotations]
     ids, image_ids, category_ids, boxes, crowd, area, segmentations = zip(*rows, strict=True)
-    if set(map(type, ids)) | set(map(type, image_ids)) | set(map(type, category_ids)) != {int}:
+    if not _fields_clean(ids, image_ids, category_ids, crowd, area, image_table, categories):
         return None
-    if len(set(ids)) != len(ids) or not set(image_ids) <= image_table.keys():
+    if not _boxes_clean(boxes, image_ids, image_table):
         return None
-    if not set(category_ids) <= categories.keys() or not set(crowd) <= {0, 1}:
-        return None
-    if not math.isfinite(sum(area)) or min(area) < 0:  # sum() also rejects anything that is not a number
-        return None
-    if set(map(type, boxes)) != {list} or set(map(len, boxes)) != {4}:
-        return None
-    xs, ys, ws, hs = zip(*boxes, strict=True)
-    if not math.isfinite(sum(xs) + sum(ys) + sum(ws) + sum(hs)):
-        return None
-    if min(ws) <= 0 or min(hs) <= 0 or min(xs) < -EDGE_TOLERANCE or min(ys) < -EDGE_TOLERANCE:
-        return None
-    for starts, lengths, axis in ((xs, ws, 1), (ys, hs, 2)):
-        limits = {image_id: entry[axis] for image_id, entry in image_table.items()}
-        if None in limits.values():
-            return None
-        limit = list(map(limits.__getitem__, image_ids))  # the image width (or height) of each box
-        if max(map(sub, map(add, starts, lengths), limit)) > EDGE_TOLERANCE or max(map(sub, starts, limit)) >= 0:
-            return None
-        if min(map(add, starts, lengths)) <= 0:
-            return None
     polygons = sum(map(bool, segmentations))
     if polygons and not _polygons_clean(segmentations):
         return None
     return image_ids, category_ids, (polygons, 0)
+
+
+def _fields_clean(
+    ids: tuple, image_ids: tuple, category_ids: tuple, crowd: tuple, area: tuple, image_table: dict, categories: dict
+) -> bool:
+    """Integer ids, unique annotation ids, known images and categories, iscrowd 0 or 1, finite areas >= 0."""
+    if set(map(type, ids)) | set(map(type, image_ids)) | set(map(type, category_ids)) != {int}:
+        return False
+    if len(set(ids)) != len(ids) or not set(image_ids) <= image_table.keys():
+        return False
+    if not set(category_ids) <= categories.keys() or not set(crowd) <= {0, 1}:
+        return False
+    return math.isfinite(sum(area)) and min(area) >= 0  # sum() also rejects anything that is not a number
+
+
+def _boxes_clean(boxes: tuple, image_ids: tuple, image_table: dict) -> bool:
+    """Every bbox four finite numbers with a positive size, inside its image within EDGE_TOLERANCE."""
+    if set(map(type, boxes)) != {list} or set(map(len, boxes)) != {4}:
+        return False
+    xs, ys, ws, hs = zip(*boxes, strict=True)
+    if not math.isfinite(sum(xs) + sum(ys) + sum(ws) + sum(hs)):
+        return False
+    if min(ws) <= 0 or min(hs) <= 0 or min(xs) < -EDGE_TOLERANCE or min(ys) < -EDGE_TOLERANCE:
+        return False
+    for starts, lengths, axis in ((xs, ws, 1), (ys, hs, 2)):
+        limits = {image_id: entry[axis] for image_id, entry in image_table.items()}
+        if None in limits.values():
+            return False
+        limit = list(map(limits.__getitem__, image_ids))  # the image width (or height) of each box
+        if max(map(sub, map(add, starts, lengths), limit)) > EDGE_TOLERANCE or max(map(sub, starts, limit)) >= 0:
+            return False
+        if min(map(add, starts, lengths)) <= 0:
+            return False
+    return True
 
 
 def _polygons_clean(segmentations: tuple) -> bool:
@@ -862,16 +890,7 @@ def _annotation_walk(annotations: list, image_table: dict, categories: dict, whe
             add("ann_field", f"{where}: annotations[{index}] is not an object")
             continue
         label = f"{where}: annotation id {a.get('id', f'? (annotations[{index}])')!r}"
-        missing = [key for key in _ANN_KEYS if key not in a]
-        if missing:
-            add("ann_field", f"{label} lacks {', '.join(missing)}")
-        for key in ("id", "image_id", "category_id"):
-            if key in a and type(a[key]) is not int:
-                add("ann_field", f"{label}: {key} {a[key]!r} is not an integer")
-        if "iscrowd" in a and a["iscrowd"] not in (0, 1):
-            add("ann_field", f"{label}: iscrowd {a['iscrowd']!r} is not 0 or 1")
-        if "area" in a and (type(a["area"]) not in _NUMBER or not a["area"] >= 0):
-            add("ann_field", f"{label}: area {a['area']!r} is not a number >= 0")
+        _check_ann_fields(a, label, add)
         if type(a.get("id")) is int:
             if a["id"] in seen:
                 add("duplicate_ann_id", label)
@@ -888,13 +907,31 @@ def _annotation_walk(annotations: list, image_table: dict, categories: dict, whe
         if "bbox" in a:
             _check_box(a["bbox"], image, label, add)
         segmentation = a.get("segmentation")
-        if segmentation:
-            problem = _segmentation_problem(segmentation, image)
-            if problem:
-                add(problem[0], f"{label}: {problem[1]}")
-            if problem is None or problem[0] == "odd_polygon":
-                masks[type(segmentation) is dict] += 1
+        if segmentation and _mask_counts(segmentation, image, label, add):
+            masks[type(segmentation) is dict] += 1
     return image_ids, category_ids, (masks[False], masks[True])
+
+
+def _check_ann_fields(a: dict, label: str, add) -> None:
+    """Every key there, integer ids, iscrowd 0 or 1, an area that is a number >= 0."""
+    if not a.keys() >= _ANN_KEY_SET:  # a C-level test first: this runs once per annotation
+        add("ann_field", f"{label} lacks {', '.join(key for key in _ANN_KEYS if key not in a)}")
+    for key in ("id", "image_id", "category_id"):
+        if key in a and type(a[key]) is not int:
+            add("ann_field", f"{label}: {key} {a[key]!r} is not an integer")
+    if "iscrowd" in a and a["iscrowd"] not in (0, 1):
+        add("ann_field", f"{label}: iscrowd {a['iscrowd']!r} is not 0 or 1")
+    if "area" in a and (type(a["area"]) not in _NUMBER or not a["area"] >= 0):
+        add("ann_field", f"{label}: area {a['area']!r} is not a number >= 0")
+
+
+def _mask_counts(segmentation: Any, image: tuple | None, label: str, add) -> bool:
+    """Report what is wrong with a segmentation; True when it still counts as a mask (sound, or an odd polygon)."""
+    problem = _segmentation_problem(segmentation, image)
+    if problem is None:
+        return True
+    add(problem[0], f"{label}: {problem[1]}")
+    return problem[0] == "odd_polygon"
 
 
 def _check_box(box: Any, image: tuple | None, label: str, add) -> None:
@@ -1076,19 +1113,24 @@ def _check_image_files(
         ):
             continue  # sound: the common case, without building a name for a report
         where = f"{prefix}/{name}" if prefix else name
-        if isinstance(header, str):
-            if header == "missing":
-                found.add("missing_image", where, 1, downgrade)
-            else:
-                found.add("unreadable_image", f"{where}: {header}", 1, downgrade)
-        elif header.problem:
-            found.add(_IMAGE_PROBLEMS[header.problem], where, 1, downgrade)
-        elif header.format != "other" and width is not None and (header.width, header.height) != (width, height):
-            found.add(
-                "size_mismatch", f"{where}: json {width}x{height}, file {header.width}x{header.height}", 1, downgrade
-            )
-        elif header.orientation > 1:
-            found.add("exif_rotated", f"{where}: orientation {header.orientation}", 1, downgrade)
+        _report_image(header, width, height, where, found, downgrade)
+
+
+def _report_image(
+    header: images.Header | str, width: int | None, height: int | None, where: str, found: Collector, downgrade: bool
+) -> None:
+    """The one problem of an image that is not sound: missing, unreadable, damaged, another size, rotated."""
+    if isinstance(header, str):
+        if header == "missing":
+            found.add("missing_image", where, 1, downgrade)
+        else:
+            found.add("unreadable_image", f"{where}: {header}", 1, downgrade)
+    elif header.problem:
+        found.add(_IMAGE_PROBLEMS[header.problem], where, 1, downgrade)
+    elif header.format != "other" and width is not None and (header.width, header.height) != (width, height):
+        found.add("size_mismatch", f"{where}: json {width}x{height}, file {header.width}x{header.height}", 1, downgrade)
+    elif header.orientation > 1:
+        found.add("exif_rotated", f"{where}: orientation {header.orientation}", 1, downgrade)
 
 
 def evaluation_file(spec: DatasetSpec) -> FileSpec | None:

@@ -58,17 +58,13 @@ def _jpeg(fd: int, data: bytes, size: int) -> Header:
         if pos + 4 > len(data) or data[pos] != 0xFF:
             return Header("jpeg", width, height, "truncated" if pos + 4 > size else "corrupt", orientation)
         marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in _STANDALONE:
-            pos += 2
+        if marker == 0xFF or marker in _STANDALONE:  # a fill byte, or a marker without a length
+            pos += 1 if marker == 0xFF else 2
             continue
         length = (data[pos + 2] << 8) | data[pos + 3]
         end = pos + 2 + length
         if marker in _SOF or marker == 0xE1:
-            if end > len(data) and len(data) < size:
-                data += os.pread(fd, end - len(data), len(data))
+            data = _read_to(fd, data, end, size)
             if end > len(data):
                 return Header("jpeg", width, height, "truncated", orientation)
             if marker == 0xE1:
@@ -81,6 +77,13 @@ def _jpeg(fd: int, data: bytes, size: int) -> Header:
         pos = end
     tail = data[-TAIL_BYTES:] if len(data) == size else os.pread(fd, TAIL_BYTES, max(0, size - TAIL_BYTES))
     return Header("jpeg", width, height, "" if b"\xff\xd9" in tail else "truncated", orientation)
+
+
+def _read_to(fd: int, data: bytes, end: int, size: int) -> bytes:
+    """data (the file's first bytes), read on so that it reaches end when the file is that long."""
+    if end > len(data) and len(data) < size:
+        data += os.pread(fd, end - len(data), len(data))
+    return data
 
 
 def _exif_orientation(app1: bytes) -> int:
@@ -118,14 +121,11 @@ def _jpeg_deep(data: bytes) -> Header:
         if data[pos] != 0xFF:
             return Header("jpeg", width, height, "corrupt", orientation)
         marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
         if marker == 0xD9:
             ok = frame and len(data) - pos - 2 <= TAIL_BYTES
             return Header("jpeg", width, height, "" if ok else "corrupt", orientation)
-        if marker in _STANDALONE:
-            pos += 2
+        if marker == 0xFF or marker in _STANDALONE:  # a fill byte, or a marker without a length
+            pos += 1 if marker == 0xFF else 2
             continue
         if pos + 4 > len(data):
             break
@@ -137,11 +137,9 @@ def _jpeg_deep(data: bytes) -> Header:
             frame = True
         elif marker == 0xE1:
             orientation = orientation or _exif_orientation(data[pos + 4 : end])
-        pos = end
-        if marker == 0xDA:
-            if not frame:
-                return Header("jpeg", 0, 0, "corrupt", orientation)
-            pos = _scan_end(data, pos)
+        elif marker == 0xDA and not frame:  # a scan before any frame header
+            return Header("jpeg", 0, 0, "corrupt", orientation)
+        pos = _scan_end(data, end) if marker == 0xDA else end
     return Header("jpeg", width, height, "truncated", orientation)
 
 

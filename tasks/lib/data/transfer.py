@@ -590,21 +590,7 @@ def download(
     whole file and the part starts over. A dropped connection is retried `retries` times in this run;
     after that the part stays for the next run.
     """
-    sidecar = _sidecar(part)
-    expected = {"url": remote.url, "size": remote.size, "etag": remote.etag}
-    try:
-        recorded = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        recorded = None
-    if recorded != expected:
-        discard(part)
-        atomic_write_text(sidecar, json.dumps(expected))
-    have = part.stat().st_size if part.exists() else 0
-    if remote.size is not None and have > remote.size:
-        discard(part)
-        atomic_write_text(sidecar, json.dumps(expected))
-        have = 0
-    resumed_from = have
+    have = resumed_from = _reusable_part(remote, part)
     note = f"download {human_bytes(remote.size)} from {scrub(remote.url)}"
     with progress.step(
         label, remote.size, note + (f", resuming at {human_bytes(have)}" if have else ""), completed=have
@@ -630,6 +616,25 @@ def download(
     return Downloaded(part, size, resumed_from, attempts, size_checked=not state["unsized"])
 
 
+def _reusable_part(remote: Remote, part: Path) -> int:
+    """The bytes of part an earlier run left for this same file (its sidecar matches); any other part is discarded."""
+    sidecar = _sidecar(part)
+    expected = {"url": remote.url, "size": remote.size, "etag": remote.etag}
+    try:
+        recorded = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        recorded = None
+    if recorded != expected:
+        discard(part)
+        atomic_write_text(sidecar, json.dumps(expected))
+    have = part.stat().st_size if part.exists() else 0
+    if remote.size is not None and have > remote.size:
+        discard(part)
+        atomic_write_text(sidecar, json.dumps(expected))
+        have = 0
+    return have
+
+
 def _download_once(
     remote: Remote, part: Path, progress: Progress, bar: int, cancel: threading.Event, timeout: float, state: dict
 ) -> int:
@@ -638,14 +643,37 @@ def _download_once(
     have = part.stat().st_size if part.exists() else 0
     if remote.size is not None and have == remote.size and have > 0:
         return have
+    response = _open_rest(remote, part, have, timeout, state)
+    if response is None:  # 416 for a part that is already the whole file
+        return have
+    with response:
+        _refuse_html(remote.url, response.headers.get("Content-Type", ""))
+        have, mode = _resume_point(response, remote, part, have, progress, bar, state)
+        expected_end = _expected_end(response, remote, have, state)
+        written = _write_body(response, remote, part, mode, have, progress, bar, cancel)
+    if expected_end is not None and written < expected_end:
+        raise FetchFailed(
+            f"connection to {urllib.parse.urlsplit(remote.url).netloc} ended at {human_bytes(written)} "
+            f"of {human_bytes(expected_end)}"
+        )
+    if expected_end is not None and written > expected_end:
+        discard(part)
+        raise _Fatal(f"{scrub(remote.url)} sent more bytes than announced; the download was discarded")
+    return written
+
+
+def _open_rest(remote: Remote, part: Path, have: int, timeout: float, state: dict):
+    """The response to a GET from byte `have` on, or None when the server says the part is already complete.
+
+    Busy servers (429, 5xx) and broken connections are FetchFailed (retried); other refusals are _Fatal."""
     # No If-Range: behind Hugging Face the CDN's ETag is not the one HEAD gave; the sidecar already ties
     # the part to the ETag, a changed file gives a zip whose CRCs fail, and sha256 is checked when known.
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:
-        response = urllib.request.urlopen(_request(remote.url, headers=headers), timeout=timeout)
+        return urllib.request.urlopen(_request(remote.url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as error:
         if error.code == 416 and remote.size is not None and have == remote.size:
-            return have
+            return None
         if error.code == 416:  # the part does not fit the file the server has now
             part.unlink(missing_ok=True)
             state["restarted"] = True
@@ -656,50 +684,57 @@ def _download_once(
         raise _Fatal(str(failure)) from None
     except (urllib.error.URLError, OSError) as error:
         raise _http_failure(remote.url, error) from None
-    with response:
-        _refuse_html(remote.url, response.headers.get("Content-Type", ""))
-        if have and response.status == 206:
-            start, total = _content_range(response.headers.get("Content-Range", ""))
-            if start != have or (remote.size is not None and total not in (None, remote.size)):
-                part.unlink(missing_ok=True)
-                state["restarted"] = True
-                raise FetchFailed(f"{scrub(remote.url)} answered with an unexpected range; starting over")
-            mode = "ab"
-        else:  # 200: the whole file (no Range asked, or the server ignores Range)
-            if have:
-                progress.advance(bar, -have)
-                state["restarted"] = True
-            have, mode = 0, "wb"
-        length = response.headers.get("Content-Length")
-        expected_end = have + int(length) if length and length.isdigit() else remote.size
-        if expected_end is None:
-            state["unsized"] = True
-        if remote.size is not None and expected_end is not None and expected_end != remote.size:
-            raise _Fatal(f"{scrub(remote.url)}: the server announces {expected_end} bytes, HEAD said {remote.size}")
-        written = have
-        with open(part, mode) as out:
-            try:
-                while chunk := response.read1(CHUNK):
-                    if cancel.is_set():
-                        raise Cancelled
-                    out.write(chunk)
-                    written += len(chunk)
-                    progress.advance(bar, len(chunk))
-            except (OSError, ValueError) as error:  # connection reset, timeout, http.client.IncompleteRead
-                if isinstance(error, OSError) and error.errno in (28, 122):  # ENOSPC, EDQUOT
-                    raise _Fatal(f"disk full while writing {part}") from None
-                raise FetchFailed(
-                    f"connection to {urllib.parse.urlsplit(remote.url).netloc} broke at "
-                    f"{human_bytes(written)}: {one_line(error)}"
-                ) from None
-    if expected_end is not None and written < expected_end:
-        raise FetchFailed(
-            f"connection to {urllib.parse.urlsplit(remote.url).netloc} ended at {human_bytes(written)} "
-            f"of {human_bytes(expected_end)}"
-        )
-    if expected_end is not None and written > expected_end:
-        discard(part)
-        raise _Fatal(f"{scrub(remote.url)} sent more bytes than announced; the download was discarded")
+
+
+def _resume_point(
+    response, remote: Remote, part: Path, have: int, progress: Progress, bar: int, state: dict
+) -> tuple[int, str]:
+    """Where the body starts and how to open the part: append after a matching 206, start over after a 200."""
+    if have and response.status == 206:
+        start, total = _content_range(response.headers.get("Content-Range", ""))
+        if start != have or (remote.size is not None and total not in (None, remote.size)):
+            part.unlink(missing_ok=True)
+            state["restarted"] = True
+            raise FetchFailed(f"{scrub(remote.url)} answered with an unexpected range; starting over")
+        return have, "ab"
+    # 200: the whole file (no Range asked, or the server ignores Range)
+    if have:
+        progress.advance(bar, -have)
+        state["restarted"] = True
+    return 0, "wb"
+
+
+def _expected_end(response, remote: Remote, have: int, state: dict) -> int | None:
+    """The size the part will have when this body is in, from Content-Length or else HEAD's size."""
+    length = response.headers.get("Content-Length")
+    expected_end = have + int(length) if length and length.isdigit() else remote.size
+    if expected_end is None:
+        state["unsized"] = True
+    if remote.size is not None and expected_end is not None and expected_end != remote.size:
+        raise _Fatal(f"{scrub(remote.url)}: the server announces {expected_end} bytes, HEAD said {remote.size}")
+    return expected_end
+
+
+def _write_body(
+    response, remote: Remote, part: Path, mode: str, have: int, progress: Progress, bar: int, cancel: threading.Event
+) -> int:
+    """Stream the body into the part; the part's size once the body ends or breaks (FetchFailed)."""
+    written = have
+    with open(part, mode) as out:
+        try:
+            while chunk := response.read1(CHUNK):
+                if cancel.is_set():
+                    raise Cancelled
+                out.write(chunk)
+                written += len(chunk)
+                progress.advance(bar, len(chunk))
+        except (OSError, ValueError) as error:  # connection reset, timeout, http.client.IncompleteRead
+            if isinstance(error, OSError) and error.errno in (28, 122):  # ENOSPC, EDQUOT
+                raise _Fatal(f"disk full while writing {part}") from None
+            raise FetchFailed(
+                f"connection to {urllib.parse.urlsplit(remote.url).netloc} broke at "
+                f"{human_bytes(written)}: {one_line(error)}"
+            ) from None
     return written
 
 
@@ -733,25 +768,12 @@ def vet_entries(infos: list, max_bytes: int) -> tuple[list[Entry], int]:
     files, no duplicates or overlapping data, and at most max_bytes once unpacked. FetchFailed otherwise."""
     entries, seen, total = [], set(), 0
     for info in infos:
-        raw = info.filename
-        name = raw.replace("\\", "/")
-        if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-            raise FetchFailed(f"archive entry {raw!r} is an absolute path; refused, nothing extracted")
-        parts = tuple(p for p in name.split("/") if p not in ("", "."))
-        if ".." in parts:
-            raise FetchFailed(f"archive entry {raw!r} points outside the target folder; refused, nothing extracted")
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise FetchFailed(f"archive entry {raw!r} is a symbolic link; links are refused, nothing extracted")
-        if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-            raise FetchFailed(f"archive entry {raw!r} is a special file; refused, nothing extracted")
-        if info.flag_bits & 0x1:
-            raise FetchFailed(f"archive entry {raw!r} is encrypted; refused")
+        parts = _entry_parts(info)
         if not parts or parts[0] == "__MACOSX":
             continue
         key = "/".join(parts)
         if key in seen:
-            raise FetchFailed(f"archive holds {raw!r} twice; refused, nothing extracted")
+            raise FetchFailed(f"archive holds {info.filename!r} twice; refused, nothing extracted")
         seen.add(key)
         total += info.file_size
         if total > max_bytes:
@@ -759,6 +781,31 @@ def vet_entries(infos: list, max_bytes: int) -> tuple[list[Entry], int]:
                 f"archive unpacks to more than {max_bytes / 1e9:g} GB (--max-extract-gb); refused, nothing extracted"
             )
         entries.append(Entry(info, parts))
+    _refuse_overlaps(entries)
+    return entries, total
+
+
+def _entry_parts(info) -> tuple[str, ...]:
+    """The entry's path as parts, once it is known to be a plain, relative, unencrypted file or folder."""
+    raw = info.filename
+    name = raw.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise FetchFailed(f"archive entry {raw!r} is an absolute path; refused, nothing extracted")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise FetchFailed(f"archive entry {raw!r} points outside the target folder; refused, nothing extracted")
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise FetchFailed(f"archive entry {raw!r} is a symbolic link; links are refused, nothing extracted")
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise FetchFailed(f"archive entry {raw!r} is a special file; refused, nothing extracted")
+    if info.flag_bits & 0x1:
+        raise FetchFailed(f"archive entry {raw!r} is encrypted; refused")
+    return parts
+
+
+def _refuse_overlaps(entries: list[Entry]) -> None:
+    """Files whose compressed data overlap (one local header read for many entries) are a zip bomb."""
     ordered = sorted((e.info for e in entries if not e.info.is_dir()), key=lambda i: i.header_offset)
     for before, after in zip(ordered, ordered[1:], strict=False):
         if before.header_offset + 30 + len(before.orig_filename) + before.compress_size > after.header_offset:
@@ -766,7 +813,6 @@ def vet_entries(infos: list, max_bytes: int) -> tuple[list[Entry], int]:
                 f"archive entries {before.filename!r} and {after.filename!r} overlap (a zip bomb?); "
                 "refused, nothing extracted"
             )
-    return entries, total
 
 
 def safe_extract(

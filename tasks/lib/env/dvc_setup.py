@@ -535,16 +535,8 @@ def setup(
     targets = [_track_target(repo, path) for path in track]
     local = local_options(remote, runner.environ) if remote else LocalOptions()
 
-    would = "would run" if dry_run else "ran"
-    if (repo / ".dvc").is_dir():
-        add(Check("init", str(repo), PASS, "already a DVC repository"))
-    else:
-        args = init_args(repo)
-        if not dry_run:
-            runner.dvc(args, repo)
-        add(Check("init", str(repo), PASS, f"{would} dvc {shlex.join(args)}"))
+    _init_step(runner, repo, dry_run, add)
     config = project_config(runner, repo) if (repo / ".dvc").is_dir() else {}
-
     if remote is None:
         add(
             Check(
@@ -557,7 +549,33 @@ def setup(
         )
     else:
         _remote_steps(runner, repo, remote, local, config, dry_run, add)
+    _track_steps(runner, repo, targets, dry_run, add)
 
+    if remote is not None and dry_run:
+        add(Check("round trip", remote.name, SKIP, f"dry run: would push and pull a canary object; {CANARY_NOTE}"))
+    elif remote is not None and not result_failed(result.checks):
+        ok, detail = round_trip(runner, repo, remote)
+        add(Check("round trip", remote.name, PASS if ok else FAIL, detail, "" if ok else "fix what the detail names"))
+        if ok and push and targets:
+            _push_tracked(runner, repo, remote, targets, add)
+    result.commands = list(runner.commands)
+    return result
+
+
+def _init_step(runner: Runner, repo: Path, dry_run: bool, add) -> None:
+    """`dvc init` unless the folder already is a DVC repository."""
+    if (repo / ".dvc").is_dir():
+        add(Check("init", str(repo), PASS, "already a DVC repository"))
+        return
+    args = init_args(repo)
+    if not dry_run:
+        runner.dvc(args, repo)
+    add(Check("init", str(repo), PASS, f"{'would run' if dry_run else 'ran'} dvc {shlex.join(args)}"))
+
+
+def _track_steps(runner: Runner, repo: Path, targets: Sequence[Path], dry_run: bool, add) -> None:
+    """`dvc add` each --track target, with the pointer files to commit."""
+    would = "would run" if dry_run else "ran"
     for target in targets:
         args = ["add", "-q", str(target.relative_to(repo))]
         if not dry_run:
@@ -575,28 +593,23 @@ def setup(
             )
         )
 
-    if remote is not None and dry_run:
-        add(Check("round trip", remote.name, SKIP, f"dry run: would push and pull a canary object; {CANARY_NOTE}"))
-    elif remote is not None and not result_failed(result.checks):
-        ok, detail = round_trip(runner, repo, remote)
-        add(Check("round trip", remote.name, PASS if ok else FAIL, detail, "" if ok else "fix what the detail names"))
-        if ok and push and targets:
-            files = [str(t.relative_to(repo)) + ".dvc" for t in targets]
-            done = runner.dvc(["push", "-r", remote.name, *files], repo, check=False)
-            if done.returncode == 0:
-                add(Check("push", remote.name, PASS, f"pushed {', '.join(files)}"))
-            else:
-                add(
-                    Check(
-                        "push",
-                        remote.name,
-                        FAIL,
-                        explain_failure("push", remote, last_error(done, runner.environ)),
-                        "fix the remote, then re-run with --push",
-                    )
-                )
-    result.commands = list(runner.commands)
-    return result
+
+def _push_tracked(runner: Runner, repo: Path, remote: Remote, targets: Sequence[Path], add) -> None:
+    """--push: the tracked targets' data to the remote, once the round trip proved it works."""
+    files = [str(t.relative_to(repo)) + ".dvc" for t in targets]
+    done = runner.dvc(["push", "-r", remote.name, *files], repo, check=False)
+    if done.returncode == 0:
+        add(Check("push", remote.name, PASS, f"pushed {', '.join(files)}"))
+        return
+    add(
+        Check(
+            "push",
+            remote.name,
+            FAIL,
+            explain_failure("push", remote, last_error(done, runner.environ)),
+            "fix the remote, then re-run with --push",
+        )
+    )
 
 
 def result_failed(checks: Sequence[Check]) -> bool:
@@ -620,26 +633,43 @@ def _track_target(repo: Path, path: str) -> Path:
 def _remote_steps(
     runner: Runner, repo: Path, remote: Remote, local: LocalOptions, config: dict[str, str], dry_run: bool, add
 ) -> None:
-    name, kind = remote.name, remote.kind
-    would = "would run" if dry_run else "ran"
+    """The remote's plugin, its entry in .dvc/config, its credentials in config.local, and (ssh) its host key."""
+    _plugin_step(runner, remote.kind, dry_run, add)
+    _config_steps(runner, repo, remote, config, dry_run, add)
+    _credentials_step(runner, repo, remote, local, dry_run, add)
+    if not dry_run:
+        _secrets_stay_local(repo, runner.environ, add)
+    if remote.kind.scheme == "ssh":
+        if dry_run:
+            add(Check("host key", remote.shown, SKIP, "dry run: would check the server's host key against known_hosts"))
+        else:
+            add(host_key_check(runner, repo, remote))
+
+
+def _plugin_step(runner: Runner, kind: RemoteKind, dry_run: bool, add) -> None:
+    """Install the DVC plugin for the remote's storage into the launcher venv when it is missing."""
     install = plugin_command(kind, runner.python)
     if install is None:
         detail = f"{kind.plugin} installed" if kind.plugin else "no plugin needed for a local folder"
         add(Check("plugin", f"dvc[{kind.extra}]" if kind.extra else "local", PASS, detail))
-    else:
-        shown = shlex.join(install)
-        runner.commands.append(shown)
-        if not dry_run:
-            runner.log(f"installing the DVC plugin: {shown}")
-            done = subprocess.run(install, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-            if done.returncode != 0:
-                raise ToolError(
-                    f"could not install dvc[{kind.extra}] ({last_error(done, runner.environ)}); run "
-                    f"{shown} yourself, then re-run env.dvc"
-                )
-            importlib.invalidate_caches()
-        add(Check("plugin", f"dvc[{kind.extra}]", PASS, f"{would} {shown}"))
+        return
+    shown = shlex.join(install)
+    runner.commands.append(shown)
+    if not dry_run:
+        runner.log(f"installing the DVC plugin: {shown}")
+        done = subprocess.run(install, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise ToolError(
+                f"could not install dvc[{kind.extra}] ({last_error(done, runner.environ)}); run "
+                f"{shown} yourself, then re-run env.dvc"
+            )
+        importlib.invalidate_caches()
+    add(Check("plugin", f"dvc[{kind.extra}]", PASS, f"{'would run' if dry_run else 'ran'} {shown}"))
 
+
+def _config_changes(remote: Remote, config: dict[str, str]) -> list[tuple[str, list[str], str]]:
+    """(check, dvc arguments, detail) for each setting of the remote that .dvc/config does not have yet."""
+    name = remote.name
     steps: list[tuple[str, list[str], str]] = []
     current = config.get(f"remote.{name}.url")
     if current is None:
@@ -657,6 +687,14 @@ def _remote_steps(
                 "pulls re-hash every object: a corrupted one is refused",
             )
         )
+    return steps
+
+
+def _config_steps(runner: Runner, repo: Path, remote: Remote, config: dict[str, str], dry_run: bool, add) -> None:
+    """Apply the missing settings (or list them in a dry run); say which were already there."""
+    name = remote.name
+    would = "would run" if dry_run else "ran"
+    steps = _config_changes(remote, config)
     for check, args, detail in steps:
         if dry_run:
             runner.commands.append(shlex.join(["dvc", *args]))
@@ -668,9 +706,13 @@ def _remote_steps(
     if not any(step[0] == "verify" for step in steps):
         add(Check("verify", name, PASS, "verify = true already set"))
 
+
+def _credentials_step(runner: Runner, repo: Path, remote: Remote, local: LocalOptions, dry_run: bool, add) -> None:
+    """Credentials from the environment into the git-ignored config.local, or which default chain DVC uses."""
+    kind = remote.kind
     if local.values or local.from_env:
         if dry_run:
-            runner.commands.append(local.command(name))
+            runner.commands.append(local.command(remote.name))
         else:
             store_credentials(runner, repo, remote, local)
         verb = "would store" if dry_run else "stored"
@@ -682,14 +724,7 @@ def _remote_steps(
             )
         )
     elif kind.credentials:
-        add(Check("credentials", name, SKIP, f"none in the environment: DVC uses {kind.default_chain}"))
-    if not dry_run:
-        _secrets_stay_local(repo, runner.environ, add)
-    if kind.scheme == "ssh":
-        if dry_run:
-            add(Check("host key", remote.shown, SKIP, "dry run: would check the server's host key against known_hosts"))
-        else:
-            add(host_key_check(runner, repo, remote))
+        add(Check("credentials", remote.name, SKIP, f"none in the environment: DVC uses {kind.default_chain}"))
 
 
 def _secrets_stay_local(repo: Path, environ: Mapping[str, str], add) -> None:

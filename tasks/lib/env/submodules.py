@@ -250,53 +250,55 @@ def _before(root: Path, state: State) -> dict:
 
 def verify(root: Path, states: list[State]) -> list[Check]:
     """One row per submodule: at its pin, or what differs and the fix."""
-    checks = []
-    for s in states:
-        pin, path = s.sub.commit, s.sub.path
-        recorded = "" if s.gitlink in (None, pin) else f"; the superproject records {s.gitlink[:12]}"
-        if s.name is None:
-            checks.append(
-                Check("submodule", path, FAIL, "not declared in .gitmodules", "restore it: git checkout -- .gitmodules")
-            )
-        elif s.problem:
-            checks.append(Check("submodule", path, FAIL, s.problem, f"move {path} aside, then inv env.submodules"))
-        elif not s.checked_out:
-            fix = (
-                f"record it first: git update-index --add --cacheinfo 160000,{pin},{path}"
-                if s.gitlink is None
-                else "inv env.submodules"
-            )
-            detail = "not checked out" + (recorded if s.gitlink else "; the superproject records no commit for it")
-            checks.append(Check("submodule", path, FAIL, detail, fix))
-        elif s.head != pin:
-            checks.append(
-                Check(
-                    "submodule",
-                    path,
-                    FAIL,
-                    f"at {s.head[:12]}, pinned at {pin[:12]}{recorded}",
-                    f"git -C {shlex.quote(path)} checkout {pin}, or inv env.submodules --force"
-                    + (" (discards its local changes)" if s.dirty else ""),
-                )
-            )
-        else:
-            notes = []
-            if s.gitlink is None:
-                notes.append("not recorded in the superproject")
-            elif s.gitlink != pin:
-                notes.append(f"the superproject records {s.gitlink[:12]}")
-            if s.declared_url and s.declared_url != s.sub.url:
-                notes.append(f".gitmodules says {s.declared_url}")
-            if s.dirty:
-                notes.append("local changes to tracked files")
-            detail = f"at pin {pin[:12]}" + (f"; {'; '.join(notes)}" if notes else "")
-            fix = ""
-            if s.gitlink != pin:
-                fix = f"git update-index --add --cacheinfo 160000,{pin},{path}"
-            elif s.dirty:
-                fix = f"git -C {shlex.quote(path)} diff shows them"
-            checks.append(Check("submodule", path, WARN if notes else PASS, detail, fix))
-    return checks
+    return [_verify_one(s) for s in states]
+
+
+def _verify_one(s: State) -> Check:
+    pin, path = s.sub.commit, s.sub.path
+    recorded = "" if s.gitlink in (None, pin) else f"; the superproject records {s.gitlink[:12]}"
+    if s.name is None:
+        return Check("submodule", path, FAIL, "not declared in .gitmodules", "restore it: git checkout -- .gitmodules")
+    if s.problem:
+        return Check("submodule", path, FAIL, s.problem, f"move {path} aside, then inv env.submodules")
+    if not s.checked_out:
+        fix = (
+            f"record it first: git update-index --add --cacheinfo 160000,{pin},{path}"
+            if s.gitlink is None
+            else "inv env.submodules"
+        )
+        detail = "not checked out" + (recorded if s.gitlink else "; the superproject records no commit for it")
+        return Check("submodule", path, FAIL, detail, fix)
+    if s.head != pin:
+        return Check(
+            "submodule",
+            path,
+            FAIL,
+            f"at {s.head[:12]}, pinned at {pin[:12]}{recorded}",
+            f"git -C {shlex.quote(path)} checkout {pin}, or inv env.submodules --force"
+            + (" (discards its local changes)" if s.dirty else ""),
+        )
+    return _at_pin(s)
+
+
+def _at_pin(s: State) -> Check:
+    """A submodule at its pin: a pass, or a warning for what still differs (record, URL, local changes)."""
+    pin, path = s.sub.commit, s.sub.path
+    notes = []
+    if s.gitlink is None:
+        notes.append("not recorded in the superproject")
+    elif s.gitlink != pin:
+        notes.append(f"the superproject records {s.gitlink[:12]}")
+    if s.declared_url and s.declared_url != s.sub.url:
+        notes.append(f".gitmodules says {s.declared_url}")
+    if s.dirty:
+        notes.append("local changes to tracked files")
+    detail = f"at pin {pin[:12]}" + (f"; {'; '.join(notes)}" if notes else "")
+    fix = ""
+    if s.gitlink != pin:
+        fix = f"git update-index --add --cacheinfo 160000,{pin},{path}"
+    elif s.dirty:
+        fix = f"git -C {shlex.quote(path)} diff shows them"
+    return Check("submodule", path, WARN if notes else PASS, detail, fix)
 
 
 def sync(root: Path, pins: tuple[Submodule, ...] = PINS, force: bool = False, dry_run: bool = False) -> Result:
@@ -309,46 +311,63 @@ def sync(root: Path, pins: tuple[Submodule, ...] = PINS, force: bool = False, dr
     for state in states:
         if state.name is None or state.problem:
             continue
-        if not state.checked_out:
-            if state.gitlink is None:
-                continue  # nothing recorded to check out; verify() says how to record it
-            step = _init_step(root, state)
-            result.steps.append(step.line(root))
-            if dry_run:
-                if force and state.gitlink != state.sub.commit:
-                    folder = root / state.sub.path
-                    result.steps += [
-                        Step(["git", "fetch", "--quiet", "origin", state.sub.commit], folder, "").line(root),
-                        Step(["git", "checkout", "--quiet", "--force", "--detach", state.sub.commit], folder, "").line(
-                            root
-                        ),
-                    ]
-                continue
-            before = _before(root, state)
-            done = _run(step.argv, root, timeout=None)
-            if done.returncode != 0:
-                _undo_failed_init(root, state, before)
-                result.fetch_error = result.fetch_error or fetch_failure(
-                    state.sub, state.declared_url or state.sub.url, done.stderr, root
-                )
-                continue
-            state.__dict__.update(inspect(root, (state.sub,))[0].__dict__)
+        if not state.checked_out and not _check_out(root, state, result, force, dry_run):
+            continue
         if force and state.checked_out and state.head != state.sub.commit:
-            for step in _pin_steps(root, state):
-                result.steps.append(step.line(root))
-                if dry_run:
-                    continue
-                done = _run(step.argv, step.cwd, timeout=None)
-                if done.returncode != 0:
-                    if "fetch" in step.argv:
-                        result.fetch_error = result.fetch_error or fetch_failure(
-                            state.sub, state.declared_url or state.sub.url, done.stderr, root
-                        )
-                    else:
-                        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-                        result.fetch_error = result.fetch_error or f"{step.line(root)} failed: {last}"
-                    break
-            if not dry_run:
-                state.__dict__.update(inspect(root, (state.sub,))[0].__dict__)
+            _move_to_pin(root, state, result, dry_run)
     result.checks = verify(root, states)
     return result
+
+
+def _check_out(root: Path, state: State, result: Result, force: bool, dry_run: bool) -> bool:
+    """Clone an absent submodule at the commit the superproject records; True once it is checked out.
+
+    A dry run lists the commands (and the move to the pin when forced); a failed clone is undone."""
+    if state.gitlink is None:
+        return False  # nothing recorded to check out; verify() says how to record it
+    step = _init_step(root, state)
+    result.steps.append(step.line(root))
+    if dry_run:
+        if force and state.gitlink != state.sub.commit:
+            folder = root / state.sub.path
+            result.steps += [
+                Step(["git", "fetch", "--quiet", "origin", state.sub.commit], folder, "").line(root),
+                Step(["git", "checkout", "--quiet", "--force", "--detach", state.sub.commit], folder, "").line(root),
+            ]
+        return False
+    before = _before(root, state)
+    done = _run(step.argv, root, timeout=None)
+    if done.returncode != 0:
+        _undo_failed_init(root, state, before)
+        result.fetch_error = result.fetch_error or fetch_failure(
+            state.sub, state.declared_url or state.sub.url, done.stderr, root
+        )
+        return False
+    _reinspect(root, state)
+    return True
+
+
+def _move_to_pin(root: Path, state: State, result: Result, dry_run: bool) -> None:
+    """Fetch the pinned commit when it is not there, then check it out (--force); the first failure stops."""
+    for step in _pin_steps(root, state):
+        result.steps.append(step.line(root))
+        if dry_run:
+            continue
+        done = _run(step.argv, step.cwd, timeout=None)
+        if done.returncode != 0:
+            result.fetch_error = result.fetch_error or _step_failure(root, state, step, done.stderr)
+            break
+    if not dry_run:
+        _reinspect(root, state)
+
+
+def _step_failure(root: Path, state: State, step: Step, stderr: str) -> str:
+    if "fetch" in step.argv:
+        return fetch_failure(state.sub, state.declared_url or state.sub.url, stderr, root)
+    last = (stderr.strip().splitlines() or ["?"])[-1]
+    return f"{step.line(root)} failed: {last}"
+
+
+def _reinspect(root: Path, state: State) -> None:
+    """Read the submodule's state again after git changed it."""
+    state.__dict__.update(inspect(root, (state.sub,))[0].__dict__)

@@ -276,75 +276,16 @@ def check(settings, offline: bool, dry_run: bool = False, environ: Mapping[str, 
     the server refuses is a ConfigError too; an unreachable server is a ToolError (exit 1)."""
     mode = "offline" if offline else settings["tracking.wandb_mode"]
     project, entity = settings["tracking.wandb_project"], settings["tracking.wandb_entity"]
-    checks: list[Check] = []
     key, source = find_key(environ)
-    if key is None:
-        if mode == "online":
-            raise ConfigError(
-                f"{KEY_ENV} is not set: copy your key from {AUTHORIZE_URL}, then export "
-                f"{KEY_ENV}=... (never put it in invoke.yaml), or pass --offline to log runs "
-                "locally and `wandb sync` them later"
-            )
-        checks.append(
-            Check(
-                "key",
-                KEY_ENV,
-                WARN,
-                "not set: offline runs work; uploading them needs a key",
-                f"export {KEY_ENV}=... before `wandb sync`",
-            )
-        )
-    else:
-        problem = key_problem(key)
-        if problem:
-            raise ConfigError(
-                f"the W&B API key from {source} is malformed: {problem} Copy it again from "
-                f"{AUTHORIZE_URL} (the whole key, no spaces)"
-            )
-        checks.append(
-            Check(
-                "key",
-                KEY_ENV if source.startswith("env") else "netrc",
-                PASS,
-                f"well formed ({len(key)} characters, from {source})",
-            )
-        )
-
-    url = base_url(environ)
-    if dry_run:
-        what = "start a real offline run in a temporary folder" if mode == "offline" else f"log in to {url}"
-        checks.append(Check("login", url, SKIP, f"dry run: would {what}"))
-    elif mode == "offline":
-        ok, detail = offline_smoke(environ)
-        checks.append(Check("login", "offline", SKIP, f"offline mode: {url} not contacted"))
-        checks.append(
-            Check(
-                "offline run",
-                "wandb",
-                PASS if ok else FAIL,
-                detail,
-                "" if ok else "reinstall wandb in the launcher venv (scripts/bootstrap)",
-            )
-        )
-    elif key is not None:
-        result = login(key, environ)
-        detail = result.get("detail", "")
-        if not result.get("ok"):
-            if _unreachable(detail):
-                raise ToolError(
-                    f"cannot reach W&B at {url} ({detail}); check the network, HTTPS_PROXY or "
-                    "WANDB_BASE_URL, or pass --offline"
-                )
-            raise ConfigError(
-                f"W&B at {url} refused the API key from {source} ({detail}): copy a current key "
-                f"from {AUTHORIZE_URL} and export {KEY_ENV}=..."
-            )
-        who = f" (default entity {result['entity']})" if result.get("entity") else ""
-        checks.append(Check("login", url, PASS, f"key accepted{who}; nothing written to ~/.netrc"))
-
+    checks = [_key_check(key, source, mode)]
+    checks += _login_checks(key, source, mode, dry_run, environ)
     if project:
         where = f"{entity}/{project}" if entity else f"{project} (the key's default entity)"
         checks.append(Check("project", "tracking.wandb_project", PASS, f"SAM3 runs log to {where}, mode {mode}"))
+        venv = settings.path("sam3.train_venv")
+        status, detail = train_env_wandb(venv)
+        fix = "" if status == PASS else f"{venv}/bin/python -m pip install wandb (or re-run env.sam3)"
+        checks.append(Check("training env", "sam3.train_venv", status, detail, fix))
     else:
         checks.append(
             Check(
@@ -355,9 +296,70 @@ def check(settings, offline: bool, dry_run: bool = False, environ: Mapping[str, 
                 "set tracking.wandb_project in ~/.invoke.yaml or INVOKE_TRACKING_WANDB_PROJECT",
             )
         )
-    if project:
-        venv = settings.path("sam3.train_venv")
-        status, detail = train_env_wandb(venv)
-        fix = "" if status == PASS else f"{venv}/bin/python -m pip install wandb (or re-run env.sam3)"
-        checks.append(Check("training env", "sam3.train_venv", status, detail, fix))
     return Result(checks, mode, project, entity)
+
+
+def _key_check(key: str | None, source: str, mode: str) -> Check:
+    """The key is there (online needs it) and well formed; neither is a ConfigError."""
+    if key is None:
+        if mode == "online":
+            raise ConfigError(
+                f"{KEY_ENV} is not set: copy your key from {AUTHORIZE_URL}, then export "
+                f"{KEY_ENV}=... (never put it in invoke.yaml), or pass --offline to log runs "
+                "locally and `wandb sync` them later"
+            )
+        return Check(
+            "key",
+            KEY_ENV,
+            WARN,
+            "not set: offline runs work; uploading them needs a key",
+            f"export {KEY_ENV}=... before `wandb sync`",
+        )
+    problem = key_problem(key)
+    if problem:
+        raise ConfigError(
+            f"the W&B API key from {source} is malformed: {problem} Copy it again from "
+            f"{AUTHORIZE_URL} (the whole key, no spaces)"
+        )
+    return Check(
+        "key",
+        KEY_ENV if source.startswith("env") else "netrc",
+        PASS,
+        f"well formed ({len(key)} characters, from {source})",
+    )
+
+
+def _login_checks(key: str | None, source: str, mode: str, dry_run: bool, environ: Mapping[str, str]) -> list[Check]:
+    """Online: the server accepts the key. Offline: a real offline run works. A dry run does neither."""
+    url = base_url(environ)
+    if dry_run:
+        what = "start a real offline run in a temporary folder" if mode == "offline" else f"log in to {url}"
+        return [Check("login", url, SKIP, f"dry run: would {what}")]
+    if mode == "offline":
+        ok, detail = offline_smoke(environ)
+        return [
+            Check("login", "offline", SKIP, f"offline mode: {url} not contacted"),
+            Check(
+                "offline run",
+                "wandb",
+                PASS if ok else FAIL,
+                detail,
+                "" if ok else "reinstall wandb in the launcher venv (scripts/bootstrap)",
+            ),
+        ]
+    if key is None:
+        return []
+    result = login(key, environ)
+    detail = result.get("detail", "")
+    if not result.get("ok"):
+        if _unreachable(detail):
+            raise ToolError(
+                f"cannot reach W&B at {url} ({detail}); check the network, HTTPS_PROXY or "
+                "WANDB_BASE_URL, or pass --offline"
+            )
+        raise ConfigError(
+            f"W&B at {url} refused the API key from {source} ({detail}): copy a current key "
+            f"from {AUTHORIZE_URL} and export {KEY_ENV}=..."
+        )
+    who = f" (default entity {result['entity']})" if result.get("entity") else ""
+    return [Check("login", url, PASS, f"key accepted{who}; nothing written to ~/.netrc")]

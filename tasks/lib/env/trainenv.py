@@ -253,7 +253,7 @@ def _is_empty_dir(path: Path) -> bool:
 
 def plan_venv(venv: Path, python: str | None, torch_version: str | None, force: bool) -> Outcome:
     """Look at the venv and decide: nothing, add pip, or create it (recreate with force)."""
-    low, high, why = supported_pythons(torch_version)
+    supported = low, high, why = supported_pythons(torch_version)
     asked = VERSION_SPEC.match(python or "")
     if asked and os.sep not in python and not (low <= (int(asked.group(1)), int(asked.group(2))) <= high):
         raise ConfigError(f"--python {python}: {why}; pass --python {_v(high)}")
@@ -266,39 +266,51 @@ def plan_venv(venv: Path, python: str | None, torch_version: str | None, force: 
             "or set sam3.train_venv to another folder"
         )
     if is_venv and not force:
-        info = _probe(python_of(venv), VENV_PROBE)
-        if isinstance(info, str):
-            raise ToolError(f"the venv at {venv} is broken ({info}); recreate it: inv env.venv --force")
-        version = tuple(info["version"])
-        if python is not None:
-            wanted = VERSION_SPEC.match(python)
-            wanted_version = (int(wanted.group(1)), int(wanted.group(2))) if wanted else None
-            if wanted_version is None:
-                found = interpreter_version(_interpreter(python))
-                if isinstance(found, str):
-                    raise ConfigError(f"--python {python}: {found}; pass a working interpreter or a version like 3.12")
-                wanted_version = found[:2]
-                if not (low <= wanted_version <= high):
-                    raise ConfigError(f"--python {python} is Python {_v(found)}, but {why}; pass --python {_v(high)}")
-            if wanted_version is not None and wanted_version != version[:2]:
-                raise ToolError(
-                    f"{venv} has Python {_v(version)}, not {python}; recreate it: "
-                    f"inv env.venv --force --python {python} (torch and sam3 are then installed again)"
-                )
-        if not (low <= version[:2] <= high):
-            raise ToolError(
-                f"{venv} has Python {_v(version)}, but {why}; recreate it: inv env.venv --force --python {_v(high)}"
-            )
-        if info["pip"] is None:
-            command = Command([str(python_of(venv)), "-m", "ensurepip", "--upgrade"])
-            return Outcome("venv", f"add pip to {venv} (Python {_v(version)}, without pip)", [command])
-        summary = f"{venv}: Python {_v(version)} ({why}), pip {info['pip']}; nothing to do"
-        return Outcome("venv", summary, done_nothing=True)
+        return _plan_existing_venv(venv, python, supported)
     uv = uv_argv()
     path, version, how = choose_python(python, torch_version, uv)
     argv = [*uv, "venv", "--seed", "--python", path, *(["--clear"] if is_venv else []), str(venv)]
     action = "recreate" if is_venv else "create"
     return Outcome("venv", f"{action} {venv} with {how}: Python {_v(version)} ({why})", [Command(argv)])
+
+
+def _plan_existing_venv(venv: Path, python: str | None, supported: tuple) -> Outcome:
+    """An existing venv is kept when its Python is the one asked for and supported (low, high, why); it may
+    lack pip."""
+    low, high, why = supported
+    info = _probe(python_of(venv), VENV_PROBE)
+    if isinstance(info, str):
+        raise ToolError(f"the venv at {venv} is broken ({info}); recreate it: inv env.venv --force")
+    version = tuple(info["version"])
+    if python is not None and _asked_version(python, supported) != version[:2]:
+        raise ToolError(
+            f"{venv} has Python {_v(version)}, not {python}; recreate it: "
+            f"inv env.venv --force --python {python} (torch and sam3 are then installed again)"
+        )
+    if not (low <= version[:2] <= high):
+        raise ToolError(
+            f"{venv} has Python {_v(version)}, but {why}; recreate it: inv env.venv --force --python {_v(high)}"
+        )
+    if info["pip"] is None:
+        command = Command([str(python_of(venv)), "-m", "ensurepip", "--upgrade"])
+        return Outcome("venv", f"add pip to {venv} (Python {_v(version)}, without pip)", [command])
+    summary = f"{venv}: Python {_v(version)} ({why}), pip {info['pip']}; nothing to do"
+    return Outcome("venv", summary, done_nothing=True)
+
+
+def _asked_version(python: str, supported: tuple) -> tuple[int, int]:
+    """The (major, minor) --python names: a version like 3.12, or what the named interpreter runs, which
+    must be supported (low, high, why)."""
+    wanted = VERSION_SPEC.match(python)
+    if wanted:
+        return int(wanted.group(1)), int(wanted.group(2))
+    found = interpreter_version(_interpreter(python))
+    if isinstance(found, str):
+        raise ConfigError(f"--python {python}: {found}; pass a working interpreter or a version like 3.12")
+    low, high, why = supported
+    if not (low <= found[:2] <= high):
+        raise ConfigError(f"--python {python} is Python {_v(found)}, but {why}; pass --python {_v(high)}")
+    return found[:2]
 
 
 def make_venv(outcome: Outcome, venv: Path, torch_version: str | None) -> Outcome:
@@ -663,20 +675,7 @@ def plan_sam3(venv: Path, checkout: Path, source: str, version: str, force: bool
             f"--sam3-version {version!r} is not a release like {SAM3_PYPI_VERSION}; pass e.g. "
             f"--sam3-version {SAM3_PYPI_VERSION}"
         )
-    python = python_of(venv)
-    if python.exists():
-        found = _probe(python, _sam3_probe_code())
-    elif dry_run:
-        found = {"sam3": None, "dists": dict.fromkeys(["torch", "torchvision", "sam3", *TRAINING_EXTRAS])}
-    else:
-        raise ToolError(f"no training venv at {venv}; create it first: inv env.venv")
-    if isinstance(found, str):
-        raise ToolError(f"the venv at {venv} does not answer ({found}); recreate it: inv env.venv --force")
-    if not found["dists"]["torch"] and not dry_run:
-        raise ToolError(
-            f"no torch in {venv}; install it first: inv env.torch (sam3's dependencies would "
-            "otherwise pull PyPI's default torch, which may not fit the driver)"
-        )
+    found = _probe_sam3(venv, dry_run)
     present = has_checkout(checkout)
     if source == "checkout" and not present:
         raise ToolError(
@@ -710,16 +709,45 @@ def plan_sam3(venv: Path, checkout: Path, source: str, version: str, force: bool
         return Sam3Plan(
             Outcome("sam3", f"{label} is installed in {venv}; nothing to do", done_nothing=True), stamp, pins
         )
+    uninstall = bool(found["sam3"]) and not use_checkout and (force or not where_ok)
+    commands = _sam3_commands(venv, checkout if use_checkout else None, version, extras, uninstall)
+    return Sam3Plan(Outcome("sam3", f"install {label} into {venv}", commands), stamp, pins)
+
+
+def _probe_sam3(venv: Path, dry_run: bool) -> dict[str, Any]:
+    """Where the venv's sam3 is and which distributions it has; a dry run may plan for a venv not made yet."""
+    python = python_of(venv)
+    if python.exists():
+        found = _probe(python, _sam3_probe_code())
+    elif dry_run:
+        found = {"sam3": None, "dists": dict.fromkeys(["torch", "torchvision", "sam3", *TRAINING_EXTRAS])}
+    else:
+        raise ToolError(f"no training venv at {venv}; create it first: inv env.venv")
+    if isinstance(found, str):
+        raise ToolError(f"the venv at {venv} does not answer ({found}); recreate it: inv env.venv --force")
+    if not found["dists"]["torch"] and not dry_run:
+        raise ToolError(
+            f"no torch in {venv}; install it first: inv env.torch (sam3's dependencies would "
+            "otherwise pull PyPI's default torch, which may not fit the driver)"
+        )
+    return found
+
+
+def _sam3_commands(
+    venv: Path, checkout: Path | None, version: str, extras: list[str], uninstall: bool
+) -> list[Command]:
+    """pip commands under the venv's constraints: the checkout editable, or the PyPI release and its BPE file."""
+    python = python_of(venv)
     constraints = venv / CONSTRAINTS
     commands = []
-    if found["sam3"] and (not use_checkout and (force or not where_ok)):
+    if uninstall:
         commands.append(Command([str(python), "-m", "pip", "uninstall", "--yes", "sam3"]))
-    if use_checkout:
+    if checkout is not None:
         commands.append(Command([str(python), *PIP, "-c", str(constraints), "-e", ".[train]", *extras], checkout))
     else:
         commands.append(Command([str(python), *PIP, "-c", str(constraints), f"sam3[train]=={version}", *extras]))
         commands.append(Command([str(python), str(INSTALL_BPE)]))
-    return Sam3Plan(Outcome("sam3", f"install {label} into {venv}", commands), stamp, pins)
+    return commands
 
 
 VERIFY_SAM3 = "import json, sam3; print(json.dumps({'file': sam3.__file__}))"

@@ -455,6 +455,30 @@ def _offline_plan(revision: str, endpoint: str, error: BaseException, seconds: f
     return Outcome(REPO_ID, revision, None, None, files, dry_run=True, checked_hub=False, notes=[note], seconds=seconds)
 
 
+@dataclass
+class _Hub:
+    """The hub as this run talks to it: huggingface_hub, the token and where it came from, the endpoint."""
+
+    module: Any
+    api: Any
+    token: str
+    token_source: str
+    endpoint: str  # for messages and the record: no credentials in a URL
+    revision: str
+
+    @classmethod
+    def connect(cls, hf_home: Path, token: str, token_source: str, revision: str) -> "_Hub":
+        hub = _import_hub(hf_home)
+        from huggingface_hub import constants
+
+        endpoint = secrets.scrub(constants.ENDPOINT)
+        return cls(hub, hub.HfApi(token=token), token, token_source, endpoint, revision)
+
+    def refusal(self, error: BaseException) -> ToolError:
+        """The explained line for a hub failure."""
+        return explain(error, self.token_source, self.endpoint, self.revision, self.token)
+
+
 def ensure(
     hf_home: Path,
     revision: str = "main",
@@ -469,45 +493,75 @@ def ensure(
     started = time.perf_counter()
     hf_home = Path(hf_home)
     revision = revision or "main"
-    folder = repo_folder(hf_home)
     record = read_record(hf_home)
     token, token_source = find_token(hf_home, environ)
+    local = _without_hub(hf_home, revision, record, token, full_verify)
+    if local is not None:
+        return _timed(local, dry_run, started)
 
-    if token is None or (COMMIT.match(revision) and record and record.get("commit") == revision):
-        why = "no token: not checked against the hub" if token is None else "a commit never changes: hub not asked"
-        local = _local_only(hf_home, revision, record, full_verify, why)
-        if local is None and token is None:
-            raise no_token_error(hf_home)
-        if local is not None:
-            local.dry_run = dry_run
-            local.seconds = time.perf_counter() - started
-            return local
-
-    hub = _import_hub(hf_home)
-    from huggingface_hub import constants
-
-    endpoint = secrets.scrub(constants.ENDPOINT)  # for messages and the record: no credentials in a URL
-    api = hub.HfApi(token=token)
+    hub = _Hub.connect(hf_home, token, token_source, revision)
     try:
-        info = api.model_info(REPO_ID, revision=revision, files_metadata=True, token=token)
+        info = hub.api.model_info(REPO_ID, revision=revision, files_metadata=True, token=token)
     except Exception as error:  # noqa: BLE001 - every hub failure becomes one explained line
-        problem = explain(error, token_source, endpoint, revision, token)
-        why = f"hub not reachable ({type(error).__name__})" if _unreachable(error) else f"the hub said no: {problem}"
-        local = _local_only(hf_home, revision, record, full_verify, f"{why}; using the verified local copy")
-        if local is None and dry_run and _unreachable(error):
-            return _offline_plan(revision, endpoint, error, time.perf_counter() - started)
-        if local is None:
-            raise problem from None
-        local.dry_run = dry_run
-        local.seconds = time.perf_counter() - started
-        return local
+        return _without_answer(hub, error, hf_home, record, full_verify, dry_run, started)
 
+    outcome = _plan(hub, info, hf_home, record, full_verify, dry_run)
+    fetch = [s for s in outcome.files if s.action in ("download", "redownload")]
+    _check_access(hub, outcome.commit, fetch)  # before any byte is written
+    folder = repo_folder(hf_home)
+    if not dry_run:
+        outcome.removed_partials = [str(p) for p in clean_partials(folder)]
+    _check_disk(outcome, folder, fetch, need_gb, need_source)
+    if not dry_run:
+        _download(hub, hf_home, outcome, fetch, log)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _timed(outcome: Outcome, dry_run: bool, started: float) -> Outcome:
+    outcome.dry_run = dry_run
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _without_hub(hf_home: Path, revision: str, record, token: str | None, full: bool) -> Outcome | None:
+    """The verified local copy when the hub is not asked: there is no token, or the commit is the recorded one.
+
+    No token and no such copy is the one-line error."""
+    pinned = COMMIT.match(revision) and record and record.get("commit") == revision
+    if token is not None and not pinned:
+        return None
+    why = "no token: not checked against the hub" if token is None else "a commit never changes: hub not asked"
+    local = _local_only(hf_home, revision, record, full, why)
+    if local is None and token is None:
+        raise no_token_error(hf_home)
+    return local
+
+
+def _without_answer(
+    hub: _Hub, error: BaseException, hf_home: Path, record, full: bool, dry_run: bool, started: float
+) -> Outcome:
+    """The hub did not answer, or said no: the verified local copy, an offline dry-run plan, or the explained error."""
+    problem = hub.refusal(error)
+    unreachable = _unreachable(error)
+    why = f"hub not reachable ({type(error).__name__})" if unreachable else f"the hub said no: {problem}"
+    local = _local_only(hf_home, hub.revision, record, full, f"{why}; using the verified local copy")
+    if local is None and dry_run and unreachable:
+        return _offline_plan(hub.revision, hub.endpoint, error, time.perf_counter() - started)
+    if local is None:
+        raise problem from None
+    return _timed(local, dry_run, started)
+
+
+def _plan(hub: _Hub, info, hf_home: Path, record, full: bool, dry_run: bool) -> Outcome:
+    """What each file needs, from the hub's listing of the revision against the cache."""
+    folder = repo_folder(hf_home)
     commit = info.sha
     siblings = {s.rfilename: s for s in (info.siblings or [])}
     missing = [name for name in FILES if name not in siblings]
     if not commit or missing:
         raise ToolError(
-            f"{REPO_ID}@{revision} lists no {', '.join(missing) or 'commit'} at {endpoint}; "
+            f"{REPO_ID}@{hub.revision} lists no {', '.join(missing) or 'commit'} at {hub.endpoint}; "
             "pass a --revision that has the SAM3 checkpoint"
         )
     states = []
@@ -517,23 +571,24 @@ def ensure(
         etag = (lfs.sha256 if lfs else None) or sibling.blob_id
         size = (lfs.size if lfs else None) or sibling.size
         if not etag:
-            raise ToolError(f"the hub gave no hash for {name} at {endpoint}; re-run, or check HF_ENDPOINT")
-        states.append(_inspect(folder, commit, name, etag, size, record, full_verify))
-    outcome = Outcome(REPO_ID, revision, commit, str(folder / "snapshots" / commit), states, dry_run)
-    fetch = [s for s in states if s.action in ("download", "redownload")]
+            raise ToolError(f"the hub gave no hash for {name} at {hub.endpoint}; re-run, or check HF_ENDPOINT")
+        states.append(_inspect(folder, commit, name, etag, size, record, full))
+    return Outcome(REPO_ID, hub.revision, commit, str(folder / "snapshots" / commit), states, dry_run)
 
-    if fetch:  # access to the gated files, before any byte is written
-        for state in fetch:
-            url = hub.hf_hub_url(REPO_ID, state.name, revision=commit)
-            try:
-                meta = hub.get_hf_file_metadata(url, token=token)
-            except Exception as error:  # noqa: BLE001
-                raise explain(error, token_source, endpoint, revision, token) from None
-            if state.size is None:
-                state.size = meta.size
 
-    if not dry_run:
-        outcome.removed_partials = [str(p) for p in clean_partials(folder)]
+def _check_access(hub: _Hub, commit: str, fetch: list[FileState]) -> None:
+    """HEAD each file to fetch (no bytes): a gated file not yet approved fails here; fills in unknown sizes."""
+    for state in fetch:
+        url = hub.module.hf_hub_url(REPO_ID, state.name, revision=commit)
+        try:
+            meta = hub.module.get_hf_file_metadata(url, token=hub.token)
+        except Exception as error:  # noqa: BLE001
+            raise hub.refusal(error) from None
+        if state.size is None:
+            state.size = meta.size
+
+
+def _check_disk(outcome: Outcome, folder: Path, fetch: list[FileState], need_gb: float, need_source: str) -> None:
     outcome.need_bytes = _need(fetch, need_gb)
     anchor = nearest_existing(folder)
     outcome.free_bytes = shutil.disk_usage(anchor).free
@@ -545,39 +600,45 @@ def ensure(
             f"{outcome.free_bytes / GB:.2f} GB free on "
             f"{mount_point(anchor)}; free space there or point paths.hf_home at a larger disk"
         )
-    if dry_run:
-        outcome.seconds = time.perf_counter() - started
-        return outcome
 
-    for state in states:
+
+def _download(hub: _Hub, hf_home: Path, outcome: Outcome, fetch: list[FileState], log: Callable[[str], None]) -> None:
+    """Fix the cache (drop bad blobs, make missing links), fetch and verify each file, then record the commit."""
+    folder, commit = repo_folder(hf_home), outcome.commit
+    for state in outcome.files:
         if state.action == "redownload":
             _remove_blob(folder, commit, state)
         if state.action == "link":
             _link(folder, commit, state)
     try:
         for state in fetch:
-            log(f"downloading {state.name} ({_size(state.size)}) from {endpoint} ...")
-            try:
-                hub.hf_hub_download(REPO_ID, state.name, revision=commit, cache_dir=str(hf_home / "hub"), token=token)
-            except Exception as error:  # noqa: BLE001
-                status = _status(error)
-                if (status is None or status >= 500) and (_unreachable(error) or isinstance(error, OSError)):
-                    reason = _scrub(str(error).strip().splitlines()[0] if str(error).strip() else "", token)
-                    raise ToolError(
-                        f"download of {state.name} stopped ({type(error).__name__}: {reason}); re-run "
-                        "env.weights: finished files are kept and the partial one is removed"
-                    ) from None
-                raise explain(error, token_source, endpoint, revision, token) from None
+            log(f"downloading {state.name} ({_size(state.size)}) from {hub.endpoint} ...")
+            _download_file(hub, hf_home, commit, state)
             problem = blob_problem(folder / "blobs" / state.etag, state.etag, state.size)
             if problem:
                 _remove_blob(folder, commit, state)
                 raise ToolError(f"{state.name} arrived damaged ({problem}) and was removed; re-run env.weights")
     finally:
         outcome.removed_partials += [str(p) for p in clean_partials(folder)]
-    _write_ref(folder, revision, commit)
-    _save_record(hf_home, outcome, folder, endpoint)
-    outcome.seconds = time.perf_counter() - started
-    return outcome
+    _write_ref(folder, hub.revision, commit)
+    _save_record(hf_home, outcome, folder, hub.endpoint)
+
+
+def _download_file(hub: _Hub, hf_home: Path, commit: str, state: FileState) -> None:
+    """One file through huggingface_hub; a cut connection is the re-run line, anything else the hub's answer."""
+    try:
+        hub.module.hf_hub_download(
+            REPO_ID, state.name, revision=commit, cache_dir=str(hf_home / "hub"), token=hub.token
+        )
+    except Exception as error:  # noqa: BLE001
+        status = _status(error)
+        if (status is None or status >= 500) and (_unreachable(error) or isinstance(error, OSError)):
+            reason = _scrub(str(error).strip().splitlines()[0] if str(error).strip() else "", hub.token)
+            raise ToolError(
+                f"download of {state.name} stopped ({type(error).__name__}: {reason}); re-run "
+                "env.weights: finished files are kept and the partial one is removed"
+            ) from None
+        raise hub.refusal(error) from None
 
 
 def _need(fetch: list[FileState], need_gb: float) -> int:

@@ -122,102 +122,116 @@ def check_cuda(
     inventory: Inventory, nvcc: tuple[int, int] | None, torch: TorchBuild | None | str, venv: Path
 ) -> list[Check]:
     """Do driver, nvcc and the training env's torch fit together? One Check per question."""
-    checks = []
     driver = inventory.cuda_driver_version
     capabilities = [g.compute_capability for g in inventory.gpus if g.compute_capability]
     advice = recommended_build(driver, capabilities)
-    if driver is None:
-        checks.append(Check("cuda", "driver", SKIP, "no NVIDIA driver: CPU-only", f"fitting torch: {advice}"))
-    else:
-        checks.append(
-            Check(
-                "cuda",
-                "driver",
-                PASS,
-                f"driver {inventory.driver_version} supports CUDA up to {fmt(driver)}; fitting torch: {advice}",
-            )
-        )
-    if nvcc is None:
-        checks.append(Check("cuda", "nvcc", SKIP, "no nvcc on PATH (only needed to build CUDA extensions)"))
-    elif driver is not None and nvcc[0] > driver[0]:
-        checks.append(
-            Check(
-                "cuda",
-                "nvcc",
-                WARN,
-                f"nvcc {fmt(nvcc)} is newer than the driver's CUDA {fmt(driver)}",
-                "code it compiles will not run: upgrade the driver or use an older CUDA toolkit",
-            )
-        )
-    else:
-        checks.append(Check("cuda", "nvcc", PASS, f"nvcc {fmt(nvcc)}"))
-
-    if torch is None:
-        checks.append(
-            Check(
-                "cuda",
-                "torch",
-                SKIP,
-                f"no training env with torch at {venv}",
-                "inv env.venv then inv env.torch builds it with a fitting torch",
-            )
-        )
-        return checks
-    if isinstance(torch, str):
-        checks.append(Check("cuda", "torch", FAIL, torch, "reinstall it: inv env.torch"))
-        return checks
-    label = f"torch {torch.version} (CUDA {fmt(torch.cuda)})"
-    if torch.cuda is None:
-        status = WARN if driver is not None else PASS
-        fix = f"install a CUDA build: inv env.torch ({advice})" if driver is not None else ""
-        checks.append(Check("cuda", "torch", status, f"{label}: a CPU build", fix))
-    elif driver is None:
-        checks.append(Check("cuda", "torch", SKIP, f"{label}: no driver to run it on"))
-    elif torch.cuda[0] > driver[0]:
-        checks.append(
-            Check(
-                "cuda",
-                "torch",
-                FAIL,
-                f"{label} needs a driver for CUDA {torch.cuda[0]}.x; this one supports {fmt(driver)}",
-                f"upgrade the driver to {MIN_DRIVER_FOR_MAJOR.get(torch.cuda[0], 'a newer one')} "
-                f"or newer, or install {advice}",
-            )
-        )
-    elif torch.cuda > driver:
-        checks.append(
-            Check(
-                "cuda",
-                "torch",
-                WARN,
-                f"{label} is newer than the driver's CUDA {fmt(driver)}: runs through minor version "
-                "compatibility, but kernels that need PTX JIT fail",
-                f"update the driver, or install {advice}",
-            )
-        )
-    else:
-        checks.append(Check("cuda", "torch", PASS, f"{label} fits the driver's CUDA {fmt(driver)}"))
+    checks = [_driver_check(inventory, advice), _nvcc_check(nvcc, driver)]
+    if torch is None or isinstance(torch, str):
+        return [*checks, _no_torch_check(torch, venv)]
+    checks.append(_torch_check(torch, driver, advice))
     if torch.cuda is not None:
-        for gpu in inventory.gpus:
-            cap = gpu.compute_capability
-            if cap and torch.arch_list and not arch_supported(cap, torch.arch_list):
-                checks.append(
-                    Check(
-                        "cuda",
-                        f"gpu {gpu.index} arch",
-                        FAIL,
-                        f"{gpu.name} is sm_{cap[0]}{cap[1]}; {label} has {' '.join(torch.arch_list)}",
-                        f"install a build with sm_{cap[0]}{cap[1]}: {advice}",
-                    )
-                )
+        checks += _arch_checks(inventory, torch, advice)
     if nvcc is not None and torch.cuda is not None and nvcc[0] != torch.cuda[0]:
         checks.append(
             Check(
                 "cuda",
                 "nvcc/torch",
                 WARN,
-                f"nvcc {fmt(nvcc)} and {label} differ in major version",
+                f"nvcc {fmt(nvcc)} and {_label(torch)} differ in major version",
                 "CUDA extensions will not build: match the toolkit to torch's CUDA",
             )
         )
+    return checks
+
+
+def _label(torch: TorchBuild) -> str:
+    return f"torch {torch.version} (CUDA {fmt(torch.cuda)})"
+
+
+def _driver_check(inventory: Inventory, advice: str) -> Check:
+    """The driver's CUDA, with the torch build that fits it."""
+    driver = inventory.cuda_driver_version
+    if driver is None:
+        return Check("cuda", "driver", SKIP, "no NVIDIA driver: CPU-only", f"fitting torch: {advice}")
+    return Check(
+        "cuda",
+        "driver",
+        PASS,
+        f"driver {inventory.driver_version} supports CUDA up to {fmt(driver)}; fitting torch: {advice}",
+    )
+
+
+def _nvcc_check(nvcc: tuple[int, int] | None, driver: tuple[int, int] | None) -> Check:
+    """Whether code nvcc compiles runs on this driver."""
+    if nvcc is None:
+        return Check("cuda", "nvcc", SKIP, "no nvcc on PATH (only needed to build CUDA extensions)")
+    if driver is not None and nvcc[0] > driver[0]:
+        return Check(
+            "cuda",
+            "nvcc",
+            WARN,
+            f"nvcc {fmt(nvcc)} is newer than the driver's CUDA {fmt(driver)}",
+            "code it compiles will not run: upgrade the driver or use an older CUDA toolkit",
+        )
+    return Check("cuda", "nvcc", PASS, f"nvcc {fmt(nvcc)}")
+
+
+def _no_torch_check(problem: str | None, venv: Path) -> Check:
+    """No training env with torch (None), or one whose torch fails (the error)."""
+    if problem is None:
+        return Check(
+            "cuda",
+            "torch",
+            SKIP,
+            f"no training env with torch at {venv}",
+            "inv env.venv then inv env.torch builds it with a fitting torch",
+        )
+    return Check("cuda", "torch", FAIL, problem, "reinstall it: inv env.torch")
+
+
+def _torch_check(torch: TorchBuild, driver: tuple[int, int] | None, advice: str) -> Check:
+    """Whether the driver runs torch's CUDA build: same major, newer minor, or too new."""
+    label = _label(torch)
+    if torch.cuda is None:
+        status = WARN if driver is not None else PASS
+        fix = f"install a CUDA build: inv env.torch ({advice})" if driver is not None else ""
+        return Check("cuda", "torch", status, f"{label}: a CPU build", fix)
+    if driver is None:
+        return Check("cuda", "torch", SKIP, f"{label}: no driver to run it on")
+    if torch.cuda[0] > driver[0]:
+        return Check(
+            "cuda",
+            "torch",
+            FAIL,
+            f"{label} needs a driver for CUDA {torch.cuda[0]}.x; this one supports {fmt(driver)}",
+            f"upgrade the driver to {MIN_DRIVER_FOR_MAJOR.get(torch.cuda[0], 'a newer one')} "
+            f"or newer, or install {advice}",
+        )
+    if torch.cuda > driver:
+        return Check(
+            "cuda",
+            "torch",
+            WARN,
+            f"{label} is newer than the driver's CUDA {fmt(driver)}: runs through minor version "
+            "compatibility, but kernels that need PTX JIT fail",
+            f"update the driver, or install {advice}",
+        )
+    return Check("cuda", "torch", PASS, f"{label} fits the driver's CUDA {fmt(driver)}")
+
+
+def _arch_checks(inventory: Inventory, torch: TorchBuild, advice: str) -> list[Check]:
+    """One failure per GPU the build has neither SASS nor usable PTX for."""
+    checks = []
+    for gpu in inventory.gpus:
+        cap = gpu.compute_capability
+        if cap and torch.arch_list and not arch_supported(cap, torch.arch_list):
+            checks.append(
+                Check(
+                    "cuda",
+                    f"gpu {gpu.index} arch",
+                    FAIL,
+                    f"{gpu.name} is sm_{cap[0]}{cap[1]}; {_label(torch)} has {' '.join(torch.arch_list)}",
+                    f"install a build with sm_{cap[0]}{cap[1]}: {advice}",
+                )
+            )
     return checks

@@ -1,7 +1,7 @@
 """Free VRAM against what a SAM3 run needs, and memory health (ECC, retired pages, row remaps)."""
 
 from ..core.report import FAIL, PASS, SKIP, WARN, Check
-from .gpu import Gpu, Inventory
+from .gpu import Gpu, Health, Inventory
 
 # Retired pages: NVIDIA asks for an RMA at 60 double-bit or 64 pages in all; warn well before.
 RETIRED_PAGES_WARN = 48
@@ -53,7 +53,19 @@ def check_health(gpu: Gpu, source: str) -> Check:
     if source != "nvml":
         return Check("vram", subject, SKIP, "no health counters without NVML")
     h = gpu.health
-    failures, warnings = [], []
+    failures, warnings = _health_failures(h), _health_warnings(h)
+    retired = (h.retired_pages_sbe or 0) + (h.retired_pages_dbe or 0)
+    if failures:
+        return Check("vram", subject, FAIL, "; ".join(failures + warnings), RESET_FIX)
+    if warnings:
+        return Check("vram", subject, WARN, "; ".join(warnings), "watch it; plan a replacement with the admins")
+    ecc = "ECC on" if h.ecc_enabled else "ECC off or not supported"
+    return Check("vram", subject, PASS, f"{ecc}; {retired} retired pages; no pending retirement or remap")
+
+
+def _health_failures(h: Health) -> list[str]:
+    """What makes the GPU unfit until a reset: errors since the last one, retirements and remaps pending."""
+    failures = []
     if h.ecc_volatile_uncorrected:
         failures.append(f"{h.ecc_volatile_uncorrected} uncorrectable ECC errors since the last reset")
     if h.retirement_pending:
@@ -62,6 +74,12 @@ def check_health(gpu: Gpu, source: str) -> Check:
         failures.append("a row remapping failed")
     if h.remap_pending:
         failures.append("a row remap is pending")
+    return failures
+
+
+def _health_warnings(h: Health) -> list[str]:
+    """Wear over the GPU's life: uncorrectable errors, retired pages, rows remapped."""
+    warnings = []
     if h.ecc_aggregate_uncorrected:
         warnings.append(f"{h.ecc_aggregate_uncorrected} uncorrectable ECC errors over its life")
     retired = (h.retired_pages_sbe or 0) + (h.retired_pages_dbe or 0)
@@ -69,12 +87,7 @@ def check_health(gpu: Gpu, source: str) -> Check:
         warnings.append(f"{retired} retired pages (RMA at 64)")
     if h.remapped_rows_uncorrectable:
         warnings.append(f"{h.remapped_rows_uncorrectable} rows remapped after uncorrectable errors")
-    if failures:
-        return Check("vram", subject, FAIL, "; ".join(failures + warnings), RESET_FIX)
-    if warnings:
-        return Check("vram", subject, WARN, "; ".join(warnings), "watch it; plan a replacement with the admins")
-    ecc = "ECC on" if h.ecc_enabled else "ECC off or not supported"
-    return Check("vram", subject, PASS, f"{ecc}; {retired} retired pages; no pending retirement or remap")
+    return warnings
 
 
 def check_vram(inventory: Inventory, need_gib: float, kind: str) -> list[Check]:

@@ -53,28 +53,31 @@ def _typed(key: str, text: str, current: Any) -> Any:
     value = sam3_config.parse_value(text)
     if current is None or (isinstance(current, str) and "${" in current):
         return value  # an interpolation or an empty key: its type is not known here
+    taken, expected = _as_type_of(current, value, text)
+    if expected:
+        raise ConfigError(
+            f"--grid {key}: {text!r} is not {expected} (the config has {key}: {current!r}); fix the value"
+        )
+    return taken
+
+
+def _as_type_of(current: Any, value: Any, text: str) -> tuple[Any, str]:
+    """(the value as current's type takes it, ""), or (None, what that type expects) when it refuses it."""
     if isinstance(current, bool):
-        if isinstance(value, bool):
-            return value
-        expected = "true or false"
-    elif isinstance(current, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        expected = "a whole number"
-    elif isinstance(current, float):
+        return (value, "") if isinstance(value, bool) else (None, "true or false")
+    if isinstance(current, int):
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        return (value, "") if whole else (None, "a whole number")
+    if isinstance(current, float):
         number = _float(value)
-        if number is not None:
-            return number
-        expected = "a number"
-    elif isinstance(current, str):
-        return text
-    elif isinstance(current, (list, dict)):
+        return (number, "") if number is not None else (None, "a number")
+    if isinstance(current, str):
+        return text, ""
+    if isinstance(current, (list, dict)):
         if isinstance(value, type(current)):
-            return value
-        expected = "a list, e.g. [1, 2]" if isinstance(current, list) else "a mapping, e.g. {a: 1}"
-    else:
-        return value
-    raise ConfigError(f"--grid {key}: {text!r} is not {expected} (the config has {key}: {current!r}); fix the value")
+            return value, ""
+        return None, "a list, e.g. [1, 2]" if isinstance(current, list) else "a mapping, e.g. {a: 1}"
+    return value, ""
 
 
 def _float(value: Any) -> float | None:
