@@ -628,23 +628,8 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     state_of = status.state_of_each_run()
     source = results_lib.load(name, root, state_of)
     summary = results_lib.summarize(source, forced)
-    notes = []
-    plot = None
-    try:
-        summary["table"] = str(results_lib.save_csv(summary))
-        if not no_plot:
-            from .lib.run import results_plot
-
-            plot = results_plot.draw(summary, Path(summary["folder"]) / "results.png")
-    except OSError as error:
-        notes.append(f"warning: nothing saved: cannot write in {summary['folder']} ({error.strerror})")
-    summary["plot"] = str(plot) if plot else None
-    beside = None
-    baseline = results_lib.find_baseline(source.record, root)
-    if baseline:
-        beside = results_lib.beside_baseline(
-            summary, results_lib.summarize(results_lib.from_record(baseline, state_of))
-        )
+    plot, notes = _results_saved(summary, no_plot)
+    beside = results_lib.baseline_beside(source, summary, root, state_of)
     notes += results_lib.baseline_lines(beside, source.record)
     comparison = None
     if compare:
@@ -664,6 +649,24 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
         print(f"plot: {plot}", file=sys.stderr)
 
 
+def _results_saved(summary, no_plot):
+    """<run>/results.csv and (unless no_plot) results.png written: (the plot's path or None, notes)."""
+    from .lib.run import results as results_lib
+
+    plot = None
+    try:
+        summary["table"] = str(results_lib.save_csv(summary))
+        if not no_plot:
+            from .lib.run import results_plot
+
+            plot = results_plot.draw(summary, Path(summary["folder"]) / "results.png")
+    except OSError as error:
+        summary["plot"] = None
+        return None, [f"warning: nothing saved: cannot write in {summary['folder']} ({error.strerror})"]
+    summary["plot"] = str(plot) if plot else None
+    return plot, []
+
+
 def _print_results(summary, comparison, beside):
     from .lib.run import results as results_lib
 
@@ -680,32 +683,13 @@ def _print_results(summary, comparison, beside):
     for line in results_lib.summary_lines(summary):
         print(line)
     if beside:
-        rows = [
-            (
-                r["task"],
-                r["figure"],
-                results_lib.fmt(r["fine-tuned"]),
-                results_lib.fmt(r["baseline"]),
-                "-" if r["delta"] is None else f"{r['delta']:+.1f}",
-            )
-            for r in beside["rows"]
-        ]
-        report_lib.print_table(
-            f"{summary['run']} beside the model it started from ({beside['baseline']}), x100",
-            ("task", "figure", "fine-tuned", "baseline", "Δ"),
-            rows,
-        )
+        report_lib.print_table(*results_lib.baseline_table(summary["run"], beside))
     for title, columns, rows, verdict in results_lib.compare_tables(comparison) if comparison else []:
         report_lib.print_table(title, columns, rows)
         if verdict:
             print(verdict)
-    if summary.get("table"):
-        print(f"table: {summary['table']}")
-    if summary.get("plot"):
-        print(f"plot: {summary['plot']}")
-    for row in summary["tasks"]:
-        if row.get("predictions"):
-            print(f"predictions ({'/'.join(p for p in (row['cell'], row['dataset']) if p)}): {row['predictions']}")
+    for line in results_lib.file_lines(summary):
+        print(line)
 
 
 @task(

@@ -527,6 +527,33 @@ def beside_baseline(summary: dict[str, Any], baseline: dict[str, Any]) -> dict[s
     return {"baseline": baseline["run"], "rows": rows, "not_better": worse}
 
 
+def baseline_beside(source: Source, summary: dict[str, Any], experiment_root: Path, state_of) -> dict | None:
+    """beside_baseline against the run's baseline (find_baseline), or None when it has none."""
+    baseline = find_baseline(source.record, experiment_root)
+    if baseline is None:
+        return None
+    return beside_baseline(summary, summarize(from_record(baseline, state_of)))
+
+
+def baseline_table(run: str, beside: dict[str, Any]) -> tuple[str, tuple[str, ...], list[tuple]]:
+    """(title, columns, rows) of a run beside the model it started from."""
+    rows = [
+        (r["task"], r["figure"], fmt(r["fine-tuned"]), fmt(r["baseline"]), _versus(r["fine-tuned"], r["baseline"]))
+        for r in beside["rows"]
+    ]
+    title = f"{run} beside the model it started from ({beside['baseline']}), x100"
+    return title, ("task", "figure", "fine-tuned", "baseline", "Δ"), rows
+
+
+def file_lines(summary: dict[str, Any]) -> list[str]:
+    """Where the table, the plot and each task's predictions page are."""
+    lines = [f"table: {summary['table']}"] if summary.get("table") else []
+    lines += [f"plot: {summary['plot']}"] if summary.get("plot") else []
+    return lines + [
+        f"predictions ({_where_dict(t)}): {t['predictions']}" for t in summary["tasks"] if t.get("predictions")
+    ]
+
+
 def _where_dict(task: dict[str, Any]) -> str:
     return f"{task['cell']}/{task['dataset']}" if task["cell"] else task["dataset"]
 
