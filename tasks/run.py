@@ -634,7 +634,7 @@ def results(c, name=None, json=False, csv=False, compare=None, setting=None, no_
     comparison = None
     if compare:
         comparison = results_lib.compare(summary, results_lib.summarize(results_lib.load(compare, root, state_of)))
-    wandb_env = {} if no_wandb else tracking.job_env(settings)
+    wandb_env = {} if no_wandb else tracking.wandb_job_env(settings)
     if wandb_env:
         notes.append(results_lib.log_to_wandb(summary, plot, wandb_env, os.environ, sys.executable))
     if json:
@@ -846,7 +846,7 @@ def predict(
     )
     jobs, notes = predictions.plan(request, settings, python)
     summaries = [predictions.make(job, request.threshold, request.max_images, python) for job in jobs]
-    wandb_env = {} if no_wandb or not summaries[0]["run"] else tracking.job_env(settings)
+    wandb_env = {} if no_wandb or not summaries[0]["run"] else tracking.wandb_job_env(settings)
     if wandb_env:
         notes.append(predictions.log_to_wandb(summaries, jobs[0].run_dir, wandb_env, os.environ, sys.executable))
     if json:

@@ -124,7 +124,7 @@ def test_download_verifies_records_the_commit_and_a_second_run_downloads_nothing
     assert record["commit"] == hub.commit and record["requested"] == "main"
     assert record["files"]["sam3.pt"]["etag"] == hub.files["sam3.pt"].sha256
     assert W.job_overrides(hf_home) == {"trainer.model.checkpoint_path": str(snapshot / "sam3.pt")}
-    assert W.job_environment(hf_home)["HF_HUB_OFFLINE"] == "1"
+    assert W.offline_hub_environment(hf_home)["HF_HUB_OFFLINE"] == "1"
     assert len(hub.downloads()) == 2
 
     before = len(hub.log)

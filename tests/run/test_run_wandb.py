@@ -304,13 +304,13 @@ def test_run_ids_are_stable_short_and_safe():
 
 def test_job_env_holds_no_secret_and_is_empty_when_off():
     settings = {"tracking.wandb_project": "", "tracking.wandb_entity": "", "tracking.wandb_mode": "online"}
-    assert tracking.job_env(settings, {}) == {}
+    assert tracking.wandb_job_env(settings, {}) == {}
     settings.update({"tracking.wandb_project": "sam3-ft", "tracking.wandb_entity": "team"})
-    env = tracking.job_env(settings, {"WANDB_API_KEY": WANDB_KEY, "HOME": "/nonexistent"})
+    env = tracking.wandb_job_env(settings, {"WANDB_API_KEY": WANDB_KEY, "HOME": "/nonexistent"})
     assert env == dict(WANDB_PROJECT="sam3-ft", WANDB_ENTITY="team", WANDB_MODE="online", WANDB_DISABLE_CODE="true")
     with pytest.raises(ConfigError, match="WANDB_API_KEY is not set"):
-        tracking.job_env(settings, {"HOME": "/nonexistent"})
-    assert tracking.job_env(dict(settings, **{"tracking.wandb_mode": "offline"}), {"HOME": "/nonexistent"})
+        tracking.wandb_job_env(settings, {"HOME": "/nonexistent"})
+    assert tracking.wandb_job_env(dict(settings, **{"tracking.wandb_mode": "offline"}), {"HOME": "/nonexistent"})
 
 
 @pytest.mark.slow

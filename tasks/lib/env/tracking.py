@@ -8,7 +8,7 @@ W&B through wandb's own TensorBoard integration instead: `writer_overrides()` po
 put on the job's PYTHONPATH) and adds the task's W&B name, group, folder and job type to that node; the
 plugin starts `wandb.init(sync_tensorboard=True)` on rank 0 and then returns SAM3's own TensorBoard
 logger, so TensorBoard files are written as before and every scalar also goes to W&B. Project, entity
-and mode come from the environment (`job_env()`: WANDB_PROJECT, ...); the API key never does (SAM3's
+and mode come from the environment (`wandb_job_env()`: WANDB_PROJECT, ...); the API key never does (SAM3's
 Trainer logs its environment): online jobs read it from a 0600 file (tasks/lib/run/job_env.py).
 
 wandb is imported inside functions or run in a subprocess (the launcher's start-up stays light).
@@ -216,7 +216,7 @@ def train_env_wandb(train_venv: Path) -> tuple[str, str]:
 # --- what run.* uses --------------------------------------------------------------------------------------
 
 
-def job_env(settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+def wandb_job_env(settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The WANDB_* variables every job of a run gets; {} when W&B logging is off (tracking.wandb_project '').
 
     No secret is in it (the key goes through a 0600 file, run/job_env.py). Online without a key is a

@@ -16,7 +16,7 @@ SAM3's code and `hf` find the files too. Order of work, so that a bad input cost
   7. verify again, write <hf_home>/sam3-tasks/sam3-weights.json (atomically) with the commit.
 
 huggingface_hub is imported inside functions only (the launcher's start-up stays light).
-run.* calls `local_weights(hf_home)`, `job_overrides(hf_home)` and `job_environment(hf_home)`.
+run.* calls `local_weights(hf_home)`, `job_overrides(hf_home)` and `offline_hub_environment(hf_home)`.
 """
 
 import hashlib
@@ -93,7 +93,7 @@ def job_overrides(hf_home: Path) -> dict[str, str]:
     return {"trainer.model.checkpoint_path": str(snapshot / CHECKPOINT)} if snapshot else {}
 
 
-def job_environment(hf_home: Path) -> dict[str, str]:
+def offline_hub_environment(hf_home: Path) -> dict[str, str]:
     """Environment for training and evaluation jobs: no GPU process downloads anything."""
     return {"HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home)}
 

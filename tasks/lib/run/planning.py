@@ -339,8 +339,8 @@ def _render(request, settings, source: _Source, run_dir: Path, python: Path, env
 
 def _job_environment(settings, environ, rendered: dict, run_dir: Path) -> tuple[dict, bool, str | None]:
     """What every job of the run gets in its environment, whether W&B mirrors it, and why not when it cannot."""
-    env = weights.job_environment(settings.path("paths.hf_home"))
-    wandb_env = tracking.job_env(settings, environ)
+    env = weights.offline_hub_environment(settings.path("paths.hf_home"))
+    wandb_env = tracking.wandb_job_env(settings, environ)
     wandb_warning = _wandb_writer_problem(rendered) if wandb_env else None
     wandb_on = bool(wandb_env) and not wandb_warning
     if wandb_on:
