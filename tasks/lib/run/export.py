@@ -3,7 +3,7 @@ is announced.
 
 SAM3's loader keeps only keys containing "detector" and loads with strict=False, so the checkpoint its
 Trainer saves (`<task>/checkpoints/checkpoint.pt`, keys like `backbone.…`, plus the optimizer) loads
-nothing (shared/reference/own-data.md section 4). The export is `{"model": {"detector." + k: v}}`, the
+nothing (sam3 0.1.4, model_builder._load_checkpoint). The export is `{"model": {"detector." + k: v}}`, the
 model's tensors only, written under a temporary name beside its target and renamed into place only once
 plugins/sam3_export.py (the training venv's python: torch never enters the launcher) has proven it.
 """

@@ -4,7 +4,7 @@ SAM3's own loader reads, and proven, for `inv run.export` (tasks/lib/run/export.
 SAM3's Trainer saves `{"model": state_dict, "optimizer": ..., "epoch": ...}` with keys such as
 `backbone.…`; SAM3's loader (sam3.model_builder._load_checkpoint) keeps only keys containing "detector"
 and loads them with strict=False, so a trainer checkpoint loads nothing and the model goes on with its
-random weights (shared/reference/own-data.md section 4). The export is `{"model": {"detector." + k: v}}`,
+random weights (sam3 0.1.4). The export is `{"model": {"detector." + k: v}}`,
 the model's tensors only. Before the launcher renames it into place, this script proves it:
 
 (a) the model built as the run trained it loads it through SAM3's own loader with no missing and no
@@ -344,7 +344,7 @@ def _loader_report():
 @contextlib.contextmanager
 def _built_without_cuda(device: str):
     """build_sam3_image_model precomputes two caches with device="cuda" (the position encoding at 1008 px,
-    the decoder's coordinates; shared/reference/sam3-on-cpu.md obstacles 1 and 2). On a CPU they are
+    the decoder's coordinates: PositionEmbeddingSine and TransformerDecoder in sam3 0.1.4). On a CPU they are
     computed at first use instead, as in the CPU reduction: caches, not weights, the same for both models."""
     if device != "cpu":
         yield
