@@ -1,4 +1,4 @@
-"""Remote: the same tasks on a cluster login node, `inv` re-run there over SSH (fabric)."""
+"""Remote: the same tasks on a cluster login node, `inv` re-run there over SSH (the OpenSSH client)."""
 
 from invoke import Exit
 
@@ -6,13 +6,16 @@ from .common import load_settings, task
 from .lib.core.errors import ConfigError
 
 
-@task(auto_shortflags=False, help={
-    "command": 'The inv command line to run there, quoted: "run.train --config x --mode cluster". One that starts '
-               'with inv\'s own flags goes after --command: --command "-f cluster.yaml run.train ...".',
-    "host": "Login node: an ~/.ssh/config alias or user@host[:port]. Default: remote.host.",
-    "project_dir": "This project's checkout there (~ is the remote home). Default: remote.project_dir.",
-    "dry_run": "Print the host and the exact remote command; connect to nothing.",
-})  # fmt: skip
+@task(
+    auto_shortflags=False,
+    help={
+        "command": 'The inv command line to run there, quoted: "run.train --config x --mode cluster". One that starts '
+        'with inv\'s own flags goes after --command: --command "-f cluster.yaml run.train ...".',
+        "host": "Login node: an ~/.ssh/config alias or user@host[:port]. Default: remote.host.",
+        "project_dir": "This project's checkout there (~ is the remote home). Default: remote.project_dir.",
+        "dry_run": "Print the host and the exact remote command; connect to nothing.",
+    },
+)
 def run(c, command, host=None, project_dir=None, dry_run=False):
     """Run an inv command line on the login node, its output streamed back and its exit code ours.
 
@@ -27,11 +30,13 @@ def run(c, command, host=None, project_dir=None, dry_run=False):
     host, project_dir = settings["remote.host"], settings["remote.project_dir"]
     inv_args = remote_lib.split_command(command)
     if not host:
-        raise ConfigError("no login node given: pass --host (an ~/.ssh/config alias or user@host[:port]) or set "
-                          "remote.host in ~/.invoke.yaml")  # fmt: skip
+        raise ConfigError(
+            "no login node given: pass --host (an ~/.ssh/config alias or user@host[:port]) or set "
+            "remote.host in ~/.invoke.yaml"
+        )
     if dry_run:
-        print("\n".join(remote_lib.describe(host, project_dir, inv_args, c.config)))
+        print("\n".join(remote_lib.describe(host, project_dir, inv_args)))
         return
-    code = remote_lib.run(host, project_dir, inv_args, c.config)
+    code = remote_lib.run(host, project_dir, inv_args)
     if code:
         raise Exit(code=code)

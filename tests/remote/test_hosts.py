@@ -1,68 +1,31 @@
 """`inv -H` for real: our `.venv/bin/inv` here, Debian's sshd on loopback as the login node, and there a
-checkout that `inv -H login-node --setup` made itself (a git bundle over SFTP, then scripts/bootstrap: one
-real bootstrap for the module). Here is a project copy of our own (tests/support/project_copy.py) with the
-working tree committed, so that "our commit" is the code under test.
+checkout that `inv -H login-node --setup` made itself (a git bundle over SSH, then scripts/bootstrap: one
+real bootstrap for the package, tests/remote/conftest.py). Here is a project copy of our own
+(tests/support/project_copy.py) with the working tree committed, so that "our commit" is the code under test.
 
 sshd's sessions get sshd's environment, not ours: the login node's settings travel in a runtime file (-f).
 """
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_inv
-from support import ssh_server as sshd
 from support.canaries import CANARIES
-from support.project_copy import project_copy
-from support.ssh_login import login_home, one_line_error
+from support.remote_site import INV, git
+from support.ssh_login import one_line_error
 
-INV = Path(sys.executable).with_name("inv")
+from tasks.lib.remote import openssh
+
 MARKER = "# sam3-tasks inv: invoke's Program with -H"
 TRAIN_VENV = ROOT / ".venv-train"
 slurm = pytest.mark.skipif(not (TRAIN_VENV / "bin" / "python").exists(), reason="no training env: scripts/setup-tests")
-
-
-def git(folder: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    return done.stdout.strip()
-
-
-@dataclass
-class Site:
-    base: Path
-    local: Path  # our checkout: the commit under test
-    remote: Path  # the login node's checkout, made by --setup
-    runtime: Path  # the login node's runtime settings (-f)
-    environ: dict
-    setup: subprocess.CompletedProcess
-
-    def inv(self, *args, timeout=300, **env):
-        return run_inv(list(map(str, args)), dict(self.environ, **env), cwd=self.local, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def site(ssh_server, tmp_path_factory):
-    base = tmp_path_factory.mktemp("hosts")
-    local = project_copy(base)
-    git(local, "add", "-A")
-    git(local, "commit", "-q", "--allow-empty", "-m", "the working tree under test")
-    remote = base / "login" / "sam3-tasks"
-    environ = login_home(base, ssh_server, remote)
-    runtime = base / "runtime.yaml"
-    runtime.write_text(f"paths:\n  experiment_root: {base / 'exp'}\n  demo_data_root: {base / 'demo-data'}\n"
-                       f"sam3:\n  train_venv: {(ROOT / '.venv-train').resolve()}\n")  # fmt: skip
-    setup = run_inv(["-H", "login-node", "--setup", "-f", str(runtime), "config.show", "--json"], environ, cwd=local,
-                    timeout=900)  # fmt: skip
-    return Site(base, local, remote, runtime, environ, setup)
 
 
 def test_setup_on_request_copies_our_commit_there_and_bootstraps_it(site):
@@ -112,7 +75,7 @@ def test_an_unknown_or_changed_host_key_is_refused(site, ssh_server):
     line = one_line_error(site.inv("-H", "stranger", "hw.check"), 2)
     assert line.startswith("error: the SSH host key of stranger ([127.0.0.1]:") and "is not in your known_hosts" in line
     line = one_line_error(site.inv("-H", "impostor", "hw.check"), 2)
-    assert line.startswith("error: the SSH host key of 127.0.0.1 is not the one in your known_hosts")
+    assert line.startswith("error: the SSH host key of impostor is not the one in your known_hosts")
     assert (site.base / "no_known_hosts").read_text() == ""
 
 
@@ -125,8 +88,10 @@ def test_several_hosts_run_in_turn_and_the_worst_exit_code_wins(site):
 
 def test_fabs_identity_ssh_config_and_timeout_flags(site, ssh_server):
     config = site.base / "other_ssh_config"  # no IdentityFile: -i brings the key
-    config.write_text(f"Host elsewhere\n    HostName 127.0.0.1\n    Port {ssh_server.port}\n    User {ssh_server.user}\n"
-                      f"    UserKnownHostsFile {ssh_server.known_hosts}\n    IdentityAgent none\n")  # fmt: skip
+    config.write_text(
+        f"Host elsewhere\n    HostName 127.0.0.1\n    Port {ssh_server.port}\n    User {ssh_server.user}\n"
+        f"    UserKnownHostsFile {ssh_server.known_hosts}\n    IdentityAgent none\n"
+    )
     done = site.inv("-H", "elsewhere", "-S", config, "-i", ssh_server.key, "-t", "5", "run.list")
     assert done.returncode == 0, done.stdout + done.stderr
     refused = site.inv("-H", "elsewhere", "-S", config, "-i", ssh_server.unauthorized_key, "run.list")
@@ -149,22 +114,25 @@ def test_dry_run_before_the_task_says_what_H_would_do_and_connects_to_nothing(si
         "-H", "login-node,nobody@nosuch.invalid", "--dry-run", "--sync", "--setup", "run.train", "--dry-run"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[:4] == [
-        f"would connect to login-node as {ssh_server.user}@127.0.0.1 port {ssh_server.port}",
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"would connect to login-node as {ssh_server.user}@127.0.0.1 port {ssh_server.port}"
+    assert lines[1].startswith("would reuse the connection at ~/.ssh/sam3-") and "ControlPersist 1h (ours)" in lines[1]
+    assert lines[2:5] == [
         f"would set up {site.remote} there if it has no checkout with .venv: clone {ours[:12]} from a git bundle sent "
-        "over SFTP, then scripts/bootstrap",
-        f"would bring the checkout there to {ours[:12]} if it is at another commit: a git bundle over SFTP, git fetch "
-        "and checkout there, scripts/bootstrap",
-        f"would run there: cd {site.remote} && env PYTHONUNBUFFERED=1 .venv/bin/inv run.train --dry-run",
+        "over the SSH connection, then scripts/bootstrap",
+        f"would bring the checkout there to {ours[:12]} if it is at another commit: a git bundle over the SSH "
+        "connection, git fetch and checkout there, scripts/bootstrap",
+        f"would run there: cd {site.remote} && exec env PYTHONUNBUFFERED=1 .venv/bin/inv run.train --dry-run",
     ]
-    assert done.stdout.splitlines()[4] == "would connect to nobody@nosuch.invalid as nobody@nosuch.invalid port 22"
+    assert lines[5] == "would connect to nobody@nosuch.invalid as nobody@nosuch.invalid port 22"
 
 
 def test_without_H_our_inv_answers_as_invokes_own(site):
     for args in (["--list"], ["--help", "run.status"], ["no.such.task"], ["run.list", "--no-such-flag"]):
         ours = run_inv(args, site.environ, cwd=site.local)
-        theirs = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=site.local, env=site.environ,
-                                capture_output=True, text=True)  # fmt: skip
+        theirs = subprocess.run(
+            [sys.executable, "-m", "invoke", *args], cwd=site.local, env=site.environ, capture_output=True, text=True
+        )
         assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
 
 
@@ -174,8 +142,10 @@ def test_a_checkout_at_another_commit_is_reported_and_synced_on_request(site):
     older = git(site.remote, "rev-parse", "HEAD")
     done = site.inv("-H", "login-node", "run.list")
     assert done.returncode == 0, done.stderr
-    assert (f"note: the checkout on login-node ({site.remote}) is at {older[:12]}, this one at {ours[:12]}; pass --sync "
-            "(or set remote.sync: sync) to bring it to this commit") in done.stderr  # fmt: skip
+    assert (
+        f"note: the checkout on login-node ({site.remote}) is at {older[:12]}, this one at {ours[:12]}; pass --sync "
+        "(or set remote.sync: sync) to bring it to this commit"
+    ) in done.stderr
     readme = site.local / "README.md"
     readme.write_text(readme.read_text() + "\nlocal edit\n")
     line = one_line_error(site.inv("-H", "login-node", "--sync", "run.list"), 2)
@@ -194,13 +164,21 @@ def test_a_checkout_at_another_commit_is_reported_and_synced_on_request(site):
 
 def test_a_reinstalled_invoke_fails_closed_on_H_until_bootstrap_restores_ours(site):
     venv = site.remote / ".venv"
-    reinstall = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps",
-                                "invoke==2.2.1"], capture_output=True, text=True)  # fmt: skip
+    reinstall = subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", "invoke==2.2.1"],
+        capture_output=True,
+        text=True,
+    )
     assert reinstall.returncode == 0, reinstall.stderr
     assert MARKER not in (venv / "bin" / "inv").read_text()
     there = dict(site.environ)
-    refused = subprocess.run([venv / "bin" / "inv", "-H", "login-node", "hw.check"], cwd=site.remote, env=there,
-                             capture_output=True, text=True)  # fmt: skip
+    refused = subprocess.run(
+        [venv / "bin" / "inv", "-H", "login-node", "hw.check"],
+        cwd=site.remote,
+        env=there,
+        capture_output=True,
+        text=True,
+    )
     assert one_line_error(refused, 2) == (
         "error: this inv is invoke's own script, which has no -H (a reinstall of invoke put it back); run "
         "scripts/bootstrap to restore ours"
@@ -208,67 +186,24 @@ def test_a_reinstalled_invoke_fails_closed_on_H_until_bootstrap_restores_ours(si
     restored = subprocess.run([site.remote / "scripts" / "bootstrap"], capture_output=True, text=True)
     assert "restored its inv" in restored.stdout, restored.stdout + restored.stderr
     assert MARKER in (venv / "bin" / "inv").read_text() and MARKER in (venv / "bin" / "invoke").read_text()
-    again = subprocess.run([venv / "bin" / "inv", "-H", "login-node"], cwd=site.remote, env=there, capture_output=True,
-                           text=True)  # fmt: skip
+    again = subprocess.run(
+        [venv / "bin" / "inv", "-H", "login-node"], cwd=site.remote, env=there, capture_output=True, text=True
+    )
     assert "nothing to run there" in one_line_error(again, 2)
 
 
 def test_agent_forwarding_stays_off_unless_the_ssh_config_asks(site, monkeypatch):
-    from invoke import Config
-
-    from tasks.lib.remote import ssh
-
-    monkeypatch.setenv("HOME", site.environ["HOME"])
-    assert ssh.connection("login-node", Config()).forward_agent is False
+    for name, value in site.environ.items():  # ssh -G here sees the test HOME as the laptop's
+        monkeypatch.setenv(name, value)
+    assert openssh.resolve("login-node").get("forwardagent") == "no"
     asking = site.base / "forward_agent_config"
     asking.write_text("Host login-node\n    HostName 127.0.0.1\n    ForwardAgent yes\n")
-    assert ssh.connection("login-node", Config(), ssh.Options(ssh_config=str(asking))).forward_agent is True
-
-
-@pytest.fixture(scope="module")
-def slurm_login(site, slurm_cluster, tmp_path_factory):
-    """A second sshd whose sessions know the test SLURM (SLURM_CONF), as `slurm-login` in the laptop's
-    ~/.ssh/config (a login node's ~/.bashrc would `module load slurm`). Its sessions' sbatch is the real one,
-    which answers 8 s late while the yielded flag file exists (a busy slurmctld: the job is queued, the
-    answer not yet back)."""
-    folder = tmp_path_factory.mktemp("sshd-slurm")
-    shims, slow = folder / "bin", folder / "sbatch-answers-late"
-    shims.mkdir()
-    (shims / "sbatch").write_text(f'#!/bin/sh\n{shutil.which("sbatch")} "$@"; code=$?\n'
-                                  f'if [ -e {slow} ]; then sleep 8; fi\nexit $code\n')  # fmt: skip
-    (shims / "sbatch").chmod(0o755)
-    path = f"{shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    process, server = sshd.start(folder, (f"SetEnv SLURM_CONF={slurm_cluster.conf} PATH={path}",))
-    home = Path(site.environ["HOME"])
-    with (home / ".ssh" / "config").open("a") as config:
-        config.write(f"Host slurm-login\n    HostName 127.0.0.1\n    Port {server.port}\n    User {server.user}\n"
-                     f"    IdentityFile {server.key}\n")  # fmt: skip
-    with (home / ".ssh" / "known_hosts").open("a") as known:
-        known.write(server.known_hosts.read_text())
-    try:
-        yield server, process, slow
-    finally:
-        sshd.stop(process)
+    assert openssh.resolve("login-node", openssh.SshFlags(ssh_config=str(asking))).get("forwardagent") == "yes"
 
 
 def squeue(slurm_cluster, job_ids) -> list[str]:
     listed = slurm_cluster.run("squeue", "-h", "-o", "%i %T", "-j", ",".join(job_ids), check=False).stdout
     return sorted(line for line in listed.splitlines() if line.strip())
-
-
-@pytest.fixture(scope="module")
-def held_run(site, slurm_login, slurm_cluster):
-    """run.train --mode cluster from the laptop, its job kept pending by one holding all 4 fake GPUs: the
-    submission is real, and nothing trains."""
-    hold = slurm_cluster.sbatch("--partition", "debug", "--gres", "gpu:4", "--output", str(site.base / "hold.out"),
-                                "--wrap", "sleep 900")  # fmt: skip
-    done = site.inv("-H", "slurm-login", "-f", site.runtime, "run.train", "--mode", "cluster", "--partition", "debug",
-                    "--num-gpus", "1", "--datasets", "actions", "--name", "held", timeout=600)  # fmt: skip
-    record_path = site.base / "exp" / "held" / "launch.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {"tasks": []}
-    yield done, record
-    jobs = [task["job_id"] for task in record["tasks"] if task.get("job_id")]
-    slurm_cluster.run("scancel", hold, *jobs, check=False)
 
 
 @slurm
@@ -307,9 +242,14 @@ def test_tensorboard_here_and_forwarded_from_the_login_node(site, held_run):
     dry = site.inv("-f", site.runtime, "run.tensorboard", "--name", "held", "--port", "6123", "--dry-run")
     tensorboard = (ROOT / ".venv-train").resolve() / "bin" / "tensorboard"
     assert dry.stdout == f"would run: {tensorboard} --logdir {run_dir} --port 6123 --host localhost\n", dry.stderr
-    laptop = subprocess.Popen([INV, "-H", "slurm-login", "-f", site.runtime, "run.tensorboard", "--name", "held"],
-                              cwd=site.local, env=dict(site.environ, **CANARIES), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    laptop = subprocess.Popen(
+        [INV, "-H", "slurm-login", "-f", site.runtime, "run.tensorboard", "--name", "held"],
+        cwd=site.local,
+        env=dict(site.environ, **CANARIES),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = None
         deadline = time.monotonic() + 180
@@ -392,8 +332,9 @@ def _descendants(pid: int) -> list[int]:
 
 @slurm
 @pytest.mark.parametrize("killed", ["session", "session and its processes"])
-def test_a_session_killed_right_after_submission_then_run_again_queues_one_set_of_jobs(site, held_run, slurm_login,
-                                                                                        slurm_cluster, killed):  # fmt: skip
+def test_a_session_killed_right_after_submission_then_run_again_queues_one_set_of_jobs(
+    site, held_run, slurm_login, slurm_cluster, killed
+):
     """The SSH session dies after the login node submitted and before the answer came back (sbatch answers
     late, so squeue shows the jobs while the launch still waits): SIGKILL to the sshd process serving it (the
     launch there runs on, cut off from its output), or to it and every process it started (as a login node
@@ -401,12 +342,29 @@ def test_a_session_killed_right_after_submission_then_run_again_queues_one_set_o
     command again reports the jobs already queued and submits nothing."""
     _, sshd_process, answers_late = slurm_login
     name = "dropped" if killed == "session" else "dropped-all"
-    command = [INV, "-H", "slurm-login", "-f", site.runtime, "run.train", "--mode", "cluster", "--partition", "debug",
-               "--num-gpus", "1", "--datasets", "actions,-grccs", "--name", name]  # fmt: skip
+    command = [
+        INV,
+        "-H",
+        "slurm-login",
+        "-f",
+        site.runtime,
+        "run.train",
+        "--mode",
+        "cluster",
+        "--partition",
+        "debug",
+        "--num-gpus",
+        "1",
+        "--datasets",
+        "actions,-grccs",
+        "--name",
+        name,
+    ]
     before = _all_jobs(slurm_cluster)
     answers_late.touch()
-    laptop = subprocess.Popen(command, cwd=site.local, env=site.environ, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    laptop = subprocess.Popen(
+        command, cwd=site.local, env=site.environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 400
         while not _all_jobs(slurm_cluster) - before:
@@ -441,3 +399,48 @@ def test_a_session_killed_right_after_submission_then_run_again_queues_one_set_o
     for job in queued:
         assert f"SLURM job {job}" in again.stdout or job in again.stdout, again.stdout
     slurm_cluster.run("scancel", *queued, check=False)
+
+
+@pytest.fixture
+def fake_checkout(tmp_path):
+    """A checkout there whose inv logs how it was called and follows --await-go as ours does: it checks the
+    task name (no.such.task: refused, before READY) and waits for "go"; with OLD there, it refuses --await-go
+    as an older inv would."""
+    folder = tmp_path / "fake checkout"
+    inv = folder / ".venv" / "bin" / "inv"
+    inv.parent.mkdir(parents=True)
+    log, old = folder / "calls", folder / "OLD"
+    inv.write_text(
+        f'#!/bin/sh\necho "$*" >> "{log}"\nif [ "$1" = --await-go ]; then\n'
+        f'  if [ -e "{old}" ]; then echo "No idea what \'--await-go\' is!" >&2; exit 1; fi\n'
+        f'  shift; if [ "$1" = no.such.task ]; then echo "No idea what \'$1\' is!" >&2; exit 1; fi\n'
+        f'  echo sam3-tasks-ready >&2; read go; [ "$go" = go ] || exit 0; echo "went $*" >> "{log}"\n'
+        f'fi\necho "ran $*"\n'
+    )
+    inv.chmod(0o755)
+    return folder, log, old
+
+
+def test_a_plain_command_gets_a_head_start_that_waits_for_the_check_here(site, fake_checkout):
+    folder, log, old = fake_checkout
+    env = {"INVOKE_REMOTE_PROJECT_DIR": str(folder)}
+    first = site.inv("-H", "login-node", "run.list", "--json", **env)  # remembers the ssh command line for host
+    assert first.returncode == 0 and first.stdout == "ran run.list --json\n", first.stdout + first.stderr
+    second = site.inv("-H", "login-node", "run.list", "--json", **env)  # the settings as last time: run alone
+    assert second.returncode == 0 and second.stdout == "ran run.list --json\n", second.stdout + second.stderr
+    assert log.read_text().splitlines()[-2:] == ["--await-go run.list --json", "went run.list --json"]
+    assert "is at no git commit" in second.stderr  # the same note on the checkout there
+    changed = site.inv("-H", "login-node", "run.list", **env, INVOKE_SAM3_TEST_MARK="1")  # settings to read again
+    assert changed.returncode == 0 and changed.stdout == "ran run.list\n", changed.stdout + changed.stderr
+    assert log.read_text().splitlines()[-2:] == ["--await-go run.list", "went run.list"]
+    refused = site.inv("-H", "login-node", "no.such.task", **env)  # started there, refused here: it never runs
+    assert refused.returncode == 1 and "No idea what 'no.such.task' is!" in refused.stderr, refused.stderr
+    time.sleep(2)
+    assert log.read_text().splitlines()[-1] == "--await-go no.such.task"
+    old.touch()  # an inv there without --await-go: the command runs the usual way, once, and nothing shows
+    older = site.inv("-H", "login-node", "run.list", "--json", **env)
+    assert older.returncode == 0 and older.stdout == "ran run.list --json\n", older.stdout + older.stderr
+    assert "--await-go" not in older.stderr and log.read_text().splitlines()[-2:] == [
+        "--await-go run.list --json",
+        "run.list --json",
+    ]

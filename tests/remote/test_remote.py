@@ -6,15 +6,16 @@ sshd's sessions get sshd's environment, not ours, so the remote side's settings 
 """
 
 import json
+import re
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_inv
-from support.ssh_login import login_home, one_line_error
+from support.ssh_login import close_masters, login_home, one_line_error, passwd_env
 
-from tasks.lib.remote import ssh as remote
+from tasks.lib.remote import commands, ssh
 
 TRAIN_VENV = ROOT / ".venv-train"
 
@@ -27,15 +28,19 @@ def login(ssh_server, tmp_path_factory):
     environ = login_home(base, ssh_server, ROOT)
     runtime = base / "runtime.yaml"
     runtime.write_text(f"paths:\n  experiment_root: {base / 'exp'}\n  demo_data_root: {base / 'demo-data'}\n")
-    return base, runtime, environ
+    yield base, runtime, environ
+    close_masters(environ)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (TRAIN_VENV / "bin" / "python").exists(), reason="no training env: scripts/setup-tests")
 def test_run_train_on_the_login_node_streams_its_output_and_records_the_run_there(login):
     base, runtime, environ = login
-    done = run_inv(["remote.run", "--command", f"-f {runtime} run.train --datasets actions --name remote-demo"], environ,
-                   timeout=300)  # fmt: skip
+    done = run_inv(
+        ["remote.run", "--command", f"-f {runtime} run.train --datasets actions --name remote-demo"],
+        environ,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "pre-flight" in done.stdout and "remote-demo (local)" in done.stdout
     assert "from your laptop: ssh -N -L 6006:localhost:6006" in done.stdout  # the login node saw SSH_CONNECTION
@@ -67,7 +72,7 @@ def test_a_closed_port_is_one_line_exit_1(login, ssh_server):
     done = run_inv(["remote.run", "run.list", "--host", f"{ssh_server.user}@127.0.0.1:1"], environ)
     assert one_line_error(done, 1) == (
         f"error: cannot reach {ssh_server.user}@127.0.0.1:1 over SSH (Connection refused at 127.0.0.1 port 1); "
-        "check `ssh -p 1 127.0.0.1` works"
+        f"check `ssh -p 1 {ssh_server.user}@127.0.0.1` works"
     )
 
 
@@ -83,7 +88,8 @@ def test_a_port_that_never_answers_times_out_as_ssh_config_says(tmp_path, clean_
         ssh_dir = Path(clean_env["HOME"]) / ".ssh"
         ssh_dir.mkdir()
         (ssh_dir / "config").write_text(f"Host silent\n    HostName 127.0.0.1\n    Port {port}\n    ConnectTimeout 1\n")
-        done = run_inv(["remote.run", "run.list", "--host", "silent"], clean_env)
+        environ = dict(clean_env, **passwd_env(tmp_path, home=ssh_dir.parent))
+        done = run_inv(["remote.run", "run.list", "--host", "silent"], environ)
         for client in queued:
             client.close()
     assert one_line_error(done, 1) == (
@@ -95,8 +101,8 @@ def test_no_key_to_offer_is_an_authentication_error(login, ssh_server):
     _, _, environ = login
     done = run_inv(["remote.run", "run.list", "--host", f"127.0.0.1:{ssh_server.port}"], environ)
     assert one_line_error(done, 2) == (
-        f"error: 127.0.0.1:{ssh_server.port} refused to log in {ssh_server.user} (No authentication methods "
-        f"available; no key file and no ssh agent found); make `ssh -p {ssh_server.port} 127.0.0.1` log in without a "
+        f"error: 127.0.0.1:{ssh_server.port} refused to log in {ssh_server.user}@127.0.0.1 (Permission denied "
+        f"(publickey); no key file and no ssh agent found); make `ssh -p {ssh_server.port} 127.0.0.1` log in without a "
         "password: IdentityFile for it in ~/.ssh/config, or ssh-add your key"
     )
 
@@ -105,28 +111,29 @@ def test_a_refused_key_names_user_and_key_exit_2(login, ssh_server):
     _, _, environ = login
     done = run_inv(["remote.run", "run.list", "--host", "wrong-key"], environ)
     assert one_line_error(done, 2) == (
-        f"error: wrong-key refused to log in {ssh_server.user} (Authentication failed; tried key "
+        f"error: wrong-key refused to log in {ssh_server.user}@127.0.0.1 (Permission denied (publickey); tried key "
         f"{ssh_server.unauthorized_key}); make `ssh wrong-key` log in without a password: IdentityFile for it in "
         "~/.ssh/config, or ssh-add your key"
     )
 
 
-def test_an_unknown_host_key_is_refused_unless_ssh_config_says_otherwise(login):
+def test_an_unknown_host_key_is_refused_unless_ssh_config_says_otherwise(login, ssh_server):
     base, _, environ = login
     done = run_inv(["remote.run", "--version", "--host", "stranger"], environ)
-    line = one_line_error(done, 2)
-    assert line.startswith("error: the SSH host key of stranger ([127.0.0.1]:") and "ssh-ed25519 SHA256:" in line
-    assert line.endswith("is not in your known_hosts; run `ssh stranger` once to check and accept it")
+    assert one_line_error(done, 2) == (
+        f"error: the SSH host key of stranger ([127.0.0.1]:{ssh_server.port}) is not in your known_hosts; run "
+        "`ssh stranger` once to check and accept it"
+    )
     assert (base / "no_known_hosts").read_text() == ""
     trusting = run_inv(["remote.run", "--version", "--host", "trusting"], environ)  # StrictHostKeyChecking no
     assert trusting.returncode == 0 and trusting.stdout.startswith("Invoke "), trusting.stdout + trusting.stderr
 
 
 def test_a_changed_host_key_is_always_refused(login, ssh_server):
-    _, _, environ = login
+    base, _, environ = login
     line = one_line_error(run_inv(["remote.run", "--version", "--host", "impostor"], environ), 2)
-    assert line.startswith("error: the SSH host key of 127.0.0.1 is not the one in your known_hosts")
-    assert line.endswith(f"(ssh-keygen -R '[127.0.0.1]:{ssh_server.port}')")
+    assert line.startswith("error: the SSH host key of impostor is not the one in your known_hosts (it offered SHA256:")
+    assert line.endswith(f"(ssh-keygen -f '{base / 'other_known_hosts'}' -R '[127.0.0.1]:{ssh_server.port}')")
 
 
 def test_a_command_killed_there_is_one_line_exit_1(login, tmp_path):
@@ -169,11 +176,17 @@ def test_dry_run_connects_to_nothing_and_prints_the_exact_command(login, ssh_ser
     command = "-f 'my cfg.yaml' run.train --config 'a b;$(touch /tmp/pwned).yaml' --set x=\"it's\""
     done = run_inv(["remote.run", "--command", command, "--dry-run", "--host", "nobody@nosuch.invalid:2222"], environ)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
-        "would connect to nobody@nosuch.invalid:2222 as nobody@nosuch.invalid port 2222",
-        f"would run there: cd {ROOT} && env PYTHONUNBUFFERED=1 .venv/bin/inv -f 'my cfg.yaml' run.train "
-        "--config 'a b;$(touch /tmp/pwned).yaml' --set 'x=it'\"'\"'s'",
-    ]
+    connect, reuse, command = done.stdout.splitlines()
+    assert connect == "would connect to nobody@nosuch.invalid:2222 as nobody@nosuch.invalid port 2222"
+    assert re.fullmatch(
+        r"would reuse the connection at ~/\.ssh/sam3-[0-9a-f]{16} \(our ControlPath, as your ssh "
+        r"config sets none\) or log in once and keep it, ControlPersist 1h \(ours\)",
+        reuse,
+    )
+    assert command == (
+        f"would run there: cd {ROOT} && exec env PYTHONUNBUFFERED=1 .venv/bin/inv -f 'my cfg.yaml' run.train "
+        "--config 'a b;$(touch /tmp/pwned).yaml' --set 'x=it'\"'\"'s'"
+    )
     alias = run_inv(["remote.run", "run.status", "--dry-run", "--host", "behind-login"], environ)
     assert alias.stdout.splitlines()[0] == (
         f"would connect to behind-login as {ssh_server.user}@127.0.0.1 port {ssh_server.port} via login-node"
@@ -194,17 +207,23 @@ def test_dry_run_connects_to_nothing_and_prints_the_exact_command(login, ssh_ser
     ],
 )
 def test_remote_paths_expand_only_a_leading_tilde_in_a_real_shell(tmp_path, path, quoted, expanded):
-    assert remote.remote_path(path) == quoted
-    shown = subprocess.run(["sh", "-c", f"printf '%s' {quoted}"], cwd=tmp_path, env={"HOME": str(tmp_path)},
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert commands.remote_path(path) == quoted
+    shown = subprocess.run(
+        ["sh", "-c", f"printf '%s' {quoted}"],
+        cwd=tmp_path,
+        env={"HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shown.stdout == expanded.format(home=tmp_path) and not (tmp_path / "pwned").exists()
 
 
 def test_remote_command_quotes_every_argument():
-    args = remote.split_command("-f 'a b.yaml' run.train --set 'x=$(id); y' --name \"n m\"")
+    args = ssh.split_command("-f 'a b.yaml' run.train --set 'x=$(id); y' --name \"n m\"")
     assert args == ["-f", "a b.yaml", "run.train", "--set", "x=$(id); y", "--name", "n m"]
-    assert remote.remote_command("~/sam3 tasks", args) == (
-        "cd ~/'sam3 tasks' && env PYTHONUNBUFFERED=1 .venv/bin/inv -f 'a b.yaml' run.train --set 'x=$(id); y' --name 'n m'"
+    assert commands.remote_command("~/sam3 tasks", args) == (
+        "cd ~/'sam3 tasks' && exec env PYTHONUNBUFFERED=1 .venv/bin/inv -f 'a b.yaml' run.train --set 'x=$(id); y' --name 'n m'"
     )
-    assert remote.checkout_probe("~/sam3-tasks/") == "test -x ~/sam3-tasks/.venv/bin/inv"
-    assert remote.checkout_probe("/") == "test -x /.venv/bin/inv"
+    assert commands.checkout_probe("~/sam3-tasks/") == "test -x ~/sam3-tasks/.venv/bin/inv"
+    assert commands.checkout_probe("/") == "test -x /.venv/bin/inv"

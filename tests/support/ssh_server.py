@@ -62,22 +62,48 @@ class SSHServer:
 
     def ssh_args(self, key=None):
         """argv prefix of the OpenSSH client for this server (no config, no agent, strict host key check)."""
-        return ["ssh", "-F", "none", "-p", str(self.port), "-i", str(key or self.key), "-o", "IdentitiesOnly=yes",
-                "-o", "IdentityAgent=none", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
-                "-o", "StrictHostKeyChecking=yes", f"{self.user}@{self.host}"]  # fmt: skip
+        return [
+            "ssh",
+            "-F",
+            "none",
+            "-p",
+            str(self.port),
+            "-i",
+            str(key or self.key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            f"{self.user}@{self.host}",
+        ]
 
     def run(self, *command, key=None, check=True, timeout=30):
         """Run a command on the server over ssh; text output."""
-        done = subprocess.run([*self.ssh_args(key), "--", *map(str, command)], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            [*self.ssh_args(key), "--", *map(str, command)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"ssh {' '.join(map(str, command))} exited {done.returncode}: {done.stderr.strip()}")
         return done
 
 
 def _keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True,
-                   capture_output=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
+        check=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
     return path
 
 
@@ -89,6 +115,7 @@ def _free_port() -> int:
 
 def _config(folder: Path, port: int, authorized: Path, extra: tuple[str, ...] = ()) -> Path:
     lines = [
+        *extra,  # first: sshd takes the first value it reads for a keyword, so these override the defaults below
         f"ListenAddress 127.0.0.1:{port}",
         f"HostKey {folder / 'host_ed25519'}",
         f"PidFile {folder / 'sshd.pid'}",
@@ -101,7 +128,6 @@ def _config(folder: Path, port: int, authorized: Path, extra: tuple[str, ...] = 
         "PermitRootLogin prohibit-password",
         "Subsystem sftp internal-sftp",
         "LogLevel VERBOSE",
-        *extra,
     ]
     config = folder / "sshd_config"
     config.write_text("\n".join(lines) + "\n")
@@ -122,8 +148,10 @@ def _wait_for_banner(process: subprocess.Popen, port: int, log: Path) -> None:
     raise RuntimeError(f"sshd did not answer on 127.0.0.1:{port} within {START_S:.0f} s: {log.read_text()[-2000:]}")
 
 
-def start(folder: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, SSHServer]:
-    """Another sshd, with more sshd_config lines (e.g. `SetEnv NAME=value` for its sessions); stop() it after."""
+def start(folder: Path, extra: tuple[str, ...] = (), env: dict | None = None, program: Path | None = None):
+    """Another sshd, with more sshd_config lines (e.g. `SetEnv NAME=value` for its sessions, or `UsePAM yes`:
+    they win over the defaults); env: its environment; program: a link to sshd whose name is its PAM service.
+    (process, SSHServer); stop() it after."""
     keys = folder / "keys"
     keys.mkdir(mode=0o700)
     host_key = _keygen(folder / "host_ed25519")
@@ -137,8 +165,8 @@ def start(folder: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, 
         port = _free_port()
         log = folder / "sshd.log"
         with log.open("wb") as out:
-            process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(_config(folder, port, authorized, extra))],
-                                       stdin=subprocess.DEVNULL, stdout=out, stderr=out)  # fmt: skip
+            argv = [str(program or SSHD), "-D", "-e", "-f", str(_config(folder, port, authorized, extra))]
+            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
         try:
             _wait_for_banner(process, port, log)
         except RuntimeError as exc:

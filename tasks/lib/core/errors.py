@@ -25,4 +25,3 @@ class ConfigError(ToolError):
     """A configuration value or a flag is wrong."""
 
     code = EXIT_CONFIG
-
