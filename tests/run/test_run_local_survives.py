@@ -126,7 +126,9 @@ def test_the_terminal_closing_leaves_a_local_run_going_to_its_end(env, tmp_path)
     assert [(t["dataset"], t["state"], t["exit_code"], t["attempts"]) for t in record["tasks"]] == [
         (dataset, "done", 0, []) for dataset in datasets
     ]
-    assert len(record["launches"]) == 1 and not ours(record["launches"][0]["runner_pid"], "local_runner")
+    assert len(record["launches"]) == 1
+    runner = record["launches"][0]["runner_pid"]  # it exits once it has recorded the end
+    wait_for("the runner exits after recording the end", lambda: not ours(runner, "local_runner"), limit=30)
     for dataset in datasets:
         assert epochs(run_dir, dataset, "val_stats.json") == [0]  # its final evaluation, once
         assert epochs(run_dir, dataset, "train_stats.json") == [0]
