@@ -189,7 +189,7 @@ def test_a_changed_file_or_a_server_ignoring_range_starts_over(tmp_path, server,
 
 def test_ctrl_c_keeps_the_partial_download_and_the_next_run_resumes(clean_env, tmp_path, server, odinw_zips):
     body = odinw_zips["AerialMaritimeDrone"]
-    server.add("/odinw_35/AerialMaritimeDrone.zip", body, rate=len(body) // 3)  # about 3 s
+    server.add("/odinw_35/AerialMaritimeDrone.zip", body, rate=len(body) // 20)  # about 20 s: Ctrl-C lands in it
     root = tmp_path / "odinw"
     part = root / transfer.STAGING / "AerialMaritimeDrone.zip.part"
     command = [
