@@ -1,6 +1,7 @@
 """Shared fixtures. Tests import the very module `inv` loads: tasks.py, whose __path__ is tasks/."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SUPPORT = ROOT / "tests" / "support"
 SHIM = SUPPORT / "nvml_shim"
+
+# A suite started in the background by a shell without job control (`cmd &` in a script) inherits SIGINT
+# ignored, and so would every process a test starts; the tests that press Ctrl-C need it delivered. A handler
+# here (not SIG_IGN) makes every started program begin with the default again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 sys.path.insert(0, str(ROOT / "tests"))  # for `from support.fake_nvml import ...`
 pytest_plugins = ["support.slurm_fixture", "support.ssh_server"]  # one real SLURM cluster and one real sshd per session
