@@ -13,10 +13,13 @@ SUPPORT = ROOT / "tests" / "support"
 SHIM = SUPPORT / "nvml_shim"
 
 # A suite started in the background by a shell without job control (`cmd &` in a script) inherits SIGINT
-# ignored, and so would every process a test starts; the tests that press Ctrl-C need it delivered. A handler
-# here (not SIG_IGN) makes every started program begin with the default again.
+# ignored, under nohup SIGHUP too, and so would every process a test starts; the tests that press Ctrl-C or
+# close a terminal need them delivered. A handler here (not SIG_IGN) makes every started program begin with
+# the default again; the suite itself still outlives a hangup.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, lambda signum, frame: None)
 
 sys.path.insert(0, str(ROOT / "tests"))  # for `from support.fake_nvml import ...`
 pytest_plugins = ["support.slurm_fixture", "support.ssh_server"]  # one real SLURM cluster and one real sshd per session
