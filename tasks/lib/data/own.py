@@ -164,17 +164,11 @@ def _file(path: str | os.PathLike, flag: str) -> Path:
     return resolved
 
 
-def categories(split: Split) -> list[tuple[int, str]]:
-    """(id, name) of every category of a split, in the file's order."""
-    data = json.loads(split.json.read_bytes())
-    return [(entry["id"], entry["name"]) for entry in data.get("categories") or []]
-
-
 def mask_coverage(split: Split) -> tuple[int, int]:
     """(annotations with a usable polygon or RLE segmentation, all annotations) of one split."""
     data = json.loads(split.json.read_bytes())
     annotations = data.get("annotations") or []
-    usable = sum(1 for a in annotations if isinstance(a, dict) and _usable(a.get("segmentation")))
+    usable = sum(1 for a in annotations if isinstance(a, dict) and usable_segmentation(a.get("segmentation")))
     return usable, len(annotations)
 
 
@@ -184,7 +178,8 @@ def has_masks(dataset: OwnDataset) -> bool:
     return bool(splits) and all(mask_coverage(split)[0] > 0 for split in splits)
 
 
-def _usable(segmentation: Any) -> bool:
+def usable_segmentation(segmentation: Any) -> bool:
+    """A polygon or RLE that data.validate finds sound (what SAM3 can turn into a mask)."""
     if not segmentation:
         return False
     problem = coco._segmentation_problem(segmentation, None)

@@ -68,7 +68,7 @@ class Annotations:
 
     def masks(self) -> int:
         """Annotations with a polygon or RLE segmentation."""
-        return sum(1 for ann in self.data.get("annotations") or [] if ann.get("segmentation"))
+        return sum(1 for ann in self.data.get("annotations") or [] if own.usable_segmentation(ann.get("segmentation")))
 
 
 def read_prompts(path: str | None, categories: list[tuple[int, str]]) -> dict[int, str]:
